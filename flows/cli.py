@@ -1,0 +1,221 @@
+"""The `wirehouse` command: ingest a night, query the warehouse, see recent runs."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from flows.settings import DEFAULT_MAX_FAILURE_RATIO, Settings, quiet_third_parties
+
+console = Console()
+err = Console(stderr=True)
+
+STATUS_SQL = (
+    "SELECT run_id, status, started_at, round(epoch(finished_at) - epoch(started_at), 1) "
+    "AS seconds, files_new, articles, duplicates, quarantined, failure_ratio "
+    "FROM runs ORDER BY started_at DESC LIMIT ?"
+)
+FIRST_QUERY = (
+    "SELECT published_month, count(*) AS articles, sum(word_count) AS words "
+    "FROM articles GROUP BY ALL ORDER BY ALL"
+)
+
+
+class UserError(Exception):
+    """Something the user can fix; shown as one line, exit status 2."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `wirehouse` command."""
+    args = _parser().parse_args(argv)
+    quiet_third_parties()
+    try:
+        return int(args.command(args))
+    except UserError as error:
+        err.print(f"[bold red]error:[/] {error}")
+        return 2
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+
+
+def ingest(args: argparse.Namespace) -> int:
+    """Run the nightly flow once and print its summary."""
+    interactive = console.is_terminal and not args.verbose
+    if interactive:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    settings = Settings.from_env(home=args.home, inbox=args.inbox)
+    if not settings.inbox.is_dir():
+        raise UserError(f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)")
+    from flows.nightly import NightFailed, nightly_ingest
+    from warehouse.lock import RunLocked
+
+    status = console.status("starting Prefect…") if interactive else None
+    handler = _StatusHandler(status) if status else None
+    try:
+        if status and handler:
+            status.start()
+            logging.getLogger("prefect").addHandler(handler)
+        summary = nightly_ingest(
+            inbox=str(settings.inbox),
+            max_failure_ratio=args.max_failure_ratio,
+            home=str(settings.home.root),
+        )
+    except RunLocked as error:
+        raise UserError(str(error)) from None
+    except NightFailed as error:
+        _stop(status, handler)
+        err.print(f"[bold red]night failed:[/] {error}")
+        return 1
+    finally:
+        _stop(status, handler)
+    _print_summary(summary)
+    return 0
+
+
+def sql(args: argparse.Namespace) -> int:
+    """Run one read-only query on the warehouse and print the result."""
+    import duckdb
+
+    from warehouse.catalog import lake_connection
+
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    statements = _parse_sql(args.query)
+    with lake_connection(settings.home) as con:
+        try:
+            result = con.execute(statements)
+            columns = [d[0] for d in result.description or []]
+            rows = result.fetchall()
+        except duckdb.Error as error:
+            raise UserError(str(error).splitlines()[0]) from None
+    _print_rows(columns, rows)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """Show recent runs and their counts."""
+    from warehouse.catalog import lake_connection
+
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    with lake_connection(settings.home) as con:
+        result = con.execute(STATUS_SQL, [args.limit])
+        columns = [d[0] for d in result.description or []]
+        rows = result.fetchall()
+        totals = con.execute(
+            "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM duplicates), "
+            "(SELECT count(*) FROM quarantine), (SELECT count(*) FROM files)"
+        ).fetchall()[0]
+    _print_rows(columns, rows, title=f"recent runs in {settings.home.root}")
+    console.print(
+        f"warehouse: {totals[0]:,} articles, {totals[1]:,} duplicates, "
+        f"{totals[2]:,} quarantined, {totals[3]:,} files"
+    )
+    return 0
+
+
+def _parse_sql(query: str) -> str:
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(query)
+    except duckdb.Error as error:
+        raise UserError(str(error).splitlines()[0]) from None
+    if len(statements) != 1:
+        raise UserError("give exactly one SQL statement")
+    kind = statements[0].type
+    if kind not in {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}:
+        raise UserError(f"only read-only queries (SELECT, EXPLAIN) are allowed, not {kind.name}")
+    return query
+
+
+def _require_warehouse(settings: Settings) -> None:
+    if not settings.home.table_dir("runs").is_dir():
+        raise UserError(
+            f"no warehouse at {settings.home.root}: run `wirehouse ingest` first "
+            "(or set WIREHOUSE_HOME)"
+        )
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    counts = summary["counts"]
+    table = Table(title=f"run {summary['run_id']}: {summary['status']}", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("files new", f"{counts['files']:,}")
+    table.add_row("already recorded (skipped)", f"{counts['already_recorded']:,}")
+    table.add_row("[green]articles loaded", f"{counts['articles']:,}")
+    for kind, n in counts["duplicates_by_kind"].items():
+        table.add_row(f"duplicates: {kind}", f"{n:,}")
+    for reason, n in counts["quarantined_by_reason"].items():
+        table.add_row(f"[yellow]quarantined: {reason}", f"{n:,}")
+    if counts.get("unsettled"):
+        table.add_row("still being written (next night)", f"{counts['unsettled']:,}")
+    table.add_row("failure ratio", f"{summary['failure_ratio']:.1%}")
+    table.add_row("time", f"{summary['seconds']:.1f} s")
+    console.print(table)
+    if summary.get("data_docs"):
+        console.print(f"Data Docs: {summary['data_docs']}")
+
+
+def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], title: str | None = None) -> None:
+    table = Table(*columns, title=title)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+    console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", style="dim")
+
+
+class _StatusHandler(logging.Handler):
+    """Shows the latest flow or task log line in the terminal's status spinner."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(logging.INFO)
+        self.status = status
+
+    def emit(self, record: logging.LogRecord) -> None:
+        task = getattr(record, "task_run_name", None) or getattr(record, "flow_run_name", "")
+        self.status.update(f"[bold]{task}[/] {record.getMessage()[:100]}")
+
+
+def _stop(status: Status | None, handler: logging.Handler | None) -> None:
+    if handler is not None:
+        logging.getLogger("prefect").removeHandler(handler)
+    if status is not None:
+        status.stop()
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wirehouse", description=__doc__)
+    parser.add_argument("--home", help="the warehouse home (default $WIREHOUSE_HOME or ./data)")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    run = commands.add_parser("ingest", help="ingest what arrived in the inbox (one nightly run)")
+    run.add_argument("--inbox", type=Path, help="the inbox (default $WIREHOUSE_HOME/inbox)")
+    run.add_argument(
+        "--max-failure-ratio",
+        type=float,
+        help=f"refuse the night above this share of failing dumps (default {DEFAULT_MAX_FAILURE_RATIO})",
+    )
+    run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
+    run.set_defaults(command=ingest)
+    query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
+    query.add_argument("query")
+    query.set_defaults(command=sql)
+    recent = commands.add_parser("status", help="show recent runs and their counts")
+    recent.add_argument("--limit", type=int, default=10)
+    recent.set_defaults(command=status)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

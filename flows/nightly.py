@@ -1,0 +1,271 @@
+"""The `nightly-ingest` Prefect flow: discover, parse, validate, dedupe, load, report."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.context import get_run_context
+
+from expectations.runner import ValidationOutcome, validate_articles
+from flows.settings import Settings, quiet_third_parties
+from flows.stages import (
+    Plan,
+    ToRead,
+    account,
+    articles_table,
+    dedupe_against_history,
+    plan_night,
+    read_and_parse,
+    summary_counts,
+)
+from transforms.dedupe import Link
+from transforms.night import Ledger, Lineage, Parsed
+from transforms.records import PARSER_VERSION, Rejection
+from warehouse.catalog import lake_connection, sync_catalog
+from warehouse.inbox import find_arrivals
+from warehouse.lake import recover
+from warehouse.ledger import match_ledger
+from warehouse.loader import append_night, commit_run
+from warehouse.lock import run_lock
+
+quiet_third_parties()
+
+T = TypeVar("T")
+# Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
+_TRANSIENT = (OSError, TimeoutError)
+
+
+class NightFailed(RuntimeError):
+    """The night was refused as a whole: nothing was loaded; the message says what to do."""
+
+
+def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
+    """Retry only failures that a second try can fix (I/O), never logic errors."""
+    try:
+        state.result()
+    except _TRANSIENT:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@dataclass(slots=True)
+class Timings:
+    """Wall time per stage, in seconds."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
+
+
+@task(name="discover", cache_policy=NONE, retries=2, retry_delay_seconds=2,
+      retry_condition_fn=_retry_transient)
+def discover(settings: Settings) -> Plan:
+    """Walk the inbox, hash what settled, and match it against the ledger."""
+    arrivals = find_arrivals(settings.inbox, settings.settle_seconds)
+    hashes = [f.sha256 for f in arrivals.files] + [s.sha256 for s in arrivals.symlinks]
+    with lake_connection(settings.home) as con:
+        plan = plan_night(arrivals, match_ledger(con, hashes))
+    get_run_logger().info(
+        "discovered %d files: %d new, %d same bytes as earlier files, %d already recorded, "
+        "%d symlinks, %d still being written",
+        len(arrivals.files) + len(arrivals.symlinks), len(plan.to_read),
+        len(plan.known_copies) + sum(map(len, plan.night_copies.values())),
+        plan.already_recorded, len(plan.symlinks), len(plan.unsettled),
+    )
+    return plan
+
+
+@task(name="parse", cache_policy=NONE, retries=2, retry_delay_seconds=2,
+      retry_condition_fn=_retry_transient, task_run_name="parse-{first}")
+def parse(batch: list[ToRead], settings: Settings, first: str) -> list[Parsed]:
+    """Read, archive, decode and parse one batch of dumps."""
+    parsed = read_and_parse(batch, settings.home, settings.max_dump_bytes)
+    rejected = sum(1 for p in parsed if isinstance(p.result, Rejection))
+    get_run_logger().info("parsed %d dumps from %s: %d rejected", len(parsed), first, rejected)
+    return parsed
+
+
+@task(name="validate", cache_policy=NONE)
+def validate(parsed: list[Parsed], settings: Settings, lineage: Lineage) -> ValidationOutcome:
+    """Great Expectations over all of the night's articles at once."""
+    table = articles_table(parsed, lineage)
+    outcome = validate_articles(
+        table, settings.home.gx, now=lineage.at, build_docs=settings.build_docs,
+        run_name=lineage.run_id,
+    )
+    get_run_logger().info(
+        "validated %d articles: %d passed, %d failed", table.num_rows, outcome.passed.num_rows,
+        len(outcome.failures),
+    )
+    return outcome
+
+
+@task(name="dedupe", cache_policy=NONE)
+def dedupe(outcome: ValidationOutcome, settings: Settings) -> tuple[set[str], list[Link]]:
+    """Match the valid articles against the warehouse's history and each other."""
+    with lake_connection(settings.home) as con:
+        kept, links = dedupe_against_history(outcome.passed, con)
+    get_run_logger().info("deduplicated: %d kept, %d copies", len(kept), len(links))
+    return kept, links
+
+
+@task(name="load", cache_policy=NONE, retries=2, retry_delay_seconds=2,
+      retry_condition_fn=_retry_transient)
+def load(ledger: Ledger, run_row: dict[str, Any], settings: Settings) -> None:
+    """Append the night's files to the lake, then commit the run (all or nothing visible)."""
+    tables = {
+        "articles": ledger.articles,
+        "duplicates": ledger.duplicates,
+        "quarantine": ledger.quarantine,
+        "files": ledger.files,
+    }
+    if run_row["status"] == "succeeded":
+        append_night(settings.home, run_row["run_id"], tables)
+    commit_run(settings.home, run_row)
+    get_run_logger().info("committed run %s (%s)", run_row["run_id"], run_row["status"])
+
+
+@task(name="report", cache_policy=NONE)
+def report(summary: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Refresh the analysts' views and write the night's summary beside the lake."""
+    summary["catalog_current"] = sync_catalog(settings.home)
+    path = settings.home.reports / f"{summary['run_id']}.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    get_run_logger().info("night summary: %s", json.dumps(summary["counts"], default=str))
+    return summary
+
+
+@flow(name="nightly-ingest", log_prints=False)
+def nightly_ingest(
+    inbox: str | None = None,
+    max_failure_ratio: float | None = None,
+    home: str | None = None,
+) -> dict[str, Any]:
+    """Ingest the dumps that arrived in the inbox since the last run; returns the summary."""
+    settings = Settings.from_env(home=home, inbox=inbox, max_failure_ratio=max_failure_ratio)
+    if not settings.inbox.is_dir():
+        raise NightFailed(f"no such inbox: {settings.inbox}")
+    settings.home.ensure()
+    with run_lock(settings.home.lock):
+        recover(settings.home)
+        return _run_night(settings)
+
+
+def _run_night(settings: Settings) -> dict[str, Any]:
+    started = datetime.now(UTC)
+    lineage = Lineage(_new_run_id(started), started)
+    timings = Timings()
+    with timings.stage("discover"):
+        plan = discover(settings)
+    with timings.stage("parse"):
+        futures = [
+            parse.submit(batch, settings, batch[0].dump.dump_file)
+            for batch in _chunks(plan.to_read, settings.batch_size)
+        ]
+        parsed = [p for future in futures for p in future.result()]
+    with timings.stage("validate"):
+        outcome = validate(parsed, settings, lineage)
+    with timings.stage("dedupe"):
+        kept, links = dedupe(outcome, settings)
+    rows = {row["dump_file"]: row for row in outcome.passed.to_pylist()}
+    ledger = account(plan, parsed, rows, outcome.failures, kept, links, lineage)
+    counts = summary_counts(plan, ledger)
+    ratio, gate_message = _failure_gate(plan, ledger, settings)
+    run_row = _run_row(settings, lineage, counts, ratio, gate_message)
+    with timings.stage("load"):
+        load(ledger, run_row, settings)
+    summary = {
+        "run_id": lineage.run_id,
+        "status": run_row["status"],
+        "message": run_row["message"],
+        "inbox": str(settings.inbox),
+        "home": str(settings.home.root),
+        "started_at": started.isoformat(),
+        "counts": counts,
+        "failure_ratio": ratio,
+        "failing_expectations": outcome.statistics,
+        "data_docs": str(outcome.docs_index) if outcome.docs_index else None,
+        "stage_seconds": timings.seconds,
+    }
+    with timings.stage("report"):
+        summary = report(summary, settings)
+    summary["stage_seconds"] = timings.seconds
+    summary["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3)
+    if gate_message is not None:
+        raise NightFailed(gate_message)
+    return summary
+
+
+def _failure_gate(plan: Plan, ledger: Ledger, settings: Settings) -> tuple[float, str | None]:
+    """The night's failure ratio, and the refusal message when it passes the threshold."""
+    copies = {"same_bytes_as_quarantined"}
+    dumps = len(plan.to_read) + len(plan.symlinks)
+    failed = sum(1 for row in ledger.quarantine if row["reason"] not in copies)
+    ratio = round(failed / dumps, 4) if dumps else 0.0
+    if dumps < settings.min_dumps_for_ratio or ratio <= settings.max_failure_ratio:
+        return ratio, None
+    return ratio, (
+        f"{failed} of {dumps} new dumps ({ratio:.0%}) failed, above the "
+        f"{settings.max_failure_ratio:.0%} limit: nothing was loaded. The parser has probably "
+        "met a new page layout: look at the reasons in this run's report, fix the parser, and "
+        "run again (the files stay in the inbox); or, if the night is really that bad, rerun "
+        "with a higher --max-failure-ratio."
+    )
+
+
+def _run_row(
+    settings: Settings, lineage: Lineage, counts: dict[str, Any], ratio: float, message: str | None
+) -> dict[str, Any]:
+    loaded = message is None
+    return {
+        "run_id": lineage.run_id,
+        "flow_run_id": _flow_run_id(),
+        "started_at": lineage.at,
+        "finished_at": datetime.now(UTC),
+        "status": "succeeded" if loaded else "failed",
+        "message": message,
+        "inbox": str(settings.inbox),
+        "files_seen": counts["files"] + counts["already_recorded"],
+        "files_new": counts["files"] if loaded else 0,
+        "articles": counts["articles"] if loaded else 0,
+        "duplicates": counts["duplicates"] if loaded else 0,
+        "quarantined": counts["quarantined"] if loaded else 0,
+        "failure_ratio": ratio,
+        "max_failure_ratio": settings.max_failure_ratio,
+        "parser_version": PARSER_VERSION,
+    }
+
+
+def _new_run_id(started: datetime) -> str:
+    return f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def _flow_run_id() -> str | None:
+    try:
+        run = get_run_context().flow_run  # type: ignore[union-attr]
+    except Exception:
+        return None
+    return str(run.id) if run is not None else None
+
+
+def _chunks(items: list[T], size: int) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+

@@ -1,0 +1,82 @@
+"""Configuration of a run: the only place that reads environment variables."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from warehouse.home import Home
+
+DEFAULT_HOME = "./data"
+# A site redesign that breaks the parser sends most of a night to quarantine; a normal night
+# of mixed outlets (see the sample inbox) stays far below half.
+DEFAULT_MAX_FAILURE_RATIO = 0.5
+# Below this many dumps a night's ratio says little (one bad file of two is 50%), so the gate
+# only applies from here on.
+DEFAULT_MIN_DUMPS_FOR_RATIO = 20
+# A file modified this recently may still be being written; it is looked at again after the
+# window, and left for the next night if it changed meanwhile.
+DEFAULT_SETTLE_SECONDS = 5.0
+# The largest real dumps are tens of KB; anything past this is not a page's text.
+DEFAULT_MAX_DUMP_BYTES = 8 * 1024 * 1024
+# Files per parse task run: large enough that Prefect's per-task cost vanishes, small enough to
+# spread over workers.
+DEFAULT_BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything a nightly run needs to know, resolved once at its start."""
+
+    home: Home
+    inbox: Path
+    max_failure_ratio: float = DEFAULT_MAX_FAILURE_RATIO
+    min_dumps_for_ratio: int = DEFAULT_MIN_DUMPS_FOR_RATIO
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS
+    max_dump_bytes: int = DEFAULT_MAX_DUMP_BYTES
+    batch_size: int = DEFAULT_BATCH_SIZE
+    build_docs: bool = True
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        home: str | Path | None = None,
+        inbox: str | Path | None = None,
+        max_failure_ratio: float | None = None,
+    ) -> Settings:
+        """Settings from arguments, then WIREHOUSE_* environment variables, then defaults."""
+        env = os.environ
+        the_home = Home.at(home or env.get("WIREHOUSE_HOME") or DEFAULT_HOME)
+        the_inbox = Path(inbox or env.get("WIREHOUSE_INBOX") or the_home.inbox)
+        settings = cls(
+            home=the_home,
+            inbox=the_inbox.expanduser().resolve(),
+            max_failure_ratio=_float(env, "WIREHOUSE_MAX_FAILURE_RATIO", DEFAULT_MAX_FAILURE_RATIO),
+            min_dumps_for_ratio=int(
+                env.get("WIREHOUSE_MIN_DUMPS_FOR_RATIO", DEFAULT_MIN_DUMPS_FOR_RATIO)
+            ),
+            settle_seconds=_float(env, "WIREHOUSE_SETTLE_SECONDS", DEFAULT_SETTLE_SECONDS),
+            max_dump_bytes=int(env.get("WIREHOUSE_MAX_DUMP_BYTES", DEFAULT_MAX_DUMP_BYTES)),
+            batch_size=int(env.get("WIREHOUSE_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+            build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
+        )
+        if max_failure_ratio is not None:
+            settings = replace(settings, max_failure_ratio=max_failure_ratio)
+        return settings
+
+
+def quiet_third_parties() -> None:
+    """No analytics or phoning home: no machine running this reaches the internet."""
+    for key, value in (
+        ("DO_NOT_TRACK", "1"),
+        ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
+        ("GX_ANALYTICS_ENABLED", "False"),
+        ("TQDM_DISABLE", "1"),
+    ):
+        os.environ.setdefault(key, value)
+
+
+def _float(env: os._Environ[str], key: str, default: float) -> float:
+    return float(env.get(key, default))

@@ -1,0 +1,165 @@
+"""A night's bookkeeping: each dump's fate, and the rows of every table that record it."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from transforms.records import PARSER_VERSION, Article, Rejection
+from transforms.text import body_fingerprint, word_count
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Dump:
+    """One file of the night to account for: its inbox name, size and content hash."""
+
+    dump_file: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What reading and parsing one dump gave: an article, or a rejection at a stage."""
+
+    dump: Dump
+    result: Article | Rejection
+    stage: str  # where a rejection happened: read | parse
+    encoding: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Columns every row of one run carries."""
+
+    run_id: str
+    at: datetime
+
+
+@dataclass(slots=True)
+class Ledger:
+    """The rows a night adds to each table, filled stage by stage."""
+
+    articles: list[Row] = field(default_factory=list)
+    duplicates: list[Row] = field(default_factory=list)
+    quarantine: list[Row] = field(default_factory=list)
+    files: list[Row] = field(default_factory=list)
+
+    def file(self, dump: Dump, status: str, article_id: str | None, lineage: Lineage) -> None:
+        """Record a file's fate in the `files` ledger."""
+        self.files.append(
+            {
+                "dump_file": dump.dump_file,
+                "dump_sha256": dump.sha256,
+                "bytes": dump.bytes,
+                "status": status,
+                "article_id": article_id,
+                "run_id": lineage.run_id,
+                "first_seen_at": lineage.at,
+            }
+        )
+
+    def quarantined(
+        self,
+        dump: Dump,
+        stage: str,
+        rejection: Rejection,
+        lineage: Lineage,
+        encoding: str | None = None,
+    ) -> None:
+        """Record a dump that is not loaded, and why."""
+        self.quarantine.append(
+            {
+                "dump_file": dump.dump_file,
+                "dump_sha256": dump.sha256,
+                "stage": stage,
+                "reason": rejection.reason,
+                "detail": rejection.detail,
+                "layout": rejection.layout,
+                "encoding": encoding,
+                "run_id": lineage.run_id,
+                "quarantined_at": lineage.at,
+            }
+        )
+        self.file(dump, "quarantined", None, lineage)
+
+    def duplicate(
+        self, dump: Dump, of: str, kind: str, similarity: float, article: Row | None, lineage: Lineage
+    ) -> None:
+        """Record a copy of a kept article."""
+        self.duplicates.append(
+            {
+                "dump_file": dump.dump_file,
+                "dump_sha256": dump.sha256,
+                "duplicate_of": of,
+                "kind": kind,
+                "similarity": similarity,
+                "title": article["title"] if article else None,
+                "published_at": article["published_at"] if article else None,
+                "page_code": article["page_code"] if article else None,
+                "run_id": lineage.run_id,
+                "ingested_at": lineage.at,
+            }
+        )
+        self.file(dump, "duplicate", of, lineage)
+
+    def loaded(self, dump: Dump, article: Row) -> None:
+        """Record a kept article."""
+        self.articles.append(article)
+        self.file(dump, "loaded", article["article_id"], _lineage_of(article))
+
+    def counts(self) -> dict[str, Any]:
+        """How many rows of each kind, with duplicates by kind and quarantine by reason."""
+        return {
+            "articles": len(self.articles),
+            "duplicates": len(self.duplicates),
+            "quarantined": len(self.quarantine),
+            "files": len(self.files),
+            "duplicates_by_kind": dict(sorted(Counter(r["kind"] for r in self.duplicates).items())),
+            "quarantined_by_reason": dict(
+                sorted(Counter(r["reason"] for r in self.quarantine).items())
+            ),
+        }
+
+
+def article_id_of(sha256: str) -> str:
+    """The stable id of the article a dump holds: derived from its bytes, so re-runs agree."""
+    return sha256[:24]
+
+
+def article_row(parsed: Parsed, article: Article, lineage: Lineage) -> Row:
+    """The `articles` row of one parsed article, lineage included."""
+    return {
+        "article_id": article_id_of(parsed.dump.sha256),
+        "source": article.source,
+        "title": article.title,
+        "published_at": article.published_at,
+        "editor": article.editor,
+        "dateline": article.dateline,
+        "body": article.body,
+        "captions": list(article.captions),
+        "word_count": word_count(article.body, article.language),
+        "language": article.language,
+        "page_code": article.page_code,
+        "body_fingerprint": body_fingerprint(article.body),
+        "dump_file": parsed.dump.dump_file,
+        "dump_sha256": parsed.dump.sha256,
+        "encoding": parsed.encoding,
+        "layout": article.layout,
+        "parser_version": PARSER_VERSION,
+        "run_id": lineage.run_id,
+        "ingested_at": lineage.at,
+    }
+
+
+def published_month(published_at: datetime | None) -> str:
+    """The partition an article lands in: its UTC publication month."""
+    return published_at.strftime("%Y-%m") if published_at is not None else "unknown"
+
+
+def _lineage_of(row: Row) -> Lineage:
+    return Lineage(row["run_id"], row["ingested_at"])

@@ -1,0 +1,141 @@
+"""The records that flow between stages, and their one declared Arrow schema each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+
+# Bumped whenever a parser change can alter the fields it extracts; stored on every article.
+PARSER_VERSION = "2.0.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One article as a parser extracted it from one dump (lineage is added by the flow)."""
+
+    title: str
+    published_at: datetime | None  # timezone-aware, UTC
+    body: str  # paragraphs joined by a blank line, each once, no page chrome
+    layout: str  # which parser produced it: xinhua-2019, chinaview-2008, generic, ...
+    source: str = "Xinhua"
+    editor: str | None = None
+    dateline: str | None = None
+    page_code: str | None = None
+    language: str = "en"
+    captions: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def paragraphs(self) -> list[str]:
+        """The body's paragraphs, in order."""
+        return self.body.split("\n\n") if self.body else []
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a dump or record is not an article: a short stable reason and a human detail."""
+
+    reason: str  # snake_case, stable: grouped on in reports ("not_an_article", ...)
+    detail: str  # one sentence a person understands
+    layout: str | None = None  # the layout recognised before the parser gave up, if any
+
+
+ParseResult = Article | Rejection
+
+_TS = pa.timestamp("us", tz="UTC")
+
+# Columns of `articles` as stored in Parquet. published_month is the Hive partition key and lives
+# in the directory name, not in the files.
+ARTICLES_SCHEMA = pa.schema(
+    [
+        ("article_id", pa.string()),
+        ("source", pa.string()),
+        ("title", pa.string()),
+        ("published_at", _TS),
+        ("editor", pa.string()),
+        ("dateline", pa.string()),
+        ("body", pa.string()),
+        ("captions", pa.list_(pa.string())),
+        ("word_count", pa.int32()),
+        ("language", pa.string()),
+        ("page_code", pa.string()),
+        ("body_fingerprint", pa.string()),
+        ("dump_file", pa.string()),
+        ("dump_sha256", pa.string()),
+        ("encoding", pa.string()),
+        ("layout", pa.string()),
+        ("parser_version", pa.string()),
+        ("run_id", pa.string()),
+        ("ingested_at", _TS),
+    ]
+)
+
+DUPLICATES_SCHEMA = pa.schema(
+    [
+        ("dump_file", pa.string()),
+        ("dump_sha256", pa.string()),
+        ("duplicate_of", pa.string()),
+        ("kind", pa.string()),  # same_file | same_page | exact | near
+        ("similarity", pa.float64()),
+        ("title", pa.string()),
+        ("published_at", _TS),
+        ("page_code", pa.string()),
+        ("run_id", pa.string()),
+        ("ingested_at", _TS),
+    ]
+)
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("dump_file", pa.string()),
+        ("dump_sha256", pa.string()),
+        ("stage", pa.string()),  # read | parse | validate
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("layout", pa.string()),
+        ("encoding", pa.string()),
+        ("run_id", pa.string()),
+        ("quarantined_at", _TS),
+    ]
+)
+
+FILES_SCHEMA = pa.schema(
+    [
+        ("dump_file", pa.string()),
+        ("dump_sha256", pa.string()),
+        ("bytes", pa.int64()),
+        ("status", pa.string()),  # loaded | duplicate | quarantined | unpacked
+        ("article_id", pa.string()),  # the article it is (loaded) or copies (duplicate)
+        ("run_id", pa.string()),
+        ("first_seen_at", _TS),
+    ]
+)
+
+RUNS_SCHEMA = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("flow_run_id", pa.string()),
+        ("started_at", _TS),
+        ("finished_at", _TS),
+        ("status", pa.string()),  # succeeded | failed
+        ("message", pa.string()),
+        ("inbox", pa.string()),
+        ("files_seen", pa.int64()),
+        ("files_new", pa.int64()),
+        ("articles", pa.int64()),
+        ("duplicates", pa.int64()),
+        ("quarantined", pa.int64()),
+        ("failure_ratio", pa.float64()),
+        ("max_failure_ratio", pa.float64()),
+        ("parser_version", pa.string()),
+    ]
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "articles": ARTICLES_SCHEMA,
+    "duplicates": DUPLICATES_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA,
+    "files": FILES_SCHEMA,
+    "runs": RUNS_SCHEMA,
+}

@@ -1,0 +1,128 @@
+"""SQL views over the lake: in warehouse.duckdb for analysts, in memory for the job itself."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from transforms.records import SCHEMAS
+from warehouse.home import TABLES, Home
+from warehouse.lake import has_files
+
+log = logging.getLogger(__name__)
+
+# Bump when the view definitions change, so existing catalogs are rewritten.
+CATALOG_VERSION = "1"
+# Files DuckDB 2.x writes by default are unreadable by the 1.5 command-line tool analysts have.
+STORAGE_COMPATIBILITY = "v1.5.0"
+_LOCK_RETRIES = 5
+_LOCK_PAUSE_SECONDS = 0.2
+
+_DUCK_TYPES: dict[str, str] = {
+    "string": "VARCHAR",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "double": "DOUBLE",
+    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
+    "list<item: string>": "VARCHAR[]",
+}
+
+
+def view_statements(home: Home) -> list[str]:
+    """CREATE VIEW statements for every table; data views show committed, succeeded runs only."""
+    statements = [_runs_view(home)]
+    committed = "run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')"
+    for table in TABLES:
+        if table == "runs":
+            continue
+        source = _source(home, table)
+        statements.append(
+            f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {source} WHERE {committed}"
+        )
+    return statements
+
+
+def lake_connection(home: Home) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the views: never locks warehouse.duckdb, never blocks a run."""
+    con = duckdb.connect(":memory:")
+    for statement in view_statements(home):
+        con.execute(statement)
+    return con
+
+
+def sync_catalog(home: Home) -> bool:
+    """Bring warehouse.duckdb's views up to date; False if a reader held it too long to do so."""
+    statements = view_statements(home)
+    signature = hashlib.sha256("\n".join([CATALOG_VERSION, *statements]).encode()).hexdigest()
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return _sync(home.catalog, statements, signature)
+        except duckdb.IOException as error:
+            if "lock" not in str(error).lower():
+                raise
+            time.sleep(_LOCK_PAUSE_SECONDS * (attempt + 1))
+    log.warning(
+        "warehouse.duckdb is held by another process; its views were not refreshed this run "
+        "(the data is committed; the next run retries)"
+    )
+    return False
+
+
+def _sync(path: Path, statements: list[str], signature: str) -> bool:
+    if path.exists() and _signature_of(path) == signature:
+        return True
+    config = {"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    with duckdb.connect(str(path), config=config) as con:
+        con.execute("BEGIN")
+        for statement in statements:
+            con.execute(statement)
+        con.execute("CREATE TABLE IF NOT EXISTS _wirehouse_catalog (signature VARCHAR)")
+        con.execute("DELETE FROM _wirehouse_catalog")
+        con.execute("INSERT INTO _wirehouse_catalog VALUES (?)", [signature])
+        con.execute("COMMIT")
+    log.info("warehouse.duckdb views refreshed at %s", path)
+    return True
+
+
+def _signature_of(path: Path) -> str | None:
+    with duckdb.connect(str(path), read_only=True) as con:
+        try:
+            rows = con.execute("SELECT signature FROM _wirehouse_catalog").fetchall()
+        except duckdb.CatalogException:
+            return None
+    return str(rows[0][0]) if rows else None
+
+
+def _runs_view(home: Home) -> str:
+    return f"CREATE OR REPLACE VIEW runs AS SELECT * FROM {_source(home, 'runs')}"
+
+
+def _source(home: Home, table: str) -> str:
+    """A read_parquet over the table's files, or a typed empty relation while it has none."""
+    if not has_files(home, table):
+        return f"({_empty_select(SCHEMAS[table], table)})"
+    folder = home.table_dir(table)
+    if table == "articles":
+        glob = _literal(str(folder / "*" / "*.parquet"))
+        return (
+            f"read_parquet({glob}, hive_partitioning = true, union_by_name = true, "
+            "hive_types = {'published_month': VARCHAR})"
+        )
+    return f"read_parquet({_literal(str(folder / '*.parquet'))}, union_by_name = true)"
+
+
+def _empty_select(schema: pa.Schema, table: str) -> str:
+    columns = [f"CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS {f.name}" for f in schema]
+    if table == "articles":
+        columns.append("CAST(NULL AS VARCHAR) AS published_month")
+    return f"SELECT {', '.join(columns)} WHERE false"
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (DDL cannot take bind parameters)."""
+    return "'" + text.replace("'", "''") + "'"

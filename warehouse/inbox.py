@@ -1,0 +1,118 @@
+"""The inbox side of a night: which files arrived, their bytes and hashes, read once each."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+# Names that download tools give files they are still writing.
+_PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".filepart")
+
+
+@dataclass(frozen=True, slots=True)
+class InboxFile:
+    """One regular file of the inbox: its name relative to the inbox, size and content hash."""
+
+    dump_file: str
+    path: Path
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """What a walk of the inbox found."""
+
+    files: list[InboxFile]  # regular, settled files, in path order
+    symlinks: list[InboxFile]  # never followed; hashed by their target text; quarantined
+    unsettled: list[str]  # still being written: left for the next night
+
+
+def dump_name(inbox: Path, path: Path) -> str:
+    """A file's name as the warehouse records it: relative to the inbox, with / separators."""
+    return path.relative_to(inbox).as_posix()
+
+
+def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
+    """Every regular file under the inbox, recursively, once it has stopped changing."""
+    candidates: list[tuple[str, Path, os.stat_result]] = []
+    symlinks: list[InboxFile] = []
+    unsettled: list[str] = []
+    for root, dirs, names in os.walk(inbox, followlinks=False):
+        base = Path(root)
+        for name in sorted(dirs):
+            if (base / name).is_symlink():
+                symlinks.append(_symlink(inbox, base / name))
+        for name in names:
+            path = base / name
+            if path.is_symlink():
+                symlinks.append(_symlink(inbox, path))
+            elif name.endswith(_PARTIAL_SUFFIXES):
+                unsettled.append(dump_name(inbox, path))
+            else:
+                info = path.stat()
+                if stat.S_ISREG(info.st_mode):
+                    candidates.append((dump_name(inbox, path), path, info))
+    settled = _settled(candidates, settle_seconds, unsettled)
+    files = [
+        InboxFile(name, path, info.st_size, sha256_of(path)) for name, path, info in settled
+    ]
+    by_name = lambda f: f.dump_file  # noqa: E731
+    return Arrivals(sorted(files, key=by_name), sorted(symlinks, key=by_name), sorted(unsettled))
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _symlink(inbox: Path, path: Path) -> InboxFile:
+    """A link as the ledger records it, identified by where it points (never followed)."""
+    target = os.readlink(path)
+    digest = hashlib.sha256(b"symlink\0" + os.fsencode(target)).hexdigest()
+    return InboxFile(dump_name(inbox, path), path, 0, digest)
+
+
+def read_bytes(path: Path, limit: int) -> bytes | None:
+    """A file's bytes, or None when it is larger than the limit (not read past it)."""
+    with path.open("rb") as handle:
+        data = handle.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def _settled(
+    candidates: list[tuple[str, Path, os.stat_result]],
+    settle_seconds: float,
+    unsettled: list[str],
+) -> list[tuple[str, Path, os.stat_result]]:
+    """Files not modified within the settle window; young ones are looked at again once."""
+    now = time.time()
+    young = [c for c in candidates if now - c[2].st_mtime < settle_seconds]
+    if not young:
+        return candidates
+    wait = max(settle_seconds - (now - c[2].st_mtime) for c in young)
+    log.info("%d files changed in the last %.0f s; waiting %.1f s", len(young), settle_seconds, wait)
+    time.sleep(max(0.0, wait))
+    ready = []
+    for name, path, before in candidates:
+        try:
+            after = path.stat()
+        except FileNotFoundError:
+            unsettled.append(name)
+            continue
+        if (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns):
+            ready.append((name, path, after))
+        else:
+            unsettled.append(name)
+    return ready

@@ -1,0 +1,84 @@
+"""Parquet files of the lake: atomic writes, the run commit marker, and crash recovery."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from warehouse.home import TABLES, Home
+
+log = logging.getLogger(__name__)
+
+_TMP_MARK = ".tmp-"
+COMPRESSION = "zstd"
+
+
+def write_parquet_atomically(table: pa.Table, path: Path) -> None:
+    """Write a Parquet file so that it appears complete or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    pq.write_table(table, tmp, compression=COMPRESSION)
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(path.parent)
+
+
+def part_path(home: Home, table: str, run_id: str, partition: str | None = None) -> Path:
+    """Where one run's file of one table (and partition) lives; the run id is the file name."""
+    folder = home.table_dir(table)
+    if partition is not None:
+        folder = folder / partition
+    return folder / f"{run_id}.parquet"
+
+
+def marker_path(home: Home, run_id: str) -> Path:
+    """The run's row in `runs`: written last, it is what makes the run's files visible."""
+    return part_path(home, "runs", run_id)
+
+
+def committed_run_ids(home: Home) -> set[str]:
+    """Runs whose marker exists, whatever their status."""
+    folder = home.table_dir("runs")
+    if not folder.is_dir():
+        return set()
+    return {p.stem for p in folder.glob("*.parquet")}
+
+
+def recover(home: Home) -> list[Path]:
+    """Remove what a killed run left half-done: temp files and files of runs never committed."""
+    committed = committed_run_ids(home)
+    removed: list[Path] = []
+    for table in TABLES:
+        folder = home.table_dir(table)
+        if not folder.is_dir():
+            continue
+        for path in folder.rglob("*"):
+            if not path.is_file():
+                continue
+            orphan = _TMP_MARK in path.name or (
+                table != "runs" and path.suffix == ".parquet" and path.stem not in committed
+            )
+            if orphan:
+                path.unlink()
+                removed.append(path)
+    for path in removed:
+        log.warning("recovered: removed %s, left by a run that did not commit", path)
+    return removed
+
+
+def has_files(home: Home, table: str) -> bool:
+    """Whether a table has at least one Parquet file (views need one to read)."""
+    folder = home.table_dir(table)
+    return folder.is_dir() and any(folder.rglob("*.parquet"))
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
