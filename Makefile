@@ -1,0 +1,50 @@
+# Two commands for a newcomer: `make run` and `make test`. Each sets up .venv itself.
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.9
+UV := $(or $(shell command -v uv 2>/dev/null),.tools/bin/uv)
+STAMP := $(VENV)/.synced
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := False
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+
+.PHONY: run test bench lint fmt clean venv
+
+venv: $(STAMP)
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	@touch $@
+
+# Ingest the sample inbox shipped in the repo into ./data, then show what landed.
+run: $(STAMP)
+	WIREHOUSE_HOME=data WIREHOUSE_SETTLE_SECONDS=0 $(VENV)/bin/wirehouse ingest --inbox samples/inbox
+	@echo
+	WIREHOUSE_HOME=data $(VENV)/bin/wirehouse sql \
+	  "SELECT layout, count(*) AS articles, min(published_at) AS first, max(published_at) AS last FROM articles GROUP BY ALL ORDER BY articles DESC"
+	@echo
+	@echo "Try:  $(VENV)/bin/wirehouse --home data sql \"SELECT title, published_at, dateline FROM articles WHERE source = 'Xinhua' ORDER BY published_at\""
+	@echo "  or: $(VENV)/bin/duckdb -readonly data/warehouse.duckdb"
+
+test: $(STAMP)
+	$(VENV)/bin/pytest
+
+bench: $(STAMP)
+	$(VENV)/bin/python -m bench.run
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,220 @@
+"""The nightly flow end to end, under a real Prefect server, over the real sample dumps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows.nightly import NightFailed, nightly_ingest
+from tests.conftest import CASES
+from warehouse.archive import archive_path
+from warehouse.catalog import lake_connection
+from warehouse.home import Home
+from warehouse.verify import violations
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+SEED = "2019/05/000_c903989559a3121d.txt"
+# Columns that legitimately differ between two runs over the same inputs.
+VOLATILE = {"run_id", "ingested_at", "first_seen_at", "quarantined_at"}
+
+
+@pytest.fixture(autouse=True)
+def _no_docs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "0")
+
+
+def ingest(inbox: Path, home: Path, **kwargs: Any) -> dict[str, Any]:
+    """One nightly run."""
+    return nightly_ingest(inbox=str(inbox), home=str(home), **kwargs)
+
+
+def query(home: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Rows from the analysts' warehouse.duckdb, opened the way an analyst would."""
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Every data table's rows, volatile lineage columns aside, in a stable order."""
+    out = {}
+    with lake_connection(Home.at(home)) as con:
+        for table in ("articles", "duplicates", "quarantine", "files"):
+            columns = [
+                c for (c,) in con.execute(
+                    "SELECT column_name FROM (DESCRIBE SELECT * FROM " + table + ")"
+                ).fetchall() if c not in VOLATILE
+            ]
+            rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+            out[table] = sorted(rows, key=repr)
+    return out
+
+
+def test_samples_land_with_every_dump_accounted_for(sample_inbox: Path, home: Path) -> None:
+    summary = ingest(sample_inbox, home)
+    assert summary["status"] == "succeeded"
+    inbox_files = sorted(p.relative_to(sample_inbox).as_posix() for p in sample_inbox.rglob("*.txt"))
+    ledger = query(home, "SELECT dump_file, status FROM files ORDER BY dump_file")
+    assert [name for name, _ in ledger] == inbox_files
+    with lake_connection(Home.at(home)) as con:
+        assert violations(con) == []
+    # raw bytes kept, content-addressed
+    for name, sha in query(home, "SELECT dump_file, dump_sha256 FROM files"):
+        assert archive_path(Home.at(home), sha).read_bytes() == (sample_inbox / name).read_bytes()
+    counts = summary["counts"]
+    assert counts["articles"] + counts["duplicates"] + counts["quarantined"] == len(inbox_files)
+
+
+def test_seed_article_has_every_field_right(sample_inbox: Path, home: Path) -> None:
+    ingest(sample_inbox, home)
+    expected = json.loads((CASES / "golden" / "seed.json").read_text())
+    [row] = query(
+        home,
+        "SELECT source, title, published_at, editor, dateline, body, captions, word_count, "
+        "language, page_code, published_month, layout, parser_version, dump_sha256, article_id "
+        f"FROM articles WHERE dump_file = '{SEED}'",
+    )
+    (source, title, published_at, editor, dateline, body, captions, words, language, code,
+     month, layout, version, sha, article_id) = row
+    assert published_at == datetime(2019, 5, 1, 20, 38, 54, tzinfo=UTC)
+    assert (source, title, editor, dateline) == (
+        expected["source"], expected["title"], expected["editor"], expected["dateline"]
+    )
+    assert body == expected["body"]
+    assert body.split("\n\n") == expected["paragraphs"]
+    assert captions == expected["captions"]
+    assert (words, language, code, month) == (
+        expected["word_count"], expected["language"], expected["page_code"],
+        expected["published_month"],
+    )
+    assert layout == "xinhua-2019" and version and len(sha) == 64
+    assert article_id == sha[:24]
+
+
+def test_copies_of_the_seed_point_at_it(sample_inbox: Path, home: Path) -> None:
+    ingest(sample_inbox, home)
+    [(seed_id,)] = query(home, f"SELECT article_id FROM articles WHERE dump_file = '{SEED}'")
+    dups = dict(
+        (name, (of, kind))
+        for name, of, kind in query(home, "SELECT dump_file, duplicate_of, kind FROM duplicates")
+    )
+    assert dups["2019/05/002_8d0c6b1f2e7a9c35.txt"] == (seed_id, "same_page")
+    assert dups["redelivered/2019-05-03/001_5a1e9b0c3d2f4e61.txt"] == (seed_id, "same_page")
+    # the chinaview pages arrive twice, byte for byte: the first path is kept
+    same_file = {n: of for n, (of, kind) in dups.items() if kind == "same_file"}
+    assert len(same_file) == 5
+    for name, of in same_file.items():
+        assert name.startswith("xinhua-2008/") or name.startswith("web-pages/")
+        [(kept,)] = query(home, f"SELECT dump_file FROM articles WHERE article_id = '{of}'")
+        assert kept < name
+
+
+def test_rerun_changes_nothing(sample_inbox: Path, home: Path) -> None:
+    ingest(sample_inbox, home)
+    before = snapshot(home)
+    second = ingest(sample_inbox, home)
+    assert second["counts"]["files"] == 0
+    assert second["counts"]["already_recorded"] == len(list(sample_inbox.rglob("*.txt")))
+    assert snapshot(home) == before
+    assert [s for (s,) in query(home, "SELECT status FROM runs")] == ["succeeded"] * 2
+
+
+def test_same_inputs_in_another_order_give_the_same_warehouse(
+    sample_inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first_home, second_home = tmp_path / "a", tmp_path / "b"
+    ingest(sample_inbox, first_home)
+    # arrival order reversed (mtimes), and other batch boundaries
+    files = sorted(sample_inbox.rglob("*.txt"))
+    for age, path in enumerate(files):
+        os.utime(path, (1_600_000_000 + age, 1_600_000_000 + age))
+    monkeypatch.setenv("WIREHOUSE_BATCH_SIZE", "7")
+    ingest(sample_inbox, second_home)
+    assert snapshot(first_home) == snapshot(second_home)
+
+
+def test_history_wins_over_a_later_night(sample_inbox: Path, home: Path, tmp_path: Path) -> None:
+    night1 = tmp_path / "night1"
+    (night1 / "2019/05").mkdir(parents=True)
+    shutil.copy2(sample_inbox / "2019/05/002_8d0c6b1f2e7a9c35.txt", night1 / "2019/05")
+    ingest(night1, home)
+    [(kept_id,)] = query(home, "SELECT article_id FROM articles")
+    ingest(sample_inbox, home)
+    [(of, kind)] = query(home, f"SELECT duplicate_of, kind FROM duplicates WHERE dump_file = '{SEED}'")
+    assert (of, kind) == (kept_id, "same_page")
+
+
+def test_a_broken_parser_night_fails_and_loads_nothing(home: Path, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(30):  # pages of a layout nobody parses: no title, no time, no prose
+        (inbox / f"{i:03d}.txt").write_text(f"Xinhuanet\n\nMenu {i}\n\nHome | World | China\n")
+    shutil.copy2(CASES.parent.parent / "samples/inbox" / SEED, inbox / "seed.txt")
+    with pytest.raises(NightFailed, match="nothing was loaded"):
+        ingest(inbox, home)
+    assert query(home, "SELECT status FROM runs") == [("failed",)]
+    assert query(home, "SELECT count(*) FROM files") == [(0,)]
+    assert query(home, "SELECT count(*) FROM articles") == [(0,)]
+    # the files stay for the next night, which can be told to accept a bad night
+    summary = ingest(inbox, home, max_failure_ratio=1.0)
+    assert summary["counts"]["articles"] == 1
+    assert summary["counts"]["quarantined"] == 30
+
+
+def test_an_analyst_holding_the_catalog_does_not_fail_the_run(
+    sample_inbox: Path, home: Path, tmp_path: Path
+) -> None:
+    first = tmp_path / "first"
+    (first / "2019/05").mkdir(parents=True)
+    shutil.copy2(sample_inbox / SEED, first / SEED)
+    ingest(first, home)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "c.execute('SELECT count(*) FROM articles').fetchall(); print('open', flush=True); "
+         "time.sleep(120)",
+         str(home / "warehouse.duckdb")],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        summary = ingest(sample_inbox, home)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert summary["status"] == "succeeded"
+    assert summary["catalog_current"] is False  # views could not be refreshed, data committed
+    assert query(home, "SELECT count(*) FROM files")[0][0] == len(list(sample_inbox.rglob("*.txt")))
+
+
+def test_a_killed_runs_leftovers_are_removed_and_never_visible(
+    sample_inbox: Path, home: Path
+) -> None:
+    ingest(sample_inbox, home)
+    before = snapshot(home)
+    # what a run killed before its commit leaves: files of a run with no marker, a temp file
+    lake = home / "lake"
+    dead = "20990101T000000Z-dead00"
+    orphan = lake / "articles" / "published_month=2019-05" / f"{dead}.parquet"
+    table = pq.read_table(next((lake / "articles" / "published_month=2019-05").glob("*.parquet")))
+    table = table.set_column(
+        table.schema.get_field_index("run_id"), "run_id", pa.array([dead] * table.num_rows)
+    )
+    pq.write_table(table, orphan)
+    temp = lake / "files" / ".x.parquet.tmp-123"
+    temp.write_bytes(b"partial")
+    assert snapshot(home) == before  # invisible to readers already
+    ingest(sample_inbox, home)
+    assert not orphan.exists() and not temp.exists()
+    assert snapshot(home) == before
