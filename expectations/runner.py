@@ -1,0 +1,257 @@
+"""Validate a batch of article records with Great Expectations; split passing from failing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+logger = logging.getLogger(__name__)
+
+SUITE_PATH = Path(__file__).parent / "suites" / "articles.json"
+# Identifies a row in results and in `failures`; unique per record by the warehouse contract.
+ROW_KEY = "dump_file"
+# Filled in per run so that "no later than tomorrow" moves with the clock, not with the file.
+PUBLISHED_AT_MAX_PARAMETER = "published_at_max"
+PUBLISHED_AT_SLACK = timedelta(days=1)
+
+_DATASOURCE = "wirehouse"
+_ASSET = "articles"
+_BATCH_DEFINITION = "whole_batch"
+_VALIDATION_DEFINITION = "articles"
+# COMPLETE gives every failing row; without the values it keeps the stored result small (bodies
+# of failing rows are not copied into gx/uncommitted) and the index-query string is not built.
+_RESULT_FORMAT: dict[str, Any] = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": [ROW_KEY],
+    "exclude_unexpected_values": True,
+    "return_unexpected_index_query": False,
+}
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    """Rows that met every expectation, and for each failing row what it failed."""
+
+    passed: pa.Table  # same schema as the input, original order
+    failures: dict[str, list[str]]  # dump_file -> ["expect_...(column): notes", ...]
+    expectations_evaluated: int
+    docs_index: Path | None  # Data Docs index.html, when built
+    statistics: dict[str, Any]  # expectation name -> unexpected row count
+
+
+def validate_articles(
+    table: pa.Table,
+    gx_root: Path,
+    *,
+    now: datetime,
+    build_docs: bool = True,
+    run_name: str | None = None,
+) -> ValidationOutcome:
+    """Run the articles suite over the whole table in one validation and split pass from fail."""
+    _check_input(table, now)
+    if table.num_rows == 0:
+        return ValidationOutcome(table, {}, 0, None, {})
+    gx = _import_gx()
+    from great_expectations.core.run_identifier import RunIdentifier
+
+    context = _file_context(gx, Path(gx_root))
+    definition = _validation_definition(gx, context, _load_suite(gx))
+    run_id = RunIdentifier(run_name=run_name, run_time=now)
+    result = definition.run(
+        batch_parameters={"dataframe": _dataframe(table)},
+        expectation_parameters={PUBLISHED_AT_MAX_PARAMETER: now + PUBLISHED_AT_SLACK},
+        result_format=_RESULT_FORMAT,
+        run_id=run_id,
+    )
+    _raise_on_errors(result.results)
+    keys: list[str] = table.column(ROW_KEY).to_pylist()
+    failures, statistics = _failures_by_row(result.results, definition.suite, keys)
+    failed = pa.array(list(failures), type=table.schema.field(ROW_KEY).type)
+    passed = table.filter(pc.invert(pc.is_in(table.column(ROW_KEY), value_set=failed)))
+    docs_index = _build_docs(context, result, run_id) if build_docs else None
+    logger.info(
+        "validated %d articles against %d expectations: %d passed, %d failed",
+        table.num_rows,
+        len(result.results),
+        passed.num_rows,
+        len(failures),
+    )
+    return ValidationOutcome(passed, failures, len(result.results), docs_index, statistics)
+
+
+def expectation_name(config: Any) -> str:
+    """A readable name for one expectation: its type and columns, e.g. `expect_x(body)`."""
+    kwargs: Mapping[str, Any] = config.kwargs
+    if "column" in kwargs:
+        columns = [kwargs["column"]]
+    elif "column_list" in kwargs:
+        columns = list(kwargs["column_list"])
+    else:
+        columns = [kwargs[k] for k in ("column_A", "column_B") if k in kwargs]
+    return f"{config.type}({', '.join(str(c) for c in columns)})"
+
+
+def _check_input(table: pa.Table, now: datetime) -> None:
+    """Reject misuse early: a naive clock, or rows that cannot be told apart."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware (published_at is compared in UTC)")
+    if ROW_KEY not in table.column_names:
+        raise ValueError(f"table has no {ROW_KEY!r} column to identify its rows")
+    keys = table.column(ROW_KEY)
+    if keys.null_count:
+        raise ValueError(f"{ROW_KEY} is null in {keys.null_count} row(s)")
+    if pc.count_distinct(keys).as_py() != table.num_rows:
+        raise ValueError(f"{ROW_KEY} must be unique per row to map failures back to rows")
+
+
+def _import_gx() -> ModuleType:
+    """Import Great Expectations (slow: seconds) with analytics off; only called when needed."""
+    # GX must never try to reach its analytics endpoint; it reads this at import time.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    import great_expectations
+
+    return great_expectations
+
+
+def _file_context(gx: ModuleType, gx_root: Path) -> Any:
+    """The file-mode Data Context under gx_root, created if missing, analytics and bars off."""
+    gx_root.mkdir(parents=True, exist_ok=True)
+    context = gx.get_context(mode="file", project_root_dir=str(gx_root))
+    _configure(context)
+    return context
+
+
+def _configure(context: Any) -> None:
+    """Turn analytics and tqdm progress bars off in the project config, saving only on change."""
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    variables = context.variables
+    # A ProgressBarsConfig when set in this process, a plain dict once reloaded from the YAML.
+    bars = variables.progress_bars or {}
+    bars_off = not any(bars[key] for key in ("globally", "metric_calculations") if key in bars)
+    if variables.analytics_enabled is False and bars and bars_off:
+        return
+    variables.analytics_enabled = False
+    variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    variables.save()
+
+
+def _load_suite(gx: ModuleType) -> Any:
+    """The articles suite from the repo's JSON file, refusing one GX would load only in part."""
+    data = json.loads(SUITE_PATH.read_text(encoding="utf-8"))
+    suite = gx.ExpectationSuite(**data)
+    # GX logs and skips an expectation it cannot parse; a silently shorter suite is worse.
+    if len(suite.expectations) != len(data.get("expectations", [])):
+        raise ValueError(f"{SUITE_PATH}: some expectations are invalid (see the GX log)")
+    return suite
+
+
+def _validation_definition(gx: ModuleType, context: Any, suite: Any) -> Any:
+    """Get or add data source, asset and batch definition; add or update suite and definition."""
+    try:
+        source = context.data_sources.get(_DATASOURCE)
+    except KeyError:
+        source = context.data_sources.add_pandas(name=_DATASOURCE)
+    try:
+        asset = source.get_asset(_ASSET)
+    except LookupError:
+        asset = source.add_dataframe_asset(name=_ASSET)
+    try:
+        batch_definition = asset.get_batch_definition(_BATCH_DEFINITION)
+    except KeyError:
+        batch_definition = asset.add_batch_definition_whole_dataframe(_BATCH_DEFINITION)
+    suite = context.suites.add_or_update(suite)
+    definition = gx.ValidationDefinition(
+        name=_VALIDATION_DEFINITION, data=batch_definition, suite=suite
+    )
+    return context.validation_definitions.add_or_update(definition)
+
+
+def _dataframe(table: pa.Table) -> Any:
+    """The table as pandas for GX: nested columns (captions) dropped, timestamps tz-aware."""
+    flat = [f.name for f in table.schema if not pa.types.is_nested(f.type)]
+    return table.select(flat).to_pandas()
+
+
+def _raise_on_errors(results: Iterable[Any]) -> None:
+    """An expectation that raised tells nothing about the rows: that is a broken system."""
+    for result in results:
+        info = result.exception_info or {}
+        if info.get("raised_exception"):
+            name = expectation_name(result.expectation_config)
+            raise RuntimeError(f"{name} raised: {info.get('exception_message')}")
+
+
+def _failures_by_row(
+    results: Iterable[Any], suite: Any, keys: list[str]
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """Failed expectations per row key (in table and suite order) and unexpected counts."""
+    order = {e.id: i for i, e in enumerate(suite.expectations)}
+    ordered = sorted(results, key=lambda r: order.get(r.expectation_config.id, len(order)))
+    failed: dict[str, list[str]] = {}
+    statistics: dict[str, Any] = {}
+    for result in ordered:
+        name = expectation_name(result.expectation_config)
+        if name in statistics:  # same type on the same columns twice: keep both counts
+            name = f"{name}#{sum(k == name or k.startswith(name + '#') for k in statistics) + 1}"
+        notes = _notes(result.expectation_config)
+        reason = f"{name}: {notes}" if notes else name
+        rows = _unexpected_keys(result, keys)
+        statistics[name] = len(rows)
+        for key in rows:
+            failed.setdefault(key, []).append(reason)
+    return {k: failed[k] for k in keys if k in failed}, statistics
+
+
+def _notes(config: Any) -> str:
+    """The expectation's human sentence: GX 1.x `notes` (shown in Data Docs), else meta.notes."""
+    notes = config.notes or (config.meta or {}).get("notes") or ""
+    return " ".join(notes) if isinstance(notes, list) else str(notes)
+
+
+def _unexpected_keys(result: Any, keys: list[str]) -> list[str]:
+    """Row keys one expectation flagged; a failure GX cannot attribute to rows flags all rows."""
+    if result.success:
+        return []
+    entries = result.result.get("unexpected_index_list")
+    if entries is None:
+        logger.warning(
+            "%s failed without row indices: every row fails it",
+            expectation_name(result.expectation_config),
+        )
+        return list(keys)
+    found: list[str] = []
+    for entry in entries:
+        # With exclude_unexpected_values GX gives {key: [k1, k2, ...]}; otherwise {key: k}.
+        value = entry[ROW_KEY]
+        found.extend(value if isinstance(value, list) else [value])
+    return found
+
+
+def _build_docs(context: Any, result: Any, run_id: Any) -> Path | None:
+    """Render this run's validation page and the index into the local Data Docs site."""
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    suite_id = ExpectationSuiteIdentifier(name=result.suite_name)
+    validation_id = ValidationResultIdentifier(
+        expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=result.batch_id
+    )
+    # Only this run's page and the suite page: a full rebuild grows with every stored night.
+    urls = context.build_data_docs(resource_identifiers=[suite_id, validation_id])
+    url = urls.get("local_site") or next(iter(urls.values()), None)
+    return Path(url2pathname(urlparse(url).path)) if url else None
