@@ -56,8 +56,11 @@ def ingest(args: argparse.Namespace) -> int:
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
     if not settings.inbox.is_dir():
         raise UserError(f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)")
+    from warehouse.lock import RunLocked, lock_holder
+
+    if (held := lock_holder(settings.home.lock)) is not None:
+        raise UserError(held)
     from flows.nightly import NightFailed, nightly_ingest
-    from warehouse.lock import RunLocked
 
     status = console.status("starting Prefect…") if interactive else None
     handler = _StatusHandler(status) if status else None

@@ -20,8 +20,8 @@ _SAMPLE = 8192
 # ends aside, above which a dump is called binary.
 _MAX_CONTROL_SHARE = 0.05
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
-_CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uff00-\uffef]")
-_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_HIGH_BYTE = re.compile(rb"[\x80-\xff]")
+_GB_PAIR = re.compile(rb"[\xa1-\xfe][\xa1-\xfe]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,18 +76,22 @@ def _by_utf8(data: bytes) -> Decoded | None:
 
 def _by_legacy(data: bytes) -> Decoded:
     """Not UTF-8: GB18030 when it reads as Chinese, else Windows-1252 (Latin-1's superset)."""
-    try:
-        text = data.decode("gb18030")
-    except UnicodeDecodeError:
-        text = ""
-    non_ascii = len(_NON_ASCII.findall(text[:_SAMPLE]))
-    if non_ascii and len(_CJK.findall(text[:_SAMPLE])) >= 0.9 * non_ascii:
-        return Decoded(text, "gb18030")
+    if _looks_like_gb(data[:_SAMPLE]):
+        try:
+            return Decoded(data.decode("gb18030"), "gb18030")
+        except UnicodeDecodeError:
+            pass
     try:
         return Decoded(data.decode("cp1252"), "cp1252")
     except UnicodeDecodeError:
         # cp1252 leaves five bytes undefined; Latin-1 maps every byte.
         return Decoded(data.decode("latin-1"), "latin-1")
+
+
+def _looks_like_gb(sample: bytes) -> bool:
+    """Chinese in GB encodings is runs of byte pairs both in A1-FE; Latin-1 accents stand alone."""
+    high = len(_HIGH_BYTE.findall(sample))
+    return high >= 4 and 2 * len(_GB_PAIR.findall(sample)) >= 0.9 * high
 
 
 def _is_binary(text: str) -> bool:

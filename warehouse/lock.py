@@ -38,3 +38,12 @@ def run_lock(path: Path, wait_seconds: float = 0.0) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the home's run lock right now, or None when it is free."""
+    try:
+        with run_lock(path):
+            return None
+    except RunLocked as locked:
+        return str(locked)
