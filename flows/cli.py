@@ -55,7 +55,9 @@ def ingest(args: argparse.Namespace) -> int:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
     if not settings.inbox.is_dir():
-        raise UserError(f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)")
+        raise UserError(
+            f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)"
+        )
     from warehouse.lock import RunLocked, lock_holder
 
     if (held := lock_holder(settings.home.lock)) is not None:
@@ -207,7 +209,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--max-failure-ratio",
         type=float,
-        help=f"refuse the night above this share of failing dumps (default {DEFAULT_MAX_FAILURE_RATIO})",
+        help="refuse the night above this share of failing dumps "
+        f"(default {DEFAULT_MAX_FAILURE_RATIO})",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
     run.set_defaults(command=ingest)

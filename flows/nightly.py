@@ -75,8 +75,13 @@ class Timings:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
 
 
-@task(name="discover", cache_policy=NONE, retries=2, retry_delay_seconds=2,
-      retry_condition_fn=_retry_transient)
+@task(
+    name="discover",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+)
 def discover(settings: Settings) -> Plan:
     """Walk the inbox, hash what settled, and match it against the ledger."""
     arrivals = find_arrivals(settings.inbox, settings.settle_seconds)
@@ -86,15 +91,24 @@ def discover(settings: Settings) -> Plan:
     get_run_logger().info(
         "discovered %d files: %d new, %d same bytes as earlier files, %d already recorded, "
         "%d symlinks, %d still being written",
-        len(arrivals.files) + len(arrivals.symlinks), len(plan.to_read),
+        len(arrivals.files) + len(arrivals.symlinks),
+        len(plan.to_read),
         len(plan.known_copies) + sum(map(len, plan.night_copies.values())),
-        plan.already_recorded, len(plan.symlinks), len(plan.unsettled),
+        plan.already_recorded,
+        len(plan.symlinks),
+        len(plan.unsettled),
     )
     return plan
 
 
-@task(name="parse", cache_policy=NONE, retries=2, retry_delay_seconds=2,
-      retry_condition_fn=_retry_transient, task_run_name="parse-{first}")
+@task(
+    name="parse",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+    task_run_name="parse-{first}",
+)
 def parse(batch: list[ToRead], settings: Settings, first: str) -> list[Parsed]:
     """Read, archive, decode and parse one batch of dumps."""
     parsed = read_and_parse(batch, settings.home, settings.max_dump_bytes)
@@ -108,11 +122,16 @@ def validate(parsed: list[Parsed], settings: Settings, lineage: Lineage) -> Vali
     """Great Expectations over all of the night's articles at once."""
     table = articles_table(parsed, lineage)
     outcome = validate_articles(
-        table, settings.home.gx, now=lineage.at, build_docs=settings.build_docs,
+        table,
+        settings.home.gx,
+        now=lineage.at,
+        build_docs=settings.build_docs,
         run_name=lineage.run_id,
     )
     get_run_logger().info(
-        "validated %d articles: %d passed, %d failed", table.num_rows, outcome.passed.num_rows,
+        "validated %d articles: %d passed, %d failed",
+        table.num_rows,
+        outcome.passed.num_rows,
         len(outcome.failures),
     )
     return outcome
@@ -127,8 +146,13 @@ def dedupe(outcome: ValidationOutcome, settings: Settings) -> tuple[set[str], li
     return kept, links
 
 
-@task(name="load", cache_policy=NONE, retries=2, retry_delay_seconds=2,
-      retry_condition_fn=_retry_transient)
+@task(
+    name="load",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+)
 def load(ledger: Ledger, run_row: dict[str, Any], settings: Settings) -> None:
     """Append the night's files to the lake, then commit the run (all or nothing visible)."""
     tables = {
@@ -268,4 +292,3 @@ def _flow_run_id() -> str | None:
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-

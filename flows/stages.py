@@ -90,9 +90,7 @@ def read_and_parse(batch: Sequence[ToRead], home: Home, max_bytes: int) -> list[
 
 def articles_table(parsed: Sequence[Parsed], lineage: Lineage) -> pa.Table:
     """All parsed articles of the night as one Arrow table, ready for validation."""
-    rows = [
-        article_row(p, p.result, lineage) for p in parsed if isinstance(p.result, Article)
-    ]
+    rows = [article_row(p, p.result, lineage) for p in parsed if isinstance(p.result, Article)]
     return pa.Table.from_pylist(rows, schema=ARTICLES_SCHEMA)
 
 
@@ -104,7 +102,13 @@ def dedupe_against_history(
         ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint"]
     ).to_pylist()
     candidates = [
-        Candidate(c["dump_file"], c["article_id"], c["published_at"], c["page_code"], c["body_fingerprint"])
+        Candidate(
+            c["dump_file"],
+            c["article_id"],
+            c["published_at"],
+            c["page_code"],
+            c["body_fingerprint"],
+        )
         for c in columns
     ]
     codes = sorted({c.page_code for c in candidates if c.page_code})
@@ -133,7 +137,9 @@ def account(
             ledger.quarantined(dump, item.stage, item.result, lineage, item.encoding)
             fate[dump.sha256] = Seen(dump.dump_file, "quarantined", None)
         elif dump.dump_file in failures:
-            rejection = Rejection("failed_validation", "; ".join(failures[dump.dump_file]), item.result.layout)
+            rejection = Rejection(
+                "failed_validation", "; ".join(failures[dump.dump_file]), item.result.layout
+            )
             ledger.quarantined(dump, "validate", rejection, lineage, item.encoding)
             fate[dump.sha256] = Seen(dump.dump_file, "quarantined", None)
         elif dump.dump_file in link_of:

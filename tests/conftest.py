@@ -1,4 +1,4 @@
-"""Shared fixtures: the repo's sample inbox, fresh homes, and one real Prefect server per session."""
+"""Shared fixtures: the sample inbox, fresh homes, one real Prefect server per session."""
 
 from __future__ import annotations
 

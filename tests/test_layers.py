@@ -9,8 +9,21 @@ import pytest
 from tests.conftest import REPO
 
 FORBIDDEN_IN_TRANSFORMS = {
-    "flows", "warehouse", "expectations", "prefect", "duckdb", "great_expectations",
-    "os", "pathlib", "time", "socket", "subprocess", "shutil", "io", "requests", "urllib",
+    "flows",
+    "warehouse",
+    "expectations",
+    "prefect",
+    "duckdb",
+    "great_expectations",
+    "os",
+    "pathlib",
+    "time",
+    "socket",
+    "subprocess",
+    "shutil",
+    "io",
+    "requests",
+    "urllib",
 }
 
 

@@ -88,7 +88,13 @@ class Ledger:
         self.file(dump, "quarantined", None, lineage)
 
     def duplicate(
-        self, dump: Dump, of: str, kind: str, similarity: float, article: Row | None, lineage: Lineage
+        self,
+        dump: Dump,
+        of: str,
+        kind: str,
+        similarity: float,
+        article: Row | None,
+        lineage: Lineage,
     ) -> None:
         """Record a copy of a kept article."""
         self.duplicates.append(

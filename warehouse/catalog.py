@@ -76,7 +76,9 @@ def sync_catalog(home: Home) -> bool:
 def _sync(path: Path, statements: list[str], signature: str) -> bool:
     if path.exists() and _signature_of(path) == signature:
         return True
-    config = {"storage_compatibility_version": STORAGE_COMPATIBILITY}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "storage_compatibility_version": STORAGE_COMPATIBILITY
+    }
     with duckdb.connect(str(path), config=config) as con:
         con.execute("BEGIN")
         for statement in statements:

@@ -61,9 +61,7 @@ def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
                 if stat.S_ISREG(info.st_mode):
                     candidates.append((dump_name(inbox, path), path, info))
     settled = _settled(candidates, settle_seconds, unsettled)
-    files = [
-        InboxFile(name, path, info.st_size, sha256_of(path)) for name, path, info in settled
-    ]
+    files = [InboxFile(name, path, info.st_size, sha256_of(path)) for name, path, info in settled]
     by_name = lambda f: f.dump_file  # noqa: E731
     return Arrivals(sorted(files, key=by_name), sorted(symlinks, key=by_name), sorted(unsettled))
 
@@ -102,7 +100,9 @@ def _settled(
     if not young:
         return candidates
     wait = max(settle_seconds - (now - c[2].st_mtime) for c in young)
-    log.info("%d files changed in the last %.0f s; waiting %.1f s", len(young), settle_seconds, wait)
+    log.info(
+        "%d files changed in the last %.0f s; waiting %.1f s", len(young), settle_seconds, wait
+    )
     time.sleep(max(0.0, wait))
     ready = []
     for name, path, before in candidates:

@@ -51,7 +51,9 @@ def test_ingest_then_query_and_status(sample_inbox: Path, home: Path, api_url: s
     assert "succeeded" in result.stdout and "articles loaded" in result.stdout
     assert "duplicates: same_page" in result.stdout
 
-    counted = run("sql", "SELECT count(*) AS n FROM articles WHERE layout = 'chinaview-2008'", home=home)
+    counted = run(
+        "sql", "SELECT count(*) AS n FROM articles WHERE layout = 'chinaview-2008'", home=home
+    )
     assert counted.returncode == 0 and "│ 5 " in counted.stdout
 
     status = run("status", home=home)
@@ -74,7 +76,9 @@ def test_user_errors_are_one_clear_line(home: Path, tmp_path: Path) -> None:
     one_line_error(run("ingest", "--inbox", str(tmp_path / "nope"), home=home), 2, "no such inbox")
 
 
-def test_sql_is_read_only_and_bad_sql_is_one_line(sample_inbox: Path, home: Path, api_url: str) -> None:
+def test_sql_is_read_only_and_bad_sql_is_one_line(
+    sample_inbox: Path, home: Path, api_url: str
+) -> None:
     assert run("ingest", "--inbox", str(sample_inbox), home=home, api_url=api_url).returncode == 0
     one_line_error(run("sql", "DROP VIEW articles", home=home), 2, "only read-only")
     one_line_error(run("sql", "SELEC title FROM articles", home=home), 2, "error")

@@ -52,9 +52,11 @@ def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
     with lake_connection(Home.at(home)) as con:
         for table in ("articles", "duplicates", "quarantine", "files"):
             columns = [
-                c for (c,) in con.execute(
+                c
+                for (c,) in con.execute(
                     "SELECT column_name FROM (DESCRIBE SELECT * FROM " + table + ")"
-                ).fetchall() if c not in VOLATILE
+                ).fetchall()
+                if c not in VOLATILE
             ]
             rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
             out[table] = sorted(rows, key=repr)
@@ -64,7 +66,9 @@ def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
 def test_samples_land_with_every_dump_accounted_for(sample_inbox: Path, home: Path) -> None:
     summary = ingest(sample_inbox, home)
     assert summary["status"] == "succeeded"
-    inbox_files = sorted(p.relative_to(sample_inbox).as_posix() for p in sample_inbox.rglob("*.txt"))
+    inbox_files = sorted(
+        p.relative_to(sample_inbox).as_posix() for p in sample_inbox.rglob("*.txt")
+    )
     ledger = query(home, "SELECT dump_file, status FROM files ORDER BY dump_file")
     assert [name for name, _ in ledger] == inbox_files
     with lake_connection(Home.at(home)) as con:
@@ -85,17 +89,37 @@ def test_seed_article_has_every_field_right(sample_inbox: Path, home: Path) -> N
         "language, page_code, published_month, layout, parser_version, dump_sha256, article_id "
         f"FROM articles WHERE dump_file = '{SEED}'",
     )
-    (source, title, published_at, editor, dateline, body, captions, words, language, code,
-     month, layout, version, sha, article_id) = row
+    (
+        source,
+        title,
+        published_at,
+        editor,
+        dateline,
+        body,
+        captions,
+        words,
+        language,
+        code,
+        month,
+        layout,
+        version,
+        sha,
+        article_id,
+    ) = row
     assert published_at == datetime(2019, 5, 1, 20, 38, 54, tzinfo=UTC)
     assert (source, title, editor, dateline) == (
-        expected["source"], expected["title"], expected["editor"], expected["dateline"]
+        expected["source"],
+        expected["title"],
+        expected["editor"],
+        expected["dateline"],
     )
     assert body == expected["body"]
     assert body.split("\n\n") == expected["paragraphs"]
     assert captions == expected["captions"]
     assert (words, language, code, month) == (
-        expected["word_count"], expected["language"], expected["page_code"],
+        expected["word_count"],
+        expected["language"],
+        expected["page_code"],
         expected["published_month"],
     )
     assert layout == "xinhua-2019" and version and len(sha) == 64
@@ -151,7 +175,9 @@ def test_history_wins_over_a_later_night(sample_inbox: Path, home: Path, tmp_pat
     ingest(night1, home)
     [(kept_id,)] = query(home, "SELECT article_id FROM articles")
     ingest(sample_inbox, home)
-    [(of, kind)] = query(home, f"SELECT duplicate_of, kind FROM duplicates WHERE dump_file = '{SEED}'")
+    [(of, kind)] = query(
+        home, f"SELECT duplicate_of, kind FROM duplicates WHERE dump_file = '{SEED}'"
+    )
     assert (of, kind) == (kept_id, "same_page")
 
 
@@ -180,12 +206,16 @@ def test_an_analyst_holding_the_catalog_does_not_fail_the_run(
     shutil.copy2(sample_inbox / SEED, first / SEED)
     ingest(first, home)
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-         "c.execute('SELECT count(*) FROM articles').fetchall(); print('open', flush=True); "
-         "time.sleep(120)",
-         str(home / "warehouse.duckdb")],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+            "c.execute('SELECT count(*) FROM articles').fetchall(); print('open', flush=True); "
+            "time.sleep(120)",
+            str(home / "warehouse.duckdb"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "open"

@@ -21,22 +21,24 @@ def cand(name: str, hours: int = 0, code: str | None = None, fp: str = "f") -> C
 def test_earliest_publication_is_kept_then_path_order() -> None:
     kept, links = dedupe([cand("b", 0, fp="x"), cand("a", 1, fp="x"), cand("c", 0, fp="x")], EMPTY)
     assert [k.dump_file for k in kept] == ["b"]
-    assert {(l.dump_file, l.duplicate_of, l.kind) for l in links} == {
+    assert {(link.dump_file, link.duplicate_of, link.kind) for link in links} == {
         ("a", "id-b", "exact"),
         ("c", "id-b", "exact"),
     }
 
 
 def test_same_page_names_the_link_before_exact() -> None:
-    kept, links = dedupe([cand("a", code="p1", fp="x"), cand("b", code="p1", fp="x")], EMPTY)
-    assert [(l.dump_file, l.kind) for l in links] == [("b", "same_page")]
+    _kept, links = dedupe([cand("a", code="p1", fp="x"), cand("b", code="p1", fp="x")], EMPTY)
+    assert [(link.dump_file, link.kind) for link in links] == [("b", "same_page")]
 
 
 def test_history_wins_over_the_night() -> None:
     history = History({"p1": "old-1"}, {"x": "old-2"})
-    kept, links = dedupe([cand("a", code="p1", fp="y"), cand("b", fp="x"), cand("c", fp="z")], history)
+    kept, links = dedupe(
+        [cand("a", code="p1", fp="y"), cand("b", fp="x"), cand("c", fp="z")], history
+    )
     assert [k.dump_file for k in kept] == ["c"]
-    assert {(l.dump_file, l.duplicate_of, l.kind) for l in links} == {
+    assert {(link.dump_file, link.duplicate_of, link.kind) for link in links} == {
         ("a", "old-1", "same_page"),
         ("b", "old-2", "exact"),
     }

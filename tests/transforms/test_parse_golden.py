@@ -78,5 +78,3 @@ def test_golden(dump_file: str, request: pytest.FixtureRequest) -> None:
 def test_golden_files_have_their_dumps() -> None:
     names = {p.name for p in GOLDEN.glob("*.json")} - {"seed.json"}
     assert names == {d.replace("/", "__") + ".json" for d in XINHUA}
-
-

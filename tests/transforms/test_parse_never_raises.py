@@ -12,10 +12,21 @@ from transforms.records import Article, Rejection
 
 SEED = (SAMPLES / "2019/05/000_c903989559a3121d.txt").read_bytes()
 FRAGMENTS = [
-    SEED[:400], SEED[400:1200], SEED[-200:], b"Source: Xinhua | 2019-05-02 04:38:54 | Editor: x\n",
-    b"Source: Xinhua 2019-13-45 99:99:99\n", b"\xc2\xa0\xe3\x80\x80", b"\r\n", b"\n\n",
-    b"_English_Xinhua\n", b"www.chinaview.cn\n", "来源：\n新华网\n".encode(), b"Back to Top Close\n",
-    b"0100200707500000000000000111000013802802910", b"<script>", b"\x00\xff\xfe",
+    SEED[:400],
+    SEED[400:1200],
+    SEED[-200:],
+    b"Source: Xinhua | 2019-05-02 04:38:54 | Editor: x\n",
+    b"Source: Xinhua 2019-13-45 99:99:99\n",
+    b"\xc2\xa0\xe3\x80\x80",
+    b"\r\n",
+    b"\n\n",
+    b"_English_Xinhua\n",
+    b"www.chinaview.cn\n",
+    "来源：\n新华网\n".encode(),
+    b"Back to Top Close\n",
+    b"0100200707500000000000000111000013802802910",
+    b"<script>",
+    b"\x00\xff\xfe",
 ]
 
 

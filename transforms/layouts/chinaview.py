@@ -17,7 +17,9 @@ from transforms.text import blocks, clean_line, unwrap
 _SUFFIX_2008 = re.compile(r"\s*_English_Xinhua$")
 _SUFFIX_ZH = re.compile(r"\s*[-_－]\s*新华网$")
 # Lines inside a chinaview body that are page chrome, not article text.
-_CHROME_2008 = re.compile(r"^(?:Special report:.*|Photo Gallery>*|Print|\(Agencies\)|Related Stories)$")
+_CHROME_2008 = re.compile(
+    r"^(?:Special report:.*|Photo Gallery>*|Print|\(Agencies\)|Related Stories)$"
+)
 _CAPTION_2008 = re.compile(r"^\((?:File )?Photo\b.*\)$", re.S | re.I)
 _END_2008 = re.compile(r"^(?:Editor:.*|Related Stories|Home|Back to Top)$")
 _IDEOGRAPHIC_INDENT = "\u3000"
@@ -79,7 +81,9 @@ def parse_xinhua_zh(lines: list[str]) -> Article | Rejection:
     cleaned = [clean_line(x) for x in lines]
     title = _SUFFIX_ZH.sub("", next((c for c in cleaned if c), ""))
     title_at = next((i for i, c in enumerate(cleaned) if i > 0 and c == title), 0)
-    time_at = next((i for i in range(title_at, len(cleaned)) if TIMESTAMP.fullmatch(cleaned[i])), None)
+    time_at = next(
+        (i for i in range(title_at, len(cleaned)) if TIMESTAMP.fullmatch(cleaned[i])), None
+    )
     if time_at is None:
         return Rejection("no_publication_time", "A Chinese Xinhua page without its time line.")
     match = TIMESTAMP.fullmatch(cleaned[time_at])

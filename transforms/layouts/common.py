@@ -23,10 +23,14 @@ _DATELINE = re.compile(
     r"(?P<date>[A-Z][a-z]{2,8}\.?\s+\d{1,2})(?:,\s*\d{4})?\s*"
     r"\((?:Xinhua|Xinhuanet|XINHUA)[^)]*\)\s*[-–—]"
 )
-_DATELINE_ZH = re.compile(r"^新华社(?:[^\s，,（(]{0,20}?)?(?P<place>[^\s\d，,（(]{1,12}?)(?:\d{1,2}月)?\d{1,2}日电")
+_DATELINE_ZH = re.compile(
+    r"^新华社(?:[^\s，,（(]{0,20}?)?(?P<place>[^\s\d，,（(]{1,12}?)(?:\d{1,2}月)?\d{1,2}日电"
+)
 # A photo caption ends with the photographer's credit, "(Xinhua/Marcos Salgado)", or opens
 # with a photo formula.
-_CAPTION_CREDIT = re.compile(r"\((?:Xinhua|XINHUA|Xinhuanet)\s*/[^)]{1,80}\)\s*$|\(Xinhua photo\)\s*$")
+_CAPTION_CREDIT = re.compile(
+    r"\((?:Xinhua|XINHUA|Xinhuanet)\s*/[^)]{1,80}\)\s*$|\(Xinhua photo\)\s*$"
+)
 _CAPTION_OPENING = re.compile(r"^(?:File photo|Photo taken|Photo shows|Photo:|Aerial photo)", re.I)
 # Editors' slug lines on photo pages: "CHINA-HUBEI-WUHAN-OUTBOUND TRAVEL RESTRICTIONS-LIFT (CN)".
 _SLUG = re.compile(r"^[A-Z0-9][A-Z0-9 ,.'&/-]{3,}-[A-Z0-9 ,.'&/-]+(?:\([A-Z]{2,3}\))?$")

@@ -21,7 +21,9 @@ from transforms.text import blocks, clean_line, unwrap
 _TS = r"(\d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}(?::\d{2})?)"
 # "Source: Xinhua | 2019-05-02 04:38:54 | Editor: huaxia" (2019) and
 # "Source: Xinhua| 2020-04-08 06:39:47|Editor: huaxia" (2017-2021): the web copy.
-_META_WEB = re.compile(r"^Source:\s*(?P<source>[^|]*?)\s*\|\s*" + _TS + r"\s*\|\s*Editor:\s*(?P<editor>.*)$")
+_META_WEB = re.compile(
+    r"^Source:\s*(?P<source>[^|]*?)\s*\|\s*" + _TS + r"\s*\|\s*Editor:\s*(?P<editor>.*)$"
+)
 # "Source: Xinhua 2019-05-02 04:38:54": the print copy, no editor.
 _META_PRINT = re.compile(r"^Source:\s*(?P<source>.*?)\s+" + _TS + r"$")
 # Page chrome that ends an article copy.

@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations of Wirehouse: fixture generators and timing harnesses."""

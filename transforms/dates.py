@@ -1,0 +1,192 @@
+"""Finding and parsing the publication dates written on news pages, in the many formats seen."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+# Pages before the web news era are misreadings (a "1987" in a sentence), not publication dates.
+MIN_YEAR = 1990
+MAX_YEAR = 2099
+
+_MONTHS = {
+    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
+    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
+}  # fmt: skip
+
+# Offsets in hours. "ET"/"PT"/... without S/D are read as standard time (the pages are winter
+# 2007-08); IST is India's (the outlets using it are Indian); BST is British Summer Time.
+_ZONES = {
+    "utc": 0.0, "gmt": 0.0, "ut": 0.0, "z": 0.0, "bst": 1.0, "cet": 1.0, "cest": 2.0,
+    "eet": 2.0, "msk": 3.0, "ist": 5.5, "pkt": 5.0, "ict": 7.0, "wib": 7.0, "hkt": 8.0,
+    "sgt": 8.0, "pht": 8.0, "awst": 8.0, "jst": 9.0, "kst": 9.0, "acst": 9.5, "aest": 10.0,
+    "acdt": 10.5, "aedt": 11.0, "nzst": 12.0, "nzdt": 13.0, "ast": -4.0, "adt": -3.0,
+    "est": -5.0, "edt": -4.0, "et": -5.0, "cst": -6.0, "cdt": -5.0, "ct": -6.0,
+    "mst": -7.0, "mdt": -6.0, "mt": -7.0, "pst": -8.0, "pdt": -7.0, "pt": -8.0,
+    "akst": -9.0, "hst": -10.0,
+}  # fmt: skip
+
+_MONTH = (
+    r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_ZONE = (
+    r"(?P<tz>(?:gmt|utc)\s?[+-]\s?\d{1,2}(?::?\d{2})?|[+-]\d{2}:?\d{2}|z\b|"
+    + "|".join(sorted((z for z in _ZONES if z != "z"), key=len, reverse=True))
+    + r")\b"
+)
+_TIME = (
+    r"(?P<hh>\d{1,2})(?::|\.(?=\d{2}\s?[ap]\.?\s?m\b))(?P<mi>\d{2})(?::(?P<ss>\d{2}))?(?:\.\d+)?"
+    r"\s?(?P<ap>[ap]\.?\s?m\b\.?)?(?:\s*\(?\s*" + _ZONE + r")?"
+)
+# Each pattern ends at the year (they are tried at every year found), except ISO that starts there.
+_ENDING_AT_YEAR = [
+    # Month D, YYYY: "Sunday, December 30, 2007", "Jan. 12, 2008", "JAN 9 2008"
+    re.compile(_MONTH + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>\d{4})$", re.I),
+    # D Month YYYY: "16 January 2008", "12-Jan-2008", "02 Jan 2008"
+    re.compile(
+        r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s-]+" + _MONTH + r",?[\s-]+(?P<y>\d{4})$",
+        re.I,
+    ),
+    # Numeric, US order unless the first part cannot be a month: "01/08/2008", "(14/01/2008)"
+    re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})$"),
+]
+# ISO: "2008-01-11 11:37:09", "2008-01-11T11:37:09Z"
+_ISO = re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d-])")
+# Numeric with a two-digit year: "01/13/08", "15/01/08 15:46" (read as 20YY, or 19YY from 90).
+_SHORT_YEAR = re.compile(
+    r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d\d)(?![\d/.])"
+)
+# A year may run into the next word when a crawler glued two elements ("2008Hornets").
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+# The longest date text that can stand before its year ("Wednesday, 17th of September ").
+_BEFORE_YEAR = 32
+_TIME_AFTER = re.compile(r"(?:[\s,|@\-–—]|T(?=\d))*(?:at\s+|-\s*)?" + _TIME, re.I)
+_TIME_BEFORE = re.compile(_TIME + r"[\s,|]*(?:on\s+)?(?:[a-z]{3,9}\.?,?\s+)?$", re.I)
+_ZONE_ALONE = re.compile(r"\s*\(?\s*" + _ZONE, re.I)
+_SPACE = re.compile(r"\s+")
+_OFFSET = re.compile(r"([+-])\s?(\d{1,2}):?(\d{2})?$")
+
+
+@dataclass(frozen=True, slots=True)
+class DateMention:
+    """A date written in a text: where it starts and ends, and its value in UTC."""
+
+    start: int
+    end: int
+    value: datetime
+    has_time: bool
+
+
+def find_dates(text: str) -> list[DateMention]:
+    """Every plausible full date (day, month, year) in the text, in order of position."""
+    found: dict[int, DateMention] = {}
+    for year in _YEAR.finditer(text):
+        end = year.end()
+        matches = [
+            p.search(text, max(0, year.start() - _BEFORE_YEAR), end) for p in _ENDING_AT_YEAR
+        ]
+        matches.append(_ISO.match(text, year.start()))
+        for match in matches:
+            if match is not None:
+                _add(found, _mention(text, match))
+    for match in _SHORT_YEAR.finditer(text):
+        _add(found, _mention(text, match))
+    return sorted(found.values(), key=lambda m: m.start)
+
+
+def _add(found: dict[int, DateMention], mention: DateMention | None) -> None:
+    """Keep a mention unless another one starts at the same place."""
+    if mention is not None and mention.start not in found:
+        found[mention.start] = mention
+
+
+def date_near(text: str, anchor: int, before: int = 600, after: int = 300) -> DateMention | None:
+    """The date closest to a position (a headline, an article start), preferring one before it."""
+    best: tuple[float, DateMention] | None = None
+    lo, hi = max(0, anchor - before), anchor + after
+    for mention in find_dates(text[lo:hi]):
+        pos = lo + mention.start
+        # A date after the anchor is more often a comment stamp or an aside: weigh it double.
+        distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
+        distance -= 40 if mention.has_time else 0
+        if best is None or distance < best[0]:
+            best = (distance, mention)
+    if best is None:
+        return None
+    m = best[1]
+    return DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+
+
+def _mention(text: str, match: re.Match[str]) -> DateMention | None:
+    """The date of one match, with a time found right after or right before it."""
+    day = _ymd(match)
+    if day is None:
+        return None
+    end, start = match.end(), match.start()
+    tm = _TIME_AFTER.match(text, end, min(len(text), end + 40))
+    if tm is None:
+        tm = _TIME_BEFORE.search(text, max(0, start - 40), start)
+    if tm is not None:
+        value = _with_time(day, tm)
+        if value is not None:
+            return DateMention(min(start, tm.start()), max(end, tm.end()), value, True)
+    zone = _ZONE_ALONE.match(text, end, min(len(text), end + 12))
+    offset = _offset_hours(zone.group("tz")) if zone is not None else None
+    # No time or zone written: midnight, read as UTC (nothing on the page says otherwise).
+    return DateMention(start, end, day - timedelta(hours=offset or 0.0), False)
+
+
+def _ymd(match: re.Match[str]) -> datetime | None:
+    """The calendar day a date match names, or None when it is not a real day in range."""
+    parts = match.groupdict()
+    year = int(parts["y"])
+    if year < 100:
+        year += 1900 if year >= 90 else 2000
+    if parts.get("mon"):
+        month = _MONTHS[parts["mon"][:3].lower()]
+    elif parts.get("m"):
+        month = int(parts["m"])
+    else:
+        first, second = int(parts["a"]), int(parts["b"])
+        # Dotted dates are European (D.M.Y); slashed ones American unless impossible as such.
+        european = parts["sep"] == "." or first > 12
+        month, parts["d"] = (second, str(first)) if european else (first, str(second))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        return None
+    try:
+        return datetime(year, month, int(parts["d"]), tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def _with_time(day: datetime, tm: re.Match[str]) -> datetime | None:
+    """The day at the matched time of day, shifted to UTC by its zone when one is written."""
+    hour, minute = int(tm.group("hh")), int(tm.group("mi"))
+    second = int(tm.group("ss") or 0)
+    ampm = (tm.group("ap") or "").lower()
+    if ampm:
+        if not 1 <= hour <= 12:
+            return None
+        hour = hour % 12 + (12 if ampm.startswith("p") else 0)
+    if hour > 23 or minute > 59 or second > 59:
+        return None
+    offset = _offset_hours(tm.group("tz")) if tm.group("tz") else None
+    # No zone written: the time is taken as UTC, the only reading that needs no guess.
+    local = day.replace(hour=hour, minute=minute, second=second)
+    return local - timedelta(hours=offset or 0.0)
+
+
+def _offset_hours(zone: str) -> float | None:
+    """Hours east of UTC for a zone abbreviation or a written offset."""
+    zone = _SPACE.sub("", zone.lower())
+    if zone in _ZONES:
+        return _ZONES[zone]
+    sign = _OFFSET.search(zone)
+    if sign is None:
+        return None
+    hours = int(sign.group(2)) + int(sign.group(3) or 0) / 60
+    if hours > 14:
+        return None
+    return hours if sign.group(1) == "+" else -hours
