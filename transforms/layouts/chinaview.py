@@ -36,7 +36,9 @@ def is_chinaview_2008(lines: list[str]) -> bool:
 def is_xinhua_zh(lines: list[str]) -> bool:
     """Whether a page is a Chinese Xinhua page: title ending -新华网, a 来源 line."""
     first = next((clean_line(x) for x in lines if x.strip()), "")
-    return bool(_SUFFIX_ZH.search(first)) or any(clean_line(x) == "来源：" for x in lines[:200])
+    return bool(_SUFFIX_ZH.search(first)) or any(
+        "来源" in x and clean_line(x) == "来源：" for x in lines[:200]
+    )
 
 
 def parse_chinaview_2008(lines: list[str]) -> Article | Rejection:

@@ -82,19 +82,21 @@ def is_slug(paragraph: str) -> bool:
 
 def merge_copies(primary: list[str], other: list[str]) -> list[str]:
     """Paragraphs of two copies of one article, each once, in reading order."""
-    merged = list(primary)
-    seen = {paragraph_key(p) for p in primary}
-    position = 0
-    for paragraph in other:
-        key = paragraph_key(paragraph)
-        if key in seen:
-            position = next(
-                (i + 1 for i, p in enumerate(merged) if paragraph_key(p) == key), position
-            )
+    keys = [paragraph_key(p) for p in primary]
+    known = set(keys)
+    other_keys = [paragraph_key(p) for p in other]
+    if known.issuperset(other_keys):
+        return list(primary)  # the usual case: the print copy adds nothing
+    merged, merged_keys = list(primary), keys
+    insert_at = 0
+    for paragraph, key in zip(other, other_keys, strict=True):
+        if key in known:
+            insert_at = merged_keys.index(key) + 1
             continue
-        merged.insert(position, paragraph)
-        seen.add(key)
-        position += 1
+        merged.insert(insert_at, paragraph)
+        merged_keys.insert(insert_at, key)
+        known.add(key)
+        insert_at += 1
     return merged
 
 

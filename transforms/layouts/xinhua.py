@@ -16,7 +16,7 @@ from transforms.layouts.common import (
     split_captions,
 )
 from transforms.records import Article, Rejection
-from transforms.text import blocks, clean_line, unwrap
+from transforms.text import clean_line, paragraphs_of
 
 _TS = r"(\d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}(?::\d{2})?)"
 # "Source: Xinhua | 2019-05-02 04:38:54 | Editor: huaxia" (2019) and
@@ -49,7 +49,7 @@ class _Copy:
 
 def is_xinhua_2019(lines: list[str]) -> bool:
     """Whether a page has a Xinhua meta line of the 2017-2021 layouts."""
-    return any(_meta_of(clean_line(line)) is not None for line in lines)
+    return any("Source:" in line and _meta_of(clean_line(line)) is not None for line in lines)
 
 
 def is_xinhua_2022(lines: list[str]) -> bool:
@@ -99,7 +99,7 @@ def parse_xinhua_2022(lines: list[str]) -> Article | Rejection:
             start = i + 1
             break
     end = _copy_end(cleaned, start, len(cleaned), page_code)
-    paragraphs, captions = split_captions(_paragraphs(cleaned[start:end]))
+    paragraphs, captions = split_captions(paragraphs_of(cleaned[start:end]))
     copy = _Copy(title, published_at, source, editor, paragraphs, captions)
     return _article(copy, paragraphs, captions, page_code, "xinhua-2022")
 
@@ -118,7 +118,7 @@ def _copy_at(cleaned: list[str], meta: int, metas: list[int], page_code: str | N
     later = [m for m in metas if m > meta]
     limit = _title_line_before(cleaned, later[0]) if later else len(cleaned)
     end = _copy_end(cleaned, meta + 1, limit, page_code)
-    paragraphs, captions = split_captions(_paragraphs(cleaned[meta + 1 : end]))
+    paragraphs, captions = split_captions(paragraphs_of(cleaned[meta + 1 : end]))
     timestamp = TIMESTAMP.search(cleaned[meta])
     editor = match.groupdict().get("editor")
     return _Copy(
@@ -146,10 +146,6 @@ def _copy_end(cleaned: list[str], start: int, limit: int, page_code: str | None)
         if _FOOTER.match(line) or (page_code is not None and line == page_code):
             return i
     return limit
-
-
-def _paragraphs(lines: list[str]) -> list[str]:
-    return [unwrap(block) for block in blocks("\n".join(lines))]
 
 
 def _article(
