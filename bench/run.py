@@ -101,9 +101,16 @@ def run_child(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> Child:
         )
 
 
-def ingest_env(home: Path, prefect_home: Path, docs: bool) -> dict[str, str]:
+def ingest_env(
+    home: Path, prefect_home: Path, docs: bool, pycache: Path | None = None
+) -> dict[str, str]:
     """The child's environment: a fresh warehouse home, no settle wait, docs on or off."""
     env = dict(os.environ)
+    if pycache is not None:
+        # Without .pyc files every start compiles Prefect, GX, pandas and scipy anew (tens of
+        # seconds); a production install has them. Cached in the bench's folder, not the venv.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     env.update(
         WIREHOUSE_HOME=str(home),
         WIREHOUSE_SETTLE_SECONDS="0",
@@ -115,11 +122,20 @@ def ingest_env(home: Path, prefect_home: Path, docs: bool) -> dict[str, str]:
     return env
 
 
-def ingest(inbox: Path, home: Path, prefect_home: Path, docs: bool = False) -> Ingest:
+@dataclass(frozen=True, slots=True)
+class Places:
+    """Folders shared by every run of one bench: Prefect's home and the bytecode cache."""
+
+    prefect_home: Path
+    pycache: Path | None
+
+
+def ingest(inbox: Path, home: Path, places: Places, docs: bool = False) -> Ingest:
     """One `wirehouse ingest --inbox` run; its report is the one new file in reports/."""
     before = set((home / "reports").glob("*.json")) if (home / "reports").is_dir() else set()
     cmd = [wirehouse_command(), "ingest", "--inbox", str(inbox)]
-    child = run_child(cmd, ingest_env(home, prefect_home, docs), REPO)
+    env = ingest_env(home, places.prefect_home, docs, places.pycache)
+    child = run_child(cmd, env, REPO)
     new = sorted(set((home / "reports").glob("*.json")) - before)
     if child.returncode != 0 or len(new) != 1:
         tail = "\n".join((child.stderr or child.stdout).splitlines()[-_TAIL_LINES:])
@@ -140,7 +156,7 @@ def _with_flow_seconds(report: dict[str, Any], path: Path) -> dict[str, Any]:
 
 
 def bench_size(
-    size: int, work: Path, prefect_home: Path, args: argparse.Namespace, docs: bool
+    size: int, work: Path, places: Places, args: argparse.Namespace, docs: bool
 ) -> SizeResult:
     """Render one size and ingest it `repeat` times (each with a re-run), plus a docs-on run."""
     inbox = work / f"inbox-{size}"
@@ -152,15 +168,15 @@ def bench_size(
     result = SizeResult(size, rendered)
     for k in range(args.repeat):
         home = work / f"home-{size}-{k}"
-        result.first.append(ingest(inbox, home, prefect_home))
+        result.first.append(ingest(inbox, home, places))
         _say(f"[{size:,}] run {k + 1}/{args.repeat}: {_brief(result.first[-1])}")
-        result.rerun.append(ingest(inbox, home, prefect_home))
+        result.rerun.append(ingest(inbox, home, places))
         _say(f"[{size:,}] re-run {k + 1}/{args.repeat}: {_brief(result.rerun[-1])}")
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
     if docs:
         home = work / f"home-{size}-docs"
-        result.docs = ingest(inbox, home, prefect_home, docs=True)
+        result.docs = ingest(inbox, home, places, docs=True)
         _say(f"[{size:,}] docs on: {_brief(result.docs)}")
     if not args.keep:
         shutil.rmtree(inbox, ignore_errors=True)
@@ -279,16 +295,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     work = Path(tempfile.mkdtemp(prefix="wirehouse-bench-"))
-    prefect_home = work / "prefect-home"
+    places = Places(work / "prefect-home", work / "pycache" if args.bytecode_cache else None)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     try:
-        # One throw-away run creates Prefect's database, so the measured runs do not pay for it.
+        # A throw-away run creates Prefect's database (and the bytecode cache), so the measured
+        # runs do not pay for them.
         (work / "empty").mkdir()
-        ingest(work / "empty", work / "home-warmup", prefect_home)
-        baseline = ingest(work / "empty", work / "home-empty", prefect_home).child
+        warmup = ingest(work / "empty", work / "home-warmup", places).child
+        _say(f"warm-up (empty inbox, cold caches): {warmup.wall:.1f} s wall")
+        baseline = ingest(work / "empty", work / "home-empty", places).child
         for size in sizes:
-            result = bench_size(size, work, prefect_home, args, args.docs and size == sizes[-1])
+            result = bench_size(size, work, places, args, args.docs and size == sizes[-1])
             rows.append(figures(result))
             problems += check_counts(result)
     except IngestFailed as error:
@@ -300,6 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             shutil.rmtree(work, ignore_errors=True)
     print_table(rows, baseline)
+    cache = "on (PYTHONPYCACHEPREFIX in the bench folder)" if args.bytecode_cache else "off"
+    print(f"bytecode cache for the children: {cache}")
     for problem in problems:
         print(f"WARNING: {problem}")
     if args.json:
@@ -324,6 +344,8 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the extra run with Data Docs on for the largest size",
     )
+    parser.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
+                        help="pass PYTHONDONTWRITEBYTECODE through (children compile every import)")
     parser.add_argument("--keep", action="store_true", help="keep the inboxes and homes")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser
