@@ -18,7 +18,7 @@ venv: $(STAMP)
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
 $(STAMP): pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	@touch $@
 
 # Ingest the sample inbox shipped in the repo into ./data, then show what landed.

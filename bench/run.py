@@ -344,8 +344,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the extra run with Data Docs on for the largest size",
     )
-    parser.add_argument("--no-bytecode-cache", dest="bytecode_cache", action="store_false",
-                        help="pass PYTHONDONTWRITEBYTECODE through (children compile every import)")
+    parser.add_argument(
+        "--no-bytecode-cache",
+        dest="bytecode_cache",
+        action="store_false",
+        help="pass PYTHONDONTWRITEBYTECODE through (children compile every import)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the inboxes and homes")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     return parser

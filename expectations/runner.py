@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,7 +63,7 @@ def validate_articles(
     _check_input(table, now)
     if table.num_rows == 0:
         return ValidationOutcome(table, {}, 0, None, {})
-    gx = _import_gx()
+    gx = import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
     context = _file_context(gx, Path(gx_root))
@@ -116,7 +116,7 @@ def _check_input(table: pa.Table, now: datetime) -> None:
         raise ValueError(f"{ROW_KEY} must be unique per row to map failures back to rows")
 
 
-def _import_gx() -> ModuleType:
+def import_gx() -> ModuleType:
     """Import Great Expectations (slow: seconds) with analytics off; only called when needed."""
     # GX must never try to reach its analytics endpoint; it reads this at import time.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -238,6 +238,29 @@ def _unexpected_keys(result: Any, keys: list[str]) -> list[str]:
         value = entry[ROW_KEY]
         found.extend(value if isinstance(value, list) else [value])
     return found
+
+
+def build_docs(gx_root: Path, run_names: Collection[str]) -> Path | None:
+    """Render the Data Docs pages of the named validation runs and the index; its path."""
+    gx = import_gx()
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+    )
+
+    context = _file_context(gx, Path(gx_root))
+    wanted = set(run_names)
+    keys = [
+        key for key in context.validation_results_store.list_keys() if key.run_id.run_name in wanted
+    ]
+    suite_id = ExpectationSuiteIdentifier(name=_suite_name())
+    # Only these runs' pages and the suite page: a full rebuild grows with every stored night.
+    urls = context.build_data_docs(resource_identifiers=[suite_id, *keys])
+    url = urls.get("local_site") or next(iter(urls.values()), None)
+    return Path(url2pathname(urlparse(url).path)) if url else None
+
+
+def _suite_name() -> str:
+    return str(json.loads(SUITE_PATH.read_text(encoding="utf-8"))["name"])
 
 
 def _build_docs(context: Any, result: Any, run_id: Any) -> Path | None:

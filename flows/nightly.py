@@ -3,38 +3,45 @@
 from __future__ import annotations
 
 import json
+import shutil
+import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.utilities.annotations import quote
 
-from expectations.runner import ValidationOutcome, validate_articles
+from expectations.runner import build_docs, import_gx
 from flows.settings import Settings, quiet_third_parties
 from flows.stages import (
+    ParsedBatch,
     Plan,
     ToRead,
+    ValidBatch,
     account,
-    articles_table,
     dedupe_against_history,
+    parse_batch,
     plan_night,
-    read_and_parse,
     summary_counts,
+    validate_batch,
 )
 from transforms.dedupe import Link
-from transforms.night import Ledger, Lineage, Parsed
-from transforms.records import PARSER_VERSION, Rejection
+from transforms.night import Ledger, Lineage
+from transforms.records import PARSER_VERSION
 from warehouse.catalog import lake_connection, sync_catalog
 from warehouse.inbox import find_arrivals
 from warehouse.lake import recover
 from warehouse.ledger import match_ledger
-from warehouse.loader import append_night, commit_run
+from warehouse.loader import append_articles, append_rows, commit_run
 from warehouse.lock import run_lock
 
 quiet_third_parties()
@@ -42,6 +49,8 @@ quiet_third_parties()
 T = TypeVar("T")
 # Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
 _TRANSIENT = (OSError, TimeoutError)
+# Big task arguments are wrapped in prefect's `quote`: otherwise Prefect visits every element
+# of every argument (twice) to track dependencies, which cost more than parsing itself.
 
 
 class NightFailed(RuntimeError):
@@ -107,41 +116,42 @@ def discover(settings: Settings) -> Plan:
     retries=2,
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
-    task_run_name="parse-{first}",
+    task_run_name="parse-batch-{index}",
 )
-def parse(batch: list[ToRead], settings: Settings, first: str) -> list[Parsed]:
-    """Read, archive, decode and parse one batch of dumps."""
-    parsed = read_and_parse(batch, settings.home, settings.max_dump_bytes)
-    rejected = sum(1 for p in parsed if isinstance(p.result, Rejection))
-    get_run_logger().info("parsed %d dumps from %s: %d rejected", len(parsed), first, rejected)
+def parse(index: int, batch: list[ToRead], settings: Settings, lineage: Lineage) -> ParsedBatch:
+    """Read, archive, decode and parse one batch of dumps; stage its articles."""
+    parsed = parse_batch(index, batch, settings.home, settings.max_dump_bytes, lineage)
+    get_run_logger().info(
+        "parsed %d dumps (%s ...): %d articles, %d rejected",
+        len(batch),
+        batch[0].dump.dump_file,
+        len(parsed.articles),
+        len(parsed.rejected),
+    )
     return parsed
 
 
-@task(name="validate", cache_policy=NONE)
-def validate(parsed: list[Parsed], settings: Settings, lineage: Lineage) -> ValidationOutcome:
-    """Great Expectations over all of the night's articles at once."""
-    table = articles_table(parsed, lineage)
-    outcome = validate_articles(
-        table,
-        settings.home.gx,
-        now=lineage.at,
-        build_docs=settings.build_docs,
-        run_name=lineage.run_id,
-    )
+@task(name="validate", cache_policy=NONE, task_run_name="validate-batch-{index}")
+def validate(index: int, batch: ParsedBatch, settings: Settings, lineage: Lineage) -> ValidBatch:
+    """Great Expectations over one batch's articles at once."""
+    valid = validate_batch(batch, settings.home, lineage)
     get_run_logger().info(
         "validated %d articles: %d passed, %d failed",
-        table.num_rows,
-        outcome.passed.num_rows,
-        len(outcome.failures),
+        len(batch.articles),
+        valid.keys.num_rows,
+        len(valid.failures),
     )
-    return outcome
+    return valid
 
 
 @task(name="dedupe", cache_policy=NONE)
-def dedupe(outcome: ValidationOutcome, settings: Settings) -> tuple[set[str], list[Link]]:
+def dedupe(valid: list[ValidBatch], settings: Settings) -> tuple[set[str], list[Link]]:
     """Match the valid articles against the warehouse's history and each other."""
+    if not any(batch.keys.num_rows for batch in valid):
+        return set(), []
+    keys = pa.concat_tables([batch.keys for batch in valid])
     with lake_connection(settings.home) as con:
-        kept, links = dedupe_against_history(outcome.passed, con)
+        kept, links = dedupe_against_history(keys, con)
     get_run_logger().info("deduplicated: %d kept, %d copies", len(kept), len(links))
     return kept, links
 
@@ -153,24 +163,34 @@ def dedupe(outcome: ValidationOutcome, settings: Settings) -> tuple[set[str], li
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
 )
-def load(ledger: Ledger, run_row: dict[str, Any], settings: Settings) -> None:
+def load(
+    ledger: Ledger,
+    valid: list[ValidBatch],
+    kept: set[str],
+    run_row: dict[str, Any],
+    settings: Settings,
+) -> None:
     """Append the night's files to the lake, then commit the run (all or nothing visible)."""
-    tables = {
-        "articles": ledger.articles,
-        "duplicates": ledger.duplicates,
-        "quarantine": ledger.quarantine,
-        "files": ledger.files,
-    }
+    home, run_id = settings.home, run_row["run_id"]
     if run_row["status"] == "succeeded":
-        append_night(settings.home, run_row["run_id"], tables)
-    commit_run(settings.home, run_row)
-    get_run_logger().info("committed run %s (%s)", run_row["run_id"], run_row["status"])
+        staged = [batch.passed for batch in valid if batch.passed is not None]
+        append_articles(home, run_id, staged, kept)
+        small = {"duplicates": ledger.duplicates, "quarantine": ledger.quarantine}
+        append_rows(home, run_id, {**small, "files": ledger.files})
+    commit_run(home, run_row)
+    shutil.rmtree(home.staging / run_id, ignore_errors=True)
+    get_run_logger().info("committed run %s (%s)", run_id, run_row["status"])
 
 
 @task(name="report", cache_policy=NONE)
-def report(summary: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Refresh the analysts' views and write the night's summary beside the lake."""
+def report(summary: dict[str, Any], settings: Settings, run_names: list[str]) -> dict[str, Any]:
+    """Refresh the analysts' views, build Data Docs, write the night's summary beside the lake."""
     summary["catalog_current"] = sync_catalog(settings.home)
+    started = datetime.fromisoformat(summary["started_at"])
+    summary["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3)
+    if settings.build_docs and run_names:
+        docs = build_docs(settings.home.gx, run_names)
+        summary["data_docs"] = str(docs) if docs else None
     path = settings.home.reports / f"{summary['run_id']}.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     get_run_logger().info("night summary: %s", json.dumps(summary["counts"], default=str))
@@ -197,26 +217,27 @@ def _run_night(settings: Settings) -> dict[str, Any]:
     started = datetime.now(UTC)
     lineage = Lineage(_new_run_id(started), started)
     timings = Timings()
+    # Great Expectations takes seconds to import: overlap that with discovery and parsing.
+    threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
     with timings.stage("discover"):
         plan = discover(settings)
     with timings.stage("parse"):
         futures = [
-            parse.submit(batch, settings, batch[0].dump.dump_file)
-            for batch in _chunks(plan.to_read, settings.batch_size)
+            parse.submit(i, _quoted(batch), settings, lineage)
+            for i, batch in enumerate(_chunks(plan.to_read, settings.batch_size))
         ]
-        parsed = [p for future in futures for p in future.result()]
+        parsed = [future.result() for future in futures]
     with timings.stage("validate"):
-        outcome = validate(parsed, settings, lineage)
+        valid = [validate(b.index, _quoted(b), settings, lineage) for b in parsed]
     with timings.stage("dedupe"):
-        kept, links = dedupe(outcome, settings)
-    rows = {row["dump_file"]: row for row in outcome.passed.to_pylist()}
-    ledger = account(plan, parsed, rows, outcome.failures, kept, links, lineage)
+        kept, links = dedupe(_quoted(valid), settings)
+    ledger = account(plan, parsed, valid, kept, links, lineage)
     counts = summary_counts(plan, ledger)
     ratio, gate_message = _failure_gate(plan, ledger, settings)
     run_row = _run_row(settings, lineage, counts, ratio, gate_message)
     with timings.stage("load"):
-        load(ledger, run_row, settings)
-    summary = {
+        load(_quoted(ledger), _quoted(valid), _quoted(kept), run_row, settings)
+    summary: dict[str, Any] = {
         "run_id": lineage.run_id,
         "status": run_row["status"],
         "message": run_row["message"],
@@ -225,17 +246,24 @@ def _run_night(settings: Settings) -> dict[str, Any]:
         "started_at": started.isoformat(),
         "counts": counts,
         "failure_ratio": ratio,
-        "failing_expectations": outcome.statistics,
-        "data_docs": str(outcome.docs_index) if outcome.docs_index else None,
+        "failing_expectations": _failing_expectations(valid),
+        "data_docs": None,
         "stage_seconds": timings.seconds,
     }
     with timings.stage("report"):
-        summary = report(summary, settings)
-    summary["stage_seconds"] = timings.seconds
-    summary["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3)
+        run_names = [f"{lineage.run_id}-{b.index:05d}" for b in valid if b.passed is not None]
+        summary = report(summary, settings, run_names)
     if gate_message is not None:
         raise NightFailed(gate_message)
     return summary
+
+
+def _failing_expectations(valid: list[ValidBatch]) -> dict[str, int]:
+    """Rows failing each expectation over the night; expectations nobody failed left out."""
+    totals: Counter[str] = Counter()
+    for batch in valid:
+        totals.update({k: v for k, v in batch.statistics.items() if v})
+    return dict(sorted(totals.items()))
 
 
 def _failure_gate(plan: Plan, ledger: Ledger, settings: Settings) -> tuple[float, str | None]:
@@ -288,6 +316,11 @@ def _flow_run_id() -> str | None:
     except Exception:
         return None
     return str(run.id) if run is not None else None
+
+
+def _quoted(value: T) -> T:
+    """`value` wrapped so Prefect does not walk it; typed as itself, which the task receives."""
+    return cast(T, quote(value))
 
 
 def _chunks(items: list[T], size: int) -> list[list[T]]:

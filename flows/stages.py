@@ -1,4 +1,9 @@
-"""The stages of a night as plain functions over batches; flows/nightly.py wraps them as tasks."""
+"""The stages of a night as plain functions over batches; flows/nightly.py wraps them as tasks.
+
+Article rows never travel between stages as Python objects: each parse batch stages its rows as
+a Parquet file, validation writes the passing ones beside it, and only small key columns come
+back for deduplication. Memory stays flat in the size of the night.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +15,21 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from transforms.decode import Decoded, decode_dump
+from expectations.runner import validate_articles
+from transforms.decode import decode_dump
 from transforms.dedupe import Candidate, Link, dedupe
-from transforms.night import Dump, Ledger, Lineage, Parsed, Row, article_row
+from transforms.night import Dump, Ledger, Lineage, Parsed, article_id_of, article_row
 from transforms.parse import parse_dump
 from transforms.records import ARTICLES_SCHEMA, Article, Rejection
 from warehouse.archive import keep_raw
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
 from warehouse.ledger import LedgerMatch, Seen, history_for
+
+# What dedupe and the ledger need of each valid article; the rest stays in the staged files.
+KEY_COLUMNS = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint", "title"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +50,35 @@ class Plan:
     symlinks: list[Dump] = field(default_factory=list)
     unsettled: list[str] = field(default_factory=list)
     already_recorded: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StagedArticle:
+    """An article whose row waits in a staged Parquet file: the dump it came from."""
+
+    dump: Dump
+    encoding: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedBatch:
+    """One parse batch: its staged articles, and the dumps that gave no article."""
+
+    index: int
+    staged: Path | None  # Parquet of the batch's articles (ARTICLES_SCHEMA), if any
+    articles: list[StagedArticle]  # in `staged`, in the same order
+    rejected: list[Parsed]
+
+
+@dataclass(frozen=True, slots=True)
+class ValidBatch:
+    """One validated batch: passing rows staged, failures named, keys for dedupe."""
+
+    index: int
+    passed: Path | None
+    keys: pa.Table  # KEY_COLUMNS of the passing rows
+    failures: dict[str, list[str]]
+    statistics: dict[str, Any]
 
 
 def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
@@ -67,49 +106,59 @@ def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
     return plan
 
 
-def read_and_parse(batch: Sequence[ToRead], home: Home, max_bytes: int) -> list[Parsed]:
-    """Read, archive, decode and parse a batch of dumps; bad input becomes a rejection."""
-    out: list[Parsed] = []
+def parse_batch(
+    index: int, batch: Sequence[ToRead], home: Home, max_bytes: int, lineage: Lineage
+) -> ParsedBatch:
+    """Read, archive, decode and parse a batch; stage its articles as one Parquet file."""
+    rows: list[dict[str, Any]] = []
+    articles: list[StagedArticle] = []
+    rejected: list[Parsed] = []
     for item in batch:
-        data = read_bytes(item.path, max_bytes)
-        if data is None:
-            rejection = Rejection(
-                "too_large",
-                f"The file is larger than the {max_bytes:,}-byte limit for one dump.",
-            )
-            out.append(Parsed(item.dump, rejection, "read"))
-            continue
-        keep_raw(home, item.dump.sha256, data)
-        decoded = decode_dump(data)
-        if isinstance(decoded, Rejection):
-            out.append(Parsed(item.dump, decoded, "read"))
-            continue
-        out.append(Parsed(item.dump, parse_dump(decoded.text), "parse", _encoding(decoded)))
-    return out
+        parsed = _read_and_parse(item, home, max_bytes)
+        if isinstance(parsed.result, Article):
+            rows.append(article_row(parsed, parsed.result, lineage))
+            articles.append(StagedArticle(parsed.dump, parsed.encoding))
+        else:
+            rejected.append(parsed)
+    staged = None
+    if rows:
+        staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=ARTICLES_SCHEMA), staged)
+    return ParsedBatch(index, staged, articles, rejected)
 
 
-def articles_table(parsed: Sequence[Parsed], lineage: Lineage) -> pa.Table:
-    """All parsed articles of the night as one Arrow table, ready for validation."""
-    rows = [article_row(p, p.result, lineage) for p in parsed if isinstance(p.result, Article)]
-    return pa.Table.from_pylist(rows, schema=ARTICLES_SCHEMA)
+def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBatch:
+    """Great Expectations over one staged batch; passing rows staged beside it."""
+    empty = pa.table({c: pa.array([], ARTICLES_SCHEMA.field(c).type) for c in KEY_COLUMNS})
+    if batch.staged is None:
+        return ValidBatch(batch.index, None, empty, {}, {})
+    outcome = validate_articles(
+        pq.read_table(batch.staged, schema=ARTICLES_SCHEMA),
+        home.gx,
+        now=lineage.at,
+        build_docs=False,
+        run_name=f"{lineage.run_id}-{batch.index:05d}",
+    )
+    passed = batch.staged.with_name(f"valid-{batch.index:05d}.parquet")
+    pq.write_table(outcome.passed, passed)
+    batch.staged.unlink()
+    return ValidBatch(
+        batch.index,
+        passed,
+        outcome.passed.select(KEY_COLUMNS),
+        outcome.failures,
+        outcome.statistics,
+    )
 
 
 def dedupe_against_history(
-    passed: pa.Table, con: duckdb.DuckDBPyConnection
+    keys: pa.Table, con: duckdb.DuckDBPyConnection
 ) -> tuple[set[str], list[Link]]:
     """Which valid articles are kept (their dump files) and which are copies, and of what."""
-    columns = passed.select(
-        ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint"]
-    ).to_pylist()
     candidates = [
-        Candidate(
-            c["dump_file"],
-            c["article_id"],
-            c["published_at"],
-            c["page_code"],
-            c["body_fingerprint"],
-        )
-        for c in columns
+        Candidate(k["dump_file"], k["article_id"], k["published_at"], k["page_code"], fp)
+        for k, fp in zip(keys.to_pylist(), keys.column("body_fingerprint").to_pylist(), strict=True)
     ]
     codes = sorted({c.page_code for c in candidates if c.page_code})
     history = history_for(con, codes, sorted({c.fingerprint for c in candidates}))
@@ -119,9 +168,8 @@ def dedupe_against_history(
 
 def account(
     plan: Plan,
-    parsed: Sequence[Parsed],
-    rows: dict[str, Row],
-    failures: dict[str, list[str]],
+    parsed: Sequence[ParsedBatch],
+    valid: Sequence[ValidBatch],
     kept: set[str],
     links: Sequence[Link],
     lineage: Lineage,
@@ -129,40 +177,71 @@ def account(
     """Every dump of the night in exactly one place: articles, duplicates or quarantine."""
     ledger = Ledger()
     link_of = {link.dump_file: link for link in links}
+    failures = {k: v for batch in valid for k, v in batch.failures.items()}
+    keys = {row["dump_file"]: row for batch in valid for row in batch.keys.to_pylist()}
     fate: dict[str, Seen] = {}  # sha -> how the night's first copy ended
-    for item in parsed:
-        dump = item.dump
-        row = rows.get(dump.dump_file)
-        if isinstance(item.result, Rejection):
-            ledger.quarantined(dump, item.stage, item.result, lineage, item.encoding)
-            fate[dump.sha256] = Seen(dump.dump_file, "quarantined", None)
-        elif dump.dump_file in failures:
-            rejection = Rejection(
-                "failed_validation", "; ".join(failures[dump.dump_file]), item.result.layout
-            )
-            ledger.quarantined(dump, "validate", rejection, lineage, item.encoding)
-            fate[dump.sha256] = Seen(dump.dump_file, "quarantined", None)
-        elif dump.dump_file in link_of:
-            link = link_of[dump.dump_file]
-            ledger.duplicate(dump, link.duplicate_of, link.kind, link.similarity, row, lineage)
-            fate[dump.sha256] = Seen(dump.dump_file, "duplicate", link.duplicate_of)
-        else:
-            assert row is not None and dump.dump_file in kept
-            ledger.loaded(dump, row)
-            fate[dump.sha256] = Seen(dump.dump_file, "loaded", row["article_id"])
+    for item in (p for b in parsed for p in b.rejected):
+        assert isinstance(item.result, Rejection)
+        ledger.quarantined(item.dump, item.stage, item.result, lineage, item.encoding)
+        fate[item.dump.sha256] = Seen(item.dump.dump_file, "quarantined", None)
+    for staged in (a for b in parsed for a in b.articles):
+        fate[staged.dump.sha256] = _article_fate(
+            ledger, staged, failures, link_of, keys, kept, lineage
+        )
     for sha, copies in plan.night_copies.items():
         for copy in copies:
             _copy_of(ledger, copy, fate[sha], lineage)
     for copy, seen in plan.known_copies:
         _copy_of(ledger, copy, seen, lineage)
+    symlink = Rejection("symlink", "A symbolic link in the inbox; links are never followed.")
     for link_dump in plan.symlinks:
-        ledger.quarantined(
-            link_dump,
-            "read",
-            Rejection("symlink", "A symbolic link in the inbox; links are never followed."),
-            lineage,
-        )
+        ledger.quarantined(link_dump, "read", symlink, lineage)
     return ledger
+
+
+def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
+    """The night's counts for the runs row, logs and the report."""
+    counts = ledger.counts()
+    counts["already_recorded"] = plan.already_recorded
+    counts["unsettled"] = len(plan.unsettled)
+    return counts
+
+
+def _read_and_parse(item: ToRead, home: Home, max_bytes: int) -> Parsed:
+    data = read_bytes(item.path, max_bytes)
+    if data is None:
+        detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
+        return Parsed(item.dump, Rejection("too_large", detail), "read")
+    keep_raw(home, item.dump.sha256, data)
+    decoded = decode_dump(data)
+    if isinstance(decoded, Rejection):
+        return Parsed(item.dump, decoded, "read")
+    return Parsed(item.dump, parse_dump(decoded.text), "parse", decoded.encoding)
+
+
+def _article_fate(
+    ledger: Ledger,
+    staged: StagedArticle,
+    failures: dict[str, list[str]],
+    link_of: dict[str, Link],
+    keys: dict[str, dict[str, Any]],
+    kept: set[str],
+    lineage: Lineage,
+) -> Seen:
+    """Record a parsed article as failing, a copy, or kept; return how it ended."""
+    dump = staged.dump
+    name = dump.dump_file
+    if name in failures:
+        rejection = Rejection("failed_validation", "; ".join(failures[name]))
+        ledger.quarantined(dump, "validate", rejection, lineage, staged.encoding)
+        return Seen(name, "quarantined", None)
+    if name in link_of:
+        link = link_of[name]
+        ledger.duplicate(dump, link.duplicate_of, link.kind, link.similarity, keys[name], lineage)
+        return Seen(name, "duplicate", link.duplicate_of)
+    assert name in kept, name
+    ledger.loaded(dump, article_id_of(dump.sha256), lineage)
+    return Seen(name, "loaded", article_id_of(dump.sha256))
 
 
 def _copy_of(ledger: Ledger, copy: Dump, seen: Seen, lineage: Lineage) -> None:
@@ -175,16 +254,3 @@ def _copy_of(ledger: Ledger, copy: Dump, seen: Seen, lineage: Lineage) -> None:
         f"The same bytes as {seen.dump_file}, which is in quarantine.",
     )
     ledger.quarantined(copy, "read", rejection, lineage)
-
-
-def _encoding(decoded: Decoded) -> str:
-    return decoded.encoding
-
-
-def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
-    """The night's counts for the runs row, logs and the report."""
-    counts = ledger.counts()
-    counts["files_new"] = len(ledger.files)
-    counts["already_recorded"] = plan.already_recorded
-    counts["unsettled"] = len(plan.unsettled)
-    return counts

@@ -44,7 +44,7 @@ class Lineage:
 class Ledger:
     """The rows a night adds to each table, filled stage by stage."""
 
-    articles: list[Row] = field(default_factory=list)
+    articles: list[str] = field(default_factory=list)  # dump files of the kept articles
     duplicates: list[Row] = field(default_factory=list)
     quarantine: list[Row] = field(default_factory=list)
     files: list[Row] = field(default_factory=list)
@@ -113,10 +113,10 @@ class Ledger:
         )
         self.file(dump, "duplicate", of, lineage)
 
-    def loaded(self, dump: Dump, article: Row) -> None:
-        """Record a kept article."""
-        self.articles.append(article)
-        self.file(dump, "loaded", article["article_id"], _lineage_of(article))
+    def loaded(self, dump: Dump, article_id: str, lineage: Lineage) -> None:
+        """Record a kept article (its row is already staged as Parquet)."""
+        self.articles.append(dump.dump_file)
+        self.file(dump, "loaded", article_id, lineage)
 
     def counts(self) -> dict[str, Any]:
         """How many rows of each kind, with duplicates by kind and quarantine by reason."""
@@ -165,7 +165,3 @@ def article_row(parsed: Parsed, article: Article, lineage: Lineage) -> Row:
 def published_month(published_at: datetime | None) -> str:
     """The partition an article lands in: its UTC publication month."""
     return published_at.strftime("%Y-%m") if published_at is not None else "unknown"
-
-
-def _lineage_of(row: Row) -> Lineage:
-    return Lineage(row["run_id"], row["ingested_at"])

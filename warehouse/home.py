@@ -40,6 +40,11 @@ class Home:
         return self.root / "reports"
 
     @property
+    def staging(self) -> Path:
+        """Intermediate files of the run in progress; removed when it commits or fails."""
+        return self.root / "staging"
+
+    @property
     def catalog(self) -> Path:
         """The DuckDB file analysts open: views over the lake."""
         return self.root / "warehouse.duckdb"

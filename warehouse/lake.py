@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,8 +21,18 @@ COMPRESSION = "zstd"
 def write_parquet_atomically(table: pa.Table, path: Path) -> None:
     """Write a Parquet file so that it appears complete or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+    tmp = temp_path(path)
     pq.write_table(table, tmp, compression=COMPRESSION)
+    publish(tmp, path)
+
+
+def temp_path(path: Path) -> Path:
+    """The hidden name a file is written under before `publish` gives it its own."""
+    return path.with_name(f".{path.name}{_TMP_MARK}{os.getpid()}")
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Flush a finished temporary file to disk and rename it into place, atomically."""
     _fsync(tmp)
     os.replace(tmp, path)
     _fsync(path.parent)
@@ -65,6 +76,9 @@ def recover(home: Home) -> list[Path]:
             if orphan:
                 path.unlink()
                 removed.append(path)
+    if home.staging.exists():
+        shutil.rmtree(home.staging)
+        removed.append(home.staging)
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
     return removed

@@ -2,35 +2,60 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from transforms.night import published_month
-from transforms.records import SCHEMAS
+from transforms.records import ARTICLES_SCHEMA, SCHEMAS
 from warehouse.archive import flush
 from warehouse.home import Home
-from warehouse.lake import marker_path, part_path, write_parquet_atomically
+from warehouse.lake import (
+    COMPRESSION,
+    marker_path,
+    part_path,
+    publish,
+    temp_path,
+    write_parquet_atomically,
+)
 
 Row = dict[str, Any]
 PARTITION_KEY = "published_month"
 
 
-def append_night(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[str, int]:
-    """Write the night's rows, sorted for determinism; invisible until `commit_run`."""
+def append_articles(home: Home, run_id: str, staged: Iterable[Path], kept: set[str]) -> int:
+    """Stream the kept rows of the staged files into one file per publication month."""
+    writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
+    kept_names = pa.array(sorted(kept), pa.string())
+    written = 0
+    try:
+        for path in staged:
+            table = pq.read_table(path, schema=ARTICLES_SCHEMA)
+            table = table.filter(pc.is_in(table.column("dump_file"), value_set=kept_names))
+            months = pc.strftime(table.column("published_at"), format="%Y-%m")
+            for month in sorted(set(months.to_pylist())):
+                rows = table.filter(pc.equal(months, month))
+                _writer_for(writers, home, run_id, month).write_table(rows)
+                written += rows.num_rows
+    finally:
+        for writer, _tmp, _final in writers.values():
+            writer.close()
+    for _writer, tmp, final in writers.values():
+        publish(tmp, final)
+    return written
+
+
+def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[str, int]:
+    """Write the night's small tables (duplicates, quarantine, files), sorted for determinism."""
     written: dict[str, int] = {}
     for table, rows in tables.items():
-        if not rows:
-            continue
-        ordered = sorted(rows, key=lambda row: row["dump_file"])
-        if table == "articles":
-            for month, month_rows in _by_month(ordered).items():
-                path = part_path(home, table, run_id, f"{PARTITION_KEY}={month}")
-                write_parquet_atomically(_arrow(table, month_rows), path)
-        else:
+        if rows:
+            ordered = sorted(rows, key=lambda row: row["dump_file"])
             write_parquet_atomically(_arrow(table, ordered), part_path(home, table, run_id))
-        written[table] = len(rows)
+            written[table] = len(rows)
     return written
 
 
@@ -40,11 +65,19 @@ def commit_run(home: Home, run_row: Row) -> None:
     write_parquet_atomically(_arrow("runs", [run_row]), marker_path(home, run_row["run_id"]))
 
 
-def _by_month(rows: list[Row]) -> dict[str, list[Row]]:
-    months: dict[str, list[Row]] = defaultdict(list)
-    for row in rows:
-        months[published_month(row["published_at"])].append(row)
-    return dict(sorted(months.items()))
+def _writer_for(
+    writers: dict[str, tuple[pq.ParquetWriter, Path, Path]], home: Home, run_id: str, month: str
+) -> pq.ParquetWriter:
+    if month not in writers:
+        final = part_path(home, "articles", run_id, f"{PARTITION_KEY}={month}")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_path(final)
+        writers[month] = (
+            pq.ParquetWriter(tmp, ARTICLES_SCHEMA, compression=COMPRESSION),
+            tmp,
+            final,
+        )
+    return writers[month][0]
 
 
 def _arrow(table: str, rows: list[Row]) -> pa.Table:
