@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import uuid
 from collections import Counter
@@ -18,9 +17,10 @@ import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from expectations.runner import build_docs, import_gx
+from expectations.runner import build_docs
 from flows.settings import Settings, quiet_third_parties
 from flows.stages import (
     ParsedBatch,
@@ -37,12 +37,14 @@ from flows.stages import (
 from transforms.dedupe import Link
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
+from warehouse.archive import remove_pack_files, write_index
 from warehouse.catalog import lake_connection, sync_catalog
 from warehouse.inbox import find_arrivals
-from warehouse.lake import recover
+from warehouse.lake import succeeded_run_ids
 from warehouse.ledger import match_ledger
 from warehouse.loader import append_articles, append_rows, commit_run
 from warehouse.lock import run_lock
+from warehouse.recovery import recover
 
 quiet_third_parties()
 
@@ -165,6 +167,7 @@ def dedupe(valid: list[ValidBatch], settings: Settings) -> tuple[set[str], list[
 )
 def load(
     ledger: Ledger,
+    parsed: list[ParsedBatch],
     valid: list[ValidBatch],
     kept: set[str],
     run_row: dict[str, Any],
@@ -177,7 +180,10 @@ def load(
         append_articles(home, run_id, staged, kept)
         small = {"duplicates": ledger.duplicates, "quarantine": ledger.quarantine}
         append_rows(home, run_id, {**small, "files": ledger.files})
+        write_index(home, run_id, [e for batch in parsed for e in batch.archived])
     commit_run(home, run_row)
+    if run_row["status"] != "succeeded":
+        remove_pack_files(home, succeeded_run_ids(home))  # read again by the next night
     shutil.rmtree(home.staging / run_id, ignore_errors=True)
     get_run_logger().info("committed run %s (%s)", run_id, run_row["status"])
 
@@ -197,7 +203,9 @@ def report(summary: dict[str, Any], settings: Settings, run_names: list[str]) ->
     return summary
 
 
-@flow(name="nightly-ingest", log_prints=False)
+# Parse batches are CPU-bound Python: more threads than cores only hold more batches in memory
+# at once. Scale out with a process or Dask task runner instead (README, "Beyond one machine").
+@flow(name="nightly-ingest", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
 def nightly_ingest(
     inbox: str | None = None,
     max_failure_ratio: float | None = None,
@@ -217,8 +225,6 @@ def _run_night(settings: Settings) -> dict[str, Any]:
     started = datetime.now(UTC)
     lineage = Lineage(_new_run_id(started), started)
     timings = Timings()
-    # Great Expectations takes seconds to import: overlap that with discovery and parsing.
-    threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
     with timings.stage("discover"):
         plan = discover(settings)
     with timings.stage("parse"):
@@ -236,7 +242,7 @@ def _run_night(settings: Settings) -> dict[str, Any]:
     ratio, gate_message = _failure_gate(plan, ledger, settings)
     run_row = _run_row(settings, lineage, counts, ratio, gate_message)
     with timings.stage("load"):
-        load(_quoted(ledger), _quoted(valid), _quoted(kept), run_row, settings)
+        load(_quoted(ledger), _quoted(parsed), _quoted(valid), _quoted(kept), run_row, settings)
     summary: dict[str, Any] = {
         "run_id": lineage.run_id,
         "status": run_row["status"],

@@ -22,8 +22,8 @@ from transforms.decode import decode_dump
 from transforms.dedupe import Candidate, Link, dedupe
 from transforms.night import Dump, Ledger, Lineage, Parsed, article_id_of, article_row
 from transforms.parse import parse_dump
-from transforms.records import ARTICLES_SCHEMA, Article, Rejection
-from warehouse.archive import keep_raw
+from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
+from warehouse.archive import ArchiveEntry, PackWriter, keep_large
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
 from warehouse.ledger import LedgerMatch, Seen, history_for
@@ -68,6 +68,7 @@ class ParsedBatch:
     staged: Path | None  # Parquet of the batch's articles (ARTICLES_SCHEMA), if any
     articles: list[StagedArticle]  # in `staged`, in the same order
     rejected: list[Parsed]
+    archived: list[ArchiveEntry]  # where the batch's raw bytes were kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,19 +114,22 @@ def parse_batch(
     rows: list[dict[str, Any]] = []
     articles: list[StagedArticle] = []
     rejected: list[Parsed] = []
-    for item in batch:
-        parsed = _read_and_parse(item, home, max_bytes)
-        if isinstance(parsed.result, Article):
-            rows.append(article_row(parsed, parsed.result, lineage))
-            articles.append(StagedArticle(parsed.dump, parsed.encoding))
-        else:
-            rejected.append(parsed)
+    archived: list[ArchiveEntry] = []
+    with PackWriter(home, lineage.run_id, index) as pack:
+        for item in batch:
+            parsed = _read_and_parse(item, home, max_bytes, pack, archived)
+            if isinstance(parsed.result, Article):
+                rows.append(article_row(parsed, parsed.result, lineage))
+                articles.append(StagedArticle(parsed.dump, parsed.encoding))
+            else:
+                rejected.append(parsed)
+        archived.extend(pack.entries)
     staged = None
     if rows:
         staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
         staged.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=ARTICLES_SCHEMA), staged)
-    return ParsedBatch(index, staged, articles, rejected)
+        pq.write_table(table_of(rows, ARTICLES_SCHEMA), staged)
+    return ParsedBatch(index, staged, articles, rejected, archived)
 
 
 def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBatch:
@@ -207,12 +211,15 @@ def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
     return counts
 
 
-def _read_and_parse(item: ToRead, home: Home, max_bytes: int) -> Parsed:
+def _read_and_parse(
+    item: ToRead, home: Home, max_bytes: int, pack: PackWriter, archived: list[ArchiveEntry]
+) -> Parsed:
     data = read_bytes(item.path, max_bytes)
     if data is None:
+        archived.append(keep_large(home, item.dump.sha256, item.path))
         detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
         return Parsed(item.dump, Rejection("too_large", detail), "read")
-    keep_raw(home, item.dump.sha256, data)
+    pack.add(item.dump.sha256, data)
     decoded = decode_dump(data)
     if isinstance(decoded, Rejection):
         return Parsed(item.dump, decoded, "read")

@@ -132,6 +132,14 @@ RUNS_SCHEMA = pa.schema(
     ]
 )
 
+
+def table_of(rows: list[dict[str, object]], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts) as an Arrow table, built column by column (far faster than from_pylist)."""
+    return pa.Table.from_pydict(
+        {name: [row[name] for row in rows] for name in schema.names}, schema=schema
+    )
+
+
 SCHEMAS: dict[str, pa.Schema] = {
     "articles": ARTICLES_SCHEMA,
     "duplicates": DUPLICATES_SCHEMA,

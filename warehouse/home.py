@@ -60,7 +60,8 @@ class Home:
 
     def ensure(self) -> Home:
         """Create the folders a run writes to; returns self."""
-        for path in (self.lake, self.archive, self.reports, *(self.table_dir(t) for t in TABLES)):
+        folders = (self.lake, self.reports, self.archive / "packs", self.archive / "index")
+        for path in (*folders, *(self.table_dir(t) for t in TABLES)):
             path.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -1,10 +1,9 @@
-"""Parquet files of the lake: atomic writes, the run commit marker, and crash recovery."""
+"""Parquet files of the lake: atomic writes, the run commit marker, uncommitted leftovers."""
 
 from __future__ import annotations
 
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,8 +58,18 @@ def committed_run_ids(home: Home) -> set[str]:
     return {p.stem for p in folder.glob("*.parquet")}
 
 
-def recover(home: Home) -> list[Path]:
-    """Remove what a killed run left half-done: temp files and files of runs never committed."""
+def succeeded_run_ids(home: Home) -> set[str]:
+    """Runs that committed with status succeeded: the ones whose rows the views show."""
+    folder = home.table_dir("runs")
+    if not folder.is_dir() or not any(folder.glob("*.parquet")):
+        return set()
+    runs = pq.read_table(folder, columns=["run_id", "status"])
+    ids, statuses = (runs.column(c).to_pylist() for c in ("run_id", "status"))
+    return {run for run, status in zip(ids, statuses, strict=True) if status == "succeeded"}
+
+
+def remove_uncommitted(home: Home) -> list[Path]:
+    """Delete temp files, and table files of runs that never wrote their marker."""
     committed = committed_run_ids(home)
     removed: list[Path] = []
     for table in TABLES:
@@ -76,11 +85,6 @@ def recover(home: Home) -> list[Path]:
             if orphan:
                 path.unlink()
                 removed.append(path)
-    if home.staging.exists():
-        shutil.rmtree(home.staging)
-        removed.append(home.staging)
-    for path in removed:
-        log.warning("recovered: removed %s, left by a run that did not commit", path)
     return removed
 
 

@@ -10,8 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from transforms.records import ARTICLES_SCHEMA, SCHEMAS
-from warehouse.archive import flush
+from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
 from warehouse.home import Home
 from warehouse.lake import (
     COMPRESSION,
@@ -60,8 +59,7 @@ def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[s
 
 
 def commit_run(home: Home, run_row: Row) -> None:
-    """Make a run's files visible at once by writing its `runs` row (after the raw bytes)."""
-    flush()
+    """Make a run's files visible at once by writing its `runs` row, last."""
     write_parquet_atomically(_arrow("runs", [run_row]), marker_path(home, run_row["run_id"]))
 
 
@@ -81,4 +79,4 @@ def _writer_for(
 
 
 def _arrow(table: str, rows: list[Row]) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=SCHEMAS[table])
+    return table_of(rows, SCHEMAS[table])

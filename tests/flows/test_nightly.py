@@ -18,7 +18,7 @@ import pytest
 
 from flows.nightly import NightFailed, nightly_ingest
 from tests.conftest import CASES
-from warehouse.archive import archive_path
+from warehouse.archive import read_archived
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
 from warehouse.verify import violations
@@ -75,7 +75,7 @@ def test_samples_land_with_every_dump_accounted_for(sample_inbox: Path, home: Pa
         assert violations(con) == []
     # raw bytes kept, content-addressed
     for name, sha in query(home, "SELECT dump_file, dump_sha256 FROM files"):
-        assert archive_path(Home.at(home), sha).read_bytes() == (sample_inbox / name).read_bytes()
+        assert read_archived(Home.at(home), sha) == (sample_inbox / name).read_bytes()
     counts = summary["counts"]
     assert counts["articles"] + counts["duplicates"] + counts["quarantined"] == len(inbox_files)
 
@@ -192,6 +192,7 @@ def test_a_broken_parser_night_fails_and_loads_nothing(home: Path, tmp_path: Pat
     assert query(home, "SELECT status FROM runs") == [("failed",)]
     assert query(home, "SELECT count(*) FROM files") == [(0,)]
     assert query(home, "SELECT count(*) FROM articles") == [(0,)]
+    assert list((home / "archive" / "packs").iterdir()) == []  # kept by the run that loads them
     # the files stay for the next night, which can be told to accept a bad night
     summary = ingest(inbox, home, max_failure_ratio=1.0)
     assert summary["counts"]["articles"] == 1
@@ -244,7 +245,9 @@ def test_a_killed_runs_leftovers_are_removed_and_never_visible(
     pq.write_table(table, orphan)
     temp = lake / "files" / ".x.parquet.tmp-123"
     temp.write_bytes(b"partial")
+    pack = home / "archive" / "packs" / f"{dead}-00000.pack"
+    pack.write_bytes(b"raw bytes of a run that never committed")
     assert snapshot(home) == before  # invisible to readers already
     ingest(sample_inbox, home)
-    assert not orphan.exists() and not temp.exists()
+    assert not orphan.exists() and not temp.exists() and not pack.exists()
     assert snapshot(home) == before

@@ -1,0 +1,25 @@
+"""Before a run: remove whatever a killed or refused run left, so the next one starts clean."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from warehouse.archive import remove_pack_files
+from warehouse.home import Home
+from warehouse.lake import remove_uncommitted, succeeded_run_ids
+
+log = logging.getLogger(__name__)
+
+
+def recover(home: Home) -> list[Path]:
+    """Delete uncommitted table files, temp files, staging, and packs of runs that did not load."""
+    removed = remove_uncommitted(home)
+    removed += remove_pack_files(home, succeeded_run_ids(home))
+    if home.staging.exists():
+        shutil.rmtree(home.staging)
+        removed.append(home.staging)
+    for path in removed:
+        log.warning("recovered: removed %s, left by a run that did not commit", path)
+    return removed
