@@ -205,7 +205,10 @@ def report(summary: dict[str, Any], settings: Settings, run_names: list[str]) ->
 
 # Parse batches are CPU-bound Python: more threads than cores only hold more batches in memory
 # at once. Scale out with a process or Dask task runner instead (README, "Beyond one machine").
-@flow(name="nightly-ingest", log_prints=False, task_runner=ThreadPoolTaskRunner(max_workers=2))
+TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=2)
+
+
+@flow(name="nightly-ingest", log_prints=False, task_runner=TASK_RUNNER)  # type: ignore[arg-type]
 def nightly_ingest(
     inbox: str | None = None,
     max_failure_ratio: float | None = None,

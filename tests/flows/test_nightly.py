@@ -251,3 +251,13 @@ def test_a_killed_runs_leftovers_are_removed_and_never_visible(
     ingest(sample_inbox, home)
     assert not orphan.exists() and not temp.exists() and not pack.exists()
     assert snapshot(home) == before
+
+
+def test_data_docs_are_built_into_the_home(
+    sample_inbox: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "1")
+    summary = ingest(sample_inbox, home)
+    docs = Path(summary["data_docs"])
+    assert docs.is_file() and docs.is_relative_to(home)
+    assert summary["run_id"] in docs.read_text()  # the index lists this night's validations
