@@ -102,12 +102,21 @@ def _add(found: dict[int, DateMention], mention: DateMention | None) -> None:
         found[mention.start] = mention
 
 
-def date_near(text: str, anchor: int, before: int = 600, after: int = 300) -> DateMention | None:
+# A line this long is a paragraph of prose; a date further in than the opening words is in it.
+_PROSE_LINE = 250
+_OPENING_WORDS = 40
+
+
+def date_near(
+    text: str, anchor: int, before: int = 600, after: int = 300, *, in_prose: bool = True
+) -> DateMention | None:
     """The date closest to a position (a headline, an article start), preferring one before it."""
     best: tuple[float, DateMention] | None = None
     lo, hi = max(0, anchor - before), anchor + after
     for mention in find_dates(text[lo:hi]):
         pos = lo + mention.start
+        if not in_prose and _inside_prose(text, pos):
+            continue
         # A date after the anchor is more often a comment stamp or an aside: weigh it double.
         distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
         distance -= 40 if mention.has_time else 0
@@ -117,6 +126,18 @@ def date_near(text: str, anchor: int, before: int = 600, after: int = 300) -> Da
         return None
     m = best[1]
     return DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+
+
+def _inside_prose(text: str, pos: int) -> bool:
+    """A date mid-sentence in a long paragraph is about an event, not when the page was made.
+
+    A paragraph may open with its date ("16 January 2008 – The Security Council ..."): those
+    count, so only dates past the opening words of a long line are ignored.
+    """
+    start = text.rfind("\n", 0, pos) + 1
+    end = text.find("\n", pos)
+    end = len(text) if end < 0 else end
+    return end - start > _PROSE_LINE and pos - start > _OPENING_WORDS
 
 
 def _mention(text: str, match: re.Match[str]) -> DateMention | None:

@@ -193,3 +193,13 @@ def test_never_raises_on_spliced_page_pieces(parts: list[str]) -> None:
     if isinstance(result, Article):
         assert result.title and result.body
         assert result.published_at is None or result.published_at.tzinfo is not None
+
+
+def test_a_date_deep_in_the_prose_is_not_taken_for_the_publication_time() -> None:
+    # A Yahoo page whose byline has no year ("Fri Dec 28, 6:09 PM ET"); the only full date is
+    # "Sept. 11, 2001" in the middle of a paragraph. Better quarantined than dated 2001.
+    from tests.conftest import SAMPLES
+
+    page = SAMPLES / "web-pages" / "9a5adea6-fd55-43a3-9575-34c34d5936c0.txt"
+    result = parse_generic(page.read_text(encoding="utf-8"))
+    assert isinstance(result, Rejection) and result.reason == "no_publication_time"

@@ -64,7 +64,9 @@ def parse_generic(text: str, *, require_time: bool = True) -> Article | Rejectio
         return Rejection("no_title", "No headline was found on the page.")
     joined = "\n".join(lines)
     anchor = sum(len(x) + 1 for x in lines[:first_line])
-    mention = date_near(joined, anchor, *_DATE_NEAR) or date_near(joined, anchor, *_DATE_FAR)
+    mention = date_near(joined, anchor, *_DATE_NEAR) or date_near(
+        joined, anchor, *_DATE_FAR, in_prose=False
+    )
     if mention is None and require_time:
         return Rejection("no_publication_time", "No publication time was found near the article.")
     paragraphs = _paragraphs(run)
