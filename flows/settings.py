@@ -23,6 +23,12 @@ DEFAULT_MAX_DUMP_BYTES = 8 * 1024 * 1024
 # Files per parse task run: large enough that Prefect's per-task cost vanishes, small enough to
 # spread over workers.
 DEFAULT_BATCH_SIZE = 2000
+# The nightly schedule: after the crawler's evening drop has landed, before analysts start.
+DEFAULT_SCHEDULE = "0 2 * * *"
+DEFAULT_TIMEZONE = "UTC"
+# A night of tens of thousands of dumps takes minutes; hours means a run is stuck (a hung
+# mount, a lock that never comes back): fail it so the next night can start.
+NIGHT_TIMEOUT_SECONDS = 3 * 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +71,23 @@ class Settings:
         if max_failure_ratio is not None:
             settings = replace(settings, max_failure_ratio=max_failure_ratio)
         return settings
+
+
+@dataclass(frozen=True, slots=True)
+class NightSchedule:
+    """When the `nightly` deployment runs: a cron line in an IANA time zone."""
+
+    cron: str = DEFAULT_SCHEDULE
+    timezone: str = DEFAULT_TIMEZONE
+
+    @classmethod
+    def from_env(cls, *, cron: str | None = None, timezone: str | None = None) -> NightSchedule:
+        """From arguments, then WIREHOUSE_SCHEDULE and WIREHOUSE_TIMEZONE, then the defaults."""
+        env = os.environ
+        return cls(
+            cron=cron or env.get("WIREHOUSE_SCHEDULE") or DEFAULT_SCHEDULE,
+            timezone=timezone or env.get("WIREHOUSE_TIMEZONE") or DEFAULT_TIMEZONE,
+        )
 
 
 def quiet_third_parties() -> None:
