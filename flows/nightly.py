@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
 import pyarrow as pa
@@ -21,7 +21,9 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
 from expectations.runner import build_docs
-from flows.settings import Settings, quiet_third_parties
+from flows.artifacts import lake_figures, publish_artifacts
+from flows.backfill import Window, flow_run_name, run_kind, within_window
+from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
     ParsedBatch,
     Plan,
@@ -88,14 +90,18 @@ class Timings:
 
 @task(
     name="discover",
+    task_run_name="discover",
     cache_policy=NONE,
     retries=2,
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
 )
-def discover(settings: Settings) -> Plan:
+def discover(settings: Settings, window: Window) -> Plan:
     """Walk the inbox, hash what settled, and match it against the ledger."""
-    arrivals = find_arrivals(settings.inbox, settings.settle_seconds)
+    found = find_arrivals(settings.inbox, settings.settle_seconds)
+    arrivals, outside = within_window(found, window)
+    if outside:
+        get_run_logger().info("%d files modified outside %s left out", outside, window)
     hashes = [f.sha256 for f in arrivals.files] + [s.sha256 for s in arrivals.symlinks]
     with lake_connection(settings.home) as con:
         plan = plan_night(arrivals, match_ledger(con, hashes))
@@ -146,7 +152,7 @@ def validate(index: int, batch: ParsedBatch, settings: Settings, lineage: Lineag
     return valid
 
 
-@task(name="dedupe", cache_policy=NONE)
+@task(name="dedupe", task_run_name="dedupe", cache_policy=NONE)
 def dedupe(valid: list[ValidBatch], settings: Settings) -> tuple[set[str], list[Link]]:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
@@ -160,6 +166,7 @@ def dedupe(valid: list[ValidBatch], settings: Settings) -> tuple[set[str], list[
 
 @task(
     name="load",
+    task_run_name="load",
     cache_policy=NONE,
     retries=2,
     retry_delay_seconds=2,
@@ -188,17 +195,24 @@ def load(
     get_run_logger().info("committed run %s (%s)", run_id, run_row["status"])
 
 
-@task(name="report", cache_policy=NONE)
-def report(summary: dict[str, Any], settings: Settings, run_names: list[str]) -> dict[str, Any]:
-    """Refresh the analysts' views, build Data Docs, write the night's summary beside the lake."""
+@task(name="report", task_run_name="report", cache_policy=NONE)
+def report(
+    summary: dict[str, Any],
+    settings: Settings,
+    run_names: list[str],
+    quarantine: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """Refresh the analysts' views, build Data Docs, write the summary, publish UI artifacts."""
     summary["catalog_current"] = sync_catalog(settings.home)
     started = datetime.fromisoformat(summary["started_at"])
     summary["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3)
     if settings.build_docs and run_names:
         docs = build_docs(settings.home.gx, run_names)
         summary["data_docs"] = str(docs) if docs else None
+    per_day, summary["warehouse"] = lake_figures(settings.home, summary["run_id"])
     path = settings.home.reports / f"{summary['run_id']}.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    publish_artifacts(summary, quarantine, per_day)
     get_run_logger().info("night summary: %s", json.dumps(summary["counts"], default=str))
     return summary
 
@@ -208,11 +222,20 @@ def report(summary: dict[str, Any], settings: Settings, run_names: list[str]) ->
 TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=2)
 
 
-@flow(name="nightly-ingest", log_prints=False, task_runner=TASK_RUNNER)  # type: ignore[arg-type]
+@flow(
+    name="nightly-ingest",
+    log_prints=False,
+    task_runner=TASK_RUNNER,  # type: ignore[arg-type]
+    timeout_seconds=NIGHT_TIMEOUT_SECONDS,
+    flow_run_name=flow_run_name,
+)
 def nightly_ingest(
     inbox: str | None = None,
     max_failure_ratio: float | None = None,
     home: str | None = None,
+    backfill: bool = False,
+    since: date | None = None,
+    until: date | None = None,
 ) -> dict[str, Any]:
     """Ingest the dumps that arrived in the inbox since the last run; returns the summary."""
     settings = Settings.from_env(home=home, inbox=inbox, max_failure_ratio=max_failure_ratio)
@@ -221,15 +244,15 @@ def nightly_ingest(
     settings.home.ensure()
     with run_lock(settings.home.lock):
         recover(settings.home)
-        return _run_night(settings)
+        return _run_night(settings, Window(since, until), run_kind(backfill))
 
 
-def _run_night(settings: Settings) -> dict[str, Any]:
+def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     started = datetime.now(UTC)
     lineage = Lineage(_new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
-        plan = discover(settings)
+        plan = discover(settings, window)
     with timings.stage("parse"):
         futures = [
             parse.submit(i, _quoted(batch), settings, lineage)
@@ -248,6 +271,7 @@ def _run_night(settings: Settings) -> dict[str, Any]:
         load(_quoted(ledger), _quoted(parsed), _quoted(valid), _quoted(kept), run_row, settings)
     summary: dict[str, Any] = {
         "run_id": lineage.run_id,
+        "kind": kind,
         "status": run_row["status"],
         "message": run_row["message"],
         "inbox": str(settings.inbox),
@@ -261,7 +285,7 @@ def _run_night(settings: Settings) -> dict[str, Any]:
     }
     with timings.stage("report"):
         run_names = [f"{lineage.run_id}-{b.index:05d}" for b in valid if b.passed is not None]
-        summary = report(summary, settings, run_names)
+        summary = report(summary, settings, run_names, _quoted(ledger.quarantine))
     if gate_message is not None:
         raise NightFailed(gate_message)
     return summary
