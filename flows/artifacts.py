@@ -79,6 +79,16 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def summary_headline(summary: dict[str, Any]) -> str:
+    """One line for the artifact's card on the run page: the night's outcome in figures."""
+    counts = summary["counts"]
+    return (
+        f"Run {summary['run_id']} {summary['status']}: {counts['articles']:,} articles loaded, "
+        f"{counts['duplicates']:,} duplicates, {counts['quarantined']:,} quarantined "
+        f"of {counts['files']:,} new files"
+    )
+
+
 def quarantine_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The night's quarantined items with their reasons, capped at MAX_TABLE_ROWS."""
     ordered = sorted(rows, key=lambda r: (str(r["reason"]), str(r["dump_file"])))
@@ -107,7 +117,7 @@ def publish_artifacts(
     create_markdown_artifact(
         markdown=summary_markdown(summary),
         key=keys["summary"],
-        description=f"Summary of run {run_id} ({summary['status']})",
+        description=summary_headline(summary),
     )
     shown = quarantine_table(quarantine_rows)
     more = ""

@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from flows.settings import DEFAULT_MAX_FAILURE_RATIO, Settings, quiet_third_parties
+from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
 
 console = Console()
 err = Console(stderr=True)
@@ -74,6 +75,9 @@ def ingest(args: argparse.Namespace) -> int:
             inbox=str(settings.inbox),
             max_failure_ratio=args.max_failure_ratio,
             home=str(settings.home.root),
+            backfill=args.backfill,
+            since=args.since,
+            until=args.until,
         )
     except RunLocked as error:
         raise UserError(str(error)) from None
@@ -84,6 +88,32 @@ def ingest(args: argparse.Namespace) -> int:
     finally:
         _stop(status, handler)
     _print_summary(summary)
+    return 0
+
+
+def backfill(args: argparse.Namespace) -> int:
+    """Ingest an old archive folder (or its files of a date range) as a backfill run."""
+    args.inbox = args.archive
+    return ingest(args)
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the scheduled `nightly` deployment from this process until interrupted."""
+    from deployments.serve import nightly_schedule, serve_nightly
+
+    settings = Settings.from_env(home=args.home, inbox=args.inbox)
+    if not settings.inbox.is_dir():
+        raise UserError(
+            f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)"
+        )
+    schedule = NightSchedule.from_env(cron=args.cron, timezone=args.timezone)
+    try:
+        nightly_schedule(schedule)
+    except ValueError as error:
+        raise UserError(
+            f"bad schedule {schedule.cron!r} in {schedule.timezone!r}: {error}"
+        ) from None
+    serve_nightly(settings, schedule)
     return 0
 
 
@@ -213,7 +243,23 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_FAILURE_RATIO})",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
-    run.set_defaults(command=ingest)
+    run.set_defaults(command=ingest, backfill=False, since=None, until=None)
+    back = commands.add_parser(
+        "backfill", help="ingest an old archive folder, or its files of a date range"
+    )
+    back.add_argument("archive", type=Path, help="the folder of old dumps (read, never modified)")
+    back.add_argument("--since", type=date.fromisoformat, help="first day (UTC) of files to take")
+    back.add_argument("--until", type=date.fromisoformat, help="last day (UTC) of files to take")
+    back.add_argument("--max-failure-ratio", type=float, help="as for ingest")
+    back.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
+    back.set_defaults(command=backfill, backfill=True)
+    served = commands.add_parser(
+        "serve", help="serve the scheduled nightly deployment from this process"
+    )
+    served.add_argument("--inbox", type=Path, help="the inbox (default $WIREHOUSE_HOME/inbox)")
+    served.add_argument("--cron", help="schedule (default $WIREHOUSE_SCHEDULE or 0 2 * * *)")
+    served.add_argument("--timezone", help="IANA zone of the schedule (default UTC)")
+    served.set_defaults(command=serve)
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")
     query.set_defaults(command=sql)

@@ -118,6 +118,8 @@ def test_a_night_publishes_its_artifacts(
     assert set(found) == set(artifact_keys("nightly").values())
     markdown = str(found["nightly-summary"].data)
     assert f"# Night {summary['run_id']}: succeeded" in markdown
+    headline = f"Run {summary['run_id']} succeeded: {counts['articles']:,} articles loaded"
+    assert str(found["nightly-summary"].description).startswith(headline)
     assert f"| **articles loaded** | {counts['articles']:,} |" in markdown
     for reason, n in counts["quarantined_by_reason"].items():
         assert f"| {reason} | {n:,} |" in markdown
