@@ -299,4 +299,5 @@ def candidate_pairs(keys: U64) -> I64:
     codes = np.sort(np.concatenate(found))
     codes = codes[np.concatenate(([True], codes[1:] != codes[:-1]))]
     pairs = np.stack((codes // n, codes % n), axis=1)
-    return pairs[pairs[:, 0] != pairs[:, 1]].astype(np.int64)
+    result: I64 = pairs[pairs[:, 0] != pairs[:, 1]].astype(np.int64)
+    return result
