@@ -31,19 +31,18 @@ from flows.stages import (
     ValidBatch,
     account,
     dedupe_against_history,
+    discover_plan,
     parse_batch,
-    plan_night,
     summary_counts,
     validate_batch,
 )
 from transforms.dedupe import Link
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
-from warehouse.archive import remove_pack_files, write_index
+from warehouse.archive import ArchiveEntry, remove_pack_files, write_index
 from warehouse.catalog import lake_connection, sync_catalog
 from warehouse.inbox import find_arrivals
 from warehouse.lake import succeeded_run_ids
-from warehouse.ledger import match_ledger
 from warehouse.loader import append_articles, append_rows, commit_run
 from warehouse.lock import run_lock
 from warehouse.recovery import recover
@@ -96,23 +95,24 @@ class Timings:
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
 )
-def discover(settings: Settings, window: Window) -> Plan:
-    """Walk the inbox, hash what settled, and match it against the ledger."""
+def discover(settings: Settings, window: Window, lineage: Lineage) -> Plan:
+    """Walk the inbox, hash what settled, open bundles, and match it against the ledger."""
     found = find_arrivals(settings.inbox, settings.settle_seconds)
     arrivals, outside = within_window(found, window)
     if outside:
         get_run_logger().info("%d files modified outside %s left out", outside, window)
-    hashes = [f.sha256 for f in arrivals.files] + [s.sha256 for s in arrivals.symlinks]
     with lake_connection(settings.home) as con:
-        plan = plan_night(arrivals, match_ledger(con, hashes))
+        plan = discover_plan(arrivals, con, settings.home, lineage, settings.bundle_limits)
     get_run_logger().info(
         "discovered %d files: %d new, %d same bytes as earlier files, %d already recorded, "
-        "%d symlinks, %d still being written",
+        "%d symlinks, %d bundles opened, %d refused unread, %d still being written",
         len(arrivals.files) + len(arrivals.symlinks),
         len(plan.to_read),
         len(plan.known_copies) + sum(map(len, plan.night_copies.values())),
         plan.already_recorded,
         len(plan.symlinks),
+        len(plan.unpacked),
+        len(plan.refused),
         len(plan.unsettled),
     )
     return plan
@@ -175,6 +175,7 @@ def dedupe(valid: list[ValidBatch], settings: Settings) -> tuple[set[str], list[
 def load(
     ledger: Ledger,
     parsed: list[ParsedBatch],
+    bundles: list[ArchiveEntry],
     valid: list[ValidBatch],
     kept: set[str],
     run_row: dict[str, Any],
@@ -187,7 +188,8 @@ def load(
         append_articles(home, run_id, staged, kept)
         small = {"duplicates": ledger.duplicates, "quarantine": ledger.quarantine}
         append_rows(home, run_id, {**small, "files": ledger.files})
-        write_index(home, run_id, [e for batch in parsed for e in batch.archived])
+        entries = [*bundles, *(e for batch in parsed for e in batch.archived)]
+        write_index(home, run_id, entries)
     commit_run(home, run_row)
     if run_row["status"] != "succeeded":
         remove_pack_files(home, succeeded_run_ids(home))  # read again by the next night
@@ -252,7 +254,7 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     lineage = Lineage(_new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
-        plan = discover(settings, window)
+        plan = discover(settings, window, lineage)
     with timings.stage("parse"):
         futures = [
             parse.submit(i, _quoted(batch), settings, lineage)
@@ -268,7 +270,15 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     ratio, gate_message = _failure_gate(plan, ledger, settings)
     run_row = _run_row(settings, lineage, counts, ratio, gate_message)
     with timings.stage("load"):
-        load(_quoted(ledger), _quoted(parsed), _quoted(valid), _quoted(kept), run_row, settings)
+        load(
+            _quoted(ledger),
+            _quoted(parsed),
+            _quoted(plan.archived),
+            _quoted(valid),
+            _quoted(kept),
+            run_row,
+            settings,
+        )
     summary: dict[str, Any] = {
         "run_id": lineage.run_id,
         "kind": kind,
@@ -302,7 +312,7 @@ def _failing_expectations(valid: list[ValidBatch]) -> dict[str, int]:
 def _failure_gate(plan: Plan, ledger: Ledger, settings: Settings) -> tuple[float, str | None]:
     """The night's failure ratio, and the refusal message when it passes the threshold."""
     copies = {"same_bytes_as_quarantined"}
-    dumps = len(plan.to_read) + len(plan.symlinks)
+    dumps = plan.new_dumps
     failed = sum(1 for row in ledger.quarantine if row["reason"] not in copies)
     ratio = round(failed / dumps, 4) if dumps else 0.0
     if dumps < settings.min_dumps_for_ratio or ratio <= settings.max_failure_ratio:

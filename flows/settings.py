@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from warehouse.bundles import BundleLimits
 from warehouse.home import Home
 
 DEFAULT_HOME = "./data"
@@ -18,8 +19,15 @@ DEFAULT_MIN_DUMPS_FOR_RATIO = 20
 # A file modified this recently may still be being written; it is looked at again after the
 # window, and left for the next night if it changed meanwhile.
 DEFAULT_SETTLE_SECONDS = 5.0
-# The largest real dumps are tens of KB; anything past this is not a page's text.
-DEFAULT_MAX_DUMP_BYTES = 8 * 1024 * 1024
+# Real dumps are tens of KB (the largest of the shared corpus, 122 KB); anything past this is
+# not a page's text. The cap bounds what one dump, bundle member or .gz holds in memory.
+DEFAULT_MAX_DUMP_BYTES = 4 * 1024 * 1024
+# A bundle (.zip, .tar, .tar.gz) past these is refused whole before its members are inflated:
+# a night's crawl is thousands of files of tens of KB, so 10,000 members and 512 MiB leave room.
+DEFAULT_MAX_BUNDLE_MEMBERS = 10_000
+DEFAULT_MAX_BUNDLE_BYTES = 512 * 1024 * 1024
+# Text compresses 3-10 times; past 100:1 (over 1 MiB) the bytes are built to explode.
+DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 # Files per parse task run: large enough that Prefect's per-task cost vanishes, small enough to
 # spread over workers.
 DEFAULT_BATCH_SIZE = 2000
@@ -41,6 +49,9 @@ class Settings:
     min_dumps_for_ratio: int = DEFAULT_MIN_DUMPS_FOR_RATIO
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
     max_dump_bytes: int = DEFAULT_MAX_DUMP_BYTES
+    max_bundle_members: int = DEFAULT_MAX_BUNDLE_MEMBERS
+    max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
     batch_size: int = DEFAULT_BATCH_SIZE
     build_docs: bool = True
 
@@ -65,12 +76,29 @@ class Settings:
             ),
             settle_seconds=_float(env, "WIREHOUSE_SETTLE_SECONDS", DEFAULT_SETTLE_SECONDS),
             max_dump_bytes=int(env.get("WIREHOUSE_MAX_DUMP_BYTES", DEFAULT_MAX_DUMP_BYTES)),
+            max_bundle_members=int(
+                env.get("WIREHOUSE_MAX_BUNDLE_MEMBERS", DEFAULT_MAX_BUNDLE_MEMBERS)
+            ),
+            max_bundle_bytes=int(env.get("WIREHOUSE_MAX_BUNDLE_BYTES", DEFAULT_MAX_BUNDLE_BYTES)),
+            max_compression_ratio=_float(
+                env, "WIREHOUSE_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO
+            ),
             batch_size=int(env.get("WIREHOUSE_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
             build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
         )
         if max_failure_ratio is not None:
             settings = replace(settings, max_failure_ratio=max_failure_ratio)
         return settings
+
+    @property
+    def bundle_limits(self) -> BundleLimits:
+        """What one bundle, member or .gz may hold before it is refused."""
+        return BundleLimits(
+            max_member_bytes=self.max_dump_bytes,
+            max_members=self.max_bundle_members,
+            max_total_bytes=self.max_bundle_bytes,
+            max_ratio=self.max_compression_ratio,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,9 +24,11 @@ from transforms.night import Dump, Ledger, Lineage, Parsed, article_id_of, artic
 from transforms.parse import parse_dump
 from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
 from warehouse.archive import ArchiveEntry, PackWriter, keep_large
+from warehouse.bundles import BundleLimits
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
-from warehouse.ledger import LedgerMatch, Seen, history_for
+from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
+from warehouse.unpack import container_hashes, unpack_arrivals
 
 # What dedupe and the ledger need of each valid article; the rest stays in the staged files.
 KEY_COLUMNS = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint", "title"]
@@ -48,8 +50,16 @@ class Plan:
     night_copies: dict[str, list[Dump]] = field(default_factory=dict)  # sha -> later copies
     known_copies: list[tuple[Dump, Seen]] = field(default_factory=list)  # bytes seen before
     symlinks: list[Dump] = field(default_factory=list)
+    unpacked: list[Dump] = field(default_factory=list)  # bundles whose members are dumps
+    refused: list[tuple[Dump, Rejection]] = field(default_factory=list)  # never read
+    archived: list[ArchiveEntry] = field(default_factory=list)  # bundles' raw bytes
     unsettled: list[str] = field(default_factory=list)
     already_recorded: int = 0
+
+    @property
+    def new_dumps(self) -> int:
+        """Distinct new dumps the night accounts for, copies of earlier bytes aside."""
+        return len(self.to_read) + len(self.symlinks) + len(self.refused)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +92,24 @@ class ValidBatch:
     statistics: dict[str, Any]
 
 
+def discover_plan(
+    arrivals: Arrivals,
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    lineage: Lineage,
+    limits: BundleLimits,
+) -> Plan:
+    """Open the new bundles and .gz dumps, then plan the night against the ledger."""
+    recorded = match_ledger(con, container_hashes(arrivals)).pairs
+    unpacked = unpack_arrivals(arrivals, recorded, home, lineage.run_id, limits)
+    opened = unpacked.arrivals
+    hashes = [f.sha256 for f in (*opened.files, *opened.symlinks, *opened.bundles)]
+    hashes += [f.sha256 for f, _ in opened.refused]
+    plan = plan_night(opened, match_ledger(con, hashes))
+    plan.archived = unpacked.archived
+    return plan
+
+
 def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
     """Sort the night's files: new bytes to read, copies of bytes seen, files seen already."""
     plan = Plan(unsettled=arrivals.unsettled)
@@ -90,6 +118,14 @@ def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
             plan.already_recorded += 1
         else:
             plan.symlinks.append(Dump(link.dump_file, link.sha256, link.bytes))
+    for bundle in arrivals.bundles:
+        if (bundle.dump_file, bundle.sha256) not in match.pairs:
+            plan.unpacked.append(Dump(bundle.dump_file, bundle.sha256, bundle.bytes))
+    for found, rejection in arrivals.refused:
+        if (found.dump_file, found.sha256) in match.pairs:
+            plan.already_recorded += 1
+        else:
+            plan.refused.append((Dump(found.dump_file, found.sha256, found.bytes), rejection))
     first_by_sha: dict[str, ToRead] = {}
     copies: dict[str, list[Dump]] = defaultdict(list)
     for found in arrivals.files:  # path order, so the first path of some bytes is kept
@@ -200,6 +236,10 @@ def account(
     symlink = Rejection("symlink", "A symbolic link in the inbox; links are never followed.")
     for link_dump in plan.symlinks:
         ledger.quarantined(link_dump, "read", symlink, lineage)
+    for bundle in plan.unpacked:
+        ledger.unpacked(bundle, lineage)
+    for refused, rejection in plan.refused:
+        ledger.quarantined(refused, "read", rejection, lineage)
     return ledger
 
 
@@ -214,7 +254,8 @@ def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
 def _read_and_parse(
     item: ToRead, home: Home, max_bytes: int, pack: PackWriter, archived: list[ArchiveEntry]
 ) -> Parsed:
-    data = read_bytes(item.path, max_bytes)
+    # The size seen at discovery spares reading a huge file; the capped read covers growth since.
+    data = None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes)
     if data is None:
         archived.append(keep_large(home, item.dump.sha256, item.path))
         detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."

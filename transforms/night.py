@@ -113,6 +113,10 @@ class Ledger:
         )
         self.file(dump, "duplicate", of, lineage)
 
+    def unpacked(self, dump: Dump, lineage: Lineage) -> None:
+        """Record a bundle whose members were recorded as dumps of their own."""
+        self.file(dump, "unpacked", None, lineage)
+
     def loaded(self, dump: Dump, article_id: str, lineage: Lineage) -> None:
         """Record a kept article (its row is already staged as Parquet)."""
         self.articles.append(dump.dump_file)
@@ -125,6 +129,7 @@ class Ledger:
             "duplicates": len(self.duplicates),
             "quarantined": len(self.quarantine),
             "files": len(self.files),
+            "unpacked": sum(1 for row in self.files if row["status"] == "unpacked"),
             "duplicates_by_kind": dict(sorted(Counter(r["kind"] for r in self.duplicates).items())),
             "quarantined_by_reason": dict(
                 sorted(Counter(r["reason"] for r in self.quarantine).items())

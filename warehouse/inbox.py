@@ -7,8 +7,10 @@ import logging
 import os
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from transforms.records import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +35,18 @@ class Arrivals:
     files: list[InboxFile]  # regular, settled files, in path order
     symlinks: list[InboxFile]  # never followed; hashed by their target text; quarantined
     unsettled: list[str]  # still being written: left for the next night
+    # Filled when bundles are opened (warehouse.unpack): archives recorded as `unpacked`, whose
+    # members join `files`; and archives, .gz files or members refused before any reading.
+    bundles: list[InboxFile] = field(default_factory=list)
+    refused: list[tuple[InboxFile, Rejection]] = field(default_factory=list)
 
 
 def dump_name(inbox: Path, path: Path) -> str:
     """A file's name as the warehouse records it: relative to the inbox, with / separators."""
-    return path.relative_to(inbox).as_posix()
+    name = path.relative_to(inbox).as_posix()
+    # Bytes of a name that are not UTF-8 come back from the OS as surrogates, which no Parquet
+    # string holds: they are written as \xNN escapes instead.
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
