@@ -159,6 +159,26 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
+def verify(args: argparse.Namespace) -> int:
+    """Check the warehouse's invariants and print a report; exit 1 on any violation."""
+    from warehouse.verify import verify as check
+
+    settings = Settings.from_env(home=args.home, inbox=args.inbox)
+    _require_warehouse(settings)
+    inbox = settings.inbox if settings.inbox.is_dir() else None
+    found = check(settings.home, inbox=inbox, deep=args.deep)
+    scope = "lake, views, archive" + (" (re-hashed)" if args.deep else "")
+    scope += f", inbox {inbox}" if inbox else ""
+    if not found:
+        console.print(f"[green]ok[/]: every invariant holds ({scope})")
+        return 0
+    for violation in found:
+        err.print(f"[bold red]{violation.check}[/]: {violation.count} broken: {violation.promise}")
+        for row in violation.sample:
+            err.print(f"    {row}")
+    return 1
+
+
 def _parse_sql(query: str) -> str:
     import duckdb
 
@@ -266,6 +286,10 @@ def _parser() -> argparse.ArgumentParser:
     recent = commands.add_parser("status", help="show recent runs and their counts")
     recent.add_argument("--limit", type=int, default=10)
     recent.set_defaults(command=status)
+    check = commands.add_parser("verify", help="check the warehouse's invariants")
+    check.add_argument("--inbox", type=Path, help="also check every inbox file was recorded")
+    check.add_argument("--deep", action="store_true", help="re-read and re-hash the archive")
+    check.set_defaults(command=verify)
     return parser
 
 

@@ -42,10 +42,11 @@ from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_pack_files, write_index
 from warehouse.catalog import lake_connection, sync_catalog
 from warehouse.inbox import find_arrivals
-from warehouse.lake import succeeded_run_ids
+from warehouse.lake import ensure_tables, succeeded_run_ids
 from warehouse.loader import append_articles, append_rows, commit_run
 from warehouse.lock import run_lock
 from warehouse.recovery import recover
+from warehouse.verify import verify
 
 quiet_third_parties()
 
@@ -212,6 +213,10 @@ def report(
         docs = build_docs(settings.home.gx, run_names)
         summary["data_docs"] = str(docs) if docs else None
     per_day, summary["warehouse"] = lake_figures(settings.home, summary["run_id"])
+    # The cheap part of `wirehouse verify`: the views' invariants and the archive's coverage.
+    summary["violations"] = [
+        f"{v.check}: {v.count} broken ({v.promise})" for v in verify(settings.home)
+    ]
     path = settings.home.reports / f"{summary['run_id']}.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     publish_artifacts(summary, quarantine, per_day)
@@ -244,6 +249,7 @@ def nightly_ingest(
     if not settings.inbox.is_dir():
         raise NightFailed(f"no such inbox: {settings.inbox}")
     settings.home.ensure()
+    ensure_tables(settings.home)
     with run_lock(settings.home.lock):
         recover(settings.home)
         return _run_night(settings, Window(since, until), run_kind(backfill))
@@ -298,6 +304,13 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
         summary = report(summary, settings, run_names, _quoted(ledger.quarantine))
     if gate_message is not None:
         raise NightFailed(gate_message)
+    if summary["violations"]:
+        raise NightFailed(
+            "the warehouse breaks its invariants after this run: "
+            + "; ".join(summary["violations"])
+            + ". This is a bug or a damaged disk, not bad input: run `wirehouse verify --deep` "
+            "and keep the home as it is for whoever looks into it."
+        )
     return summary
 
 

@@ -25,6 +25,7 @@ from transforms.parse import parse_dump
 from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
 from warehouse.archive import ArchiveEntry, PackWriter, keep_large
 from warehouse.bundles import BundleLimits
+from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
@@ -165,6 +166,7 @@ def parse_batch(
         staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
         staged.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table_of(rows, ARTICLES_SCHEMA), staged)
+    checkpoint("parse:batch")
     return ParsedBatch(index, staged, articles, rejected, archived)
 
 
@@ -183,6 +185,7 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
     passed = batch.staged.with_name(f"valid-{batch.index:05d}.parquet")
     pq.write_table(outcome.passed, passed)
     batch.staged.unlink()
+    checkpoint("validate:batch")
     return ValidBatch(
         batch.index,
         passed,

@@ -8,29 +8,19 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
-from transforms.records import SCHEMAS
+from warehouse.faults import checkpoint
 from warehouse.home import TABLES, Home
-from warehouse.lake import has_files
+from warehouse.lake import ensure_tables
 
 log = logging.getLogger(__name__)
 
 # Bump when the view definitions change, so existing catalogs are rewritten.
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"
 # Files DuckDB 2.x writes by default are unreadable by the 1.5 command-line tool analysts have.
 STORAGE_COMPATIBILITY = "v1.5.0"
 _LOCK_RETRIES = 5
 _LOCK_PAUSE_SECONDS = 0.2
-
-_DUCK_TYPES: dict[str, str] = {
-    "string": "VARCHAR",
-    "int32": "INTEGER",
-    "int64": "BIGINT",
-    "double": "DOUBLE",
-    "timestamp[us, tz=UTC]": "TIMESTAMPTZ",
-    "list<item: string>": "VARCHAR[]",
-}
 
 
 def view_statements(home: Home) -> list[str]:
@@ -49,6 +39,8 @@ def view_statements(home: Home) -> list[str]:
 
 def lake_connection(home: Home) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the views: never locks warehouse.duckdb, never blocks a run."""
+    if home.lake.is_dir():
+        ensure_tables(home)
     con = duckdb.connect(":memory:")
     for statement in view_statements(home):
         con.execute(statement)
@@ -86,6 +78,7 @@ def _sync(path: Path, statements: list[str], signature: str) -> bool:
         con.execute("CREATE TABLE IF NOT EXISTS _wirehouse_catalog (signature VARCHAR)")
         con.execute("DELETE FROM _wirehouse_catalog")
         con.execute("INSERT INTO _wirehouse_catalog VALUES (?)", [signature])
+        checkpoint("catalog:before-commit")
         con.execute("COMMIT")
     log.info("warehouse.duckdb views refreshed at %s", path)
     return True
@@ -105,9 +98,7 @@ def _runs_view(home: Home) -> str:
 
 
 def _source(home: Home, table: str) -> str:
-    """A read_parquet over the table's files, or a typed empty relation while it has none."""
-    if not has_files(home, table):
-        return f"({_empty_select(SCHEMAS[table], table)})"
+    """A read_parquet over the table's files (`lake.ensure_tables` guarantees there is one)."""
     folder = home.table_dir(table)
     if table == "articles":
         glob = _literal(str(folder / "*" / "*.parquet"))
@@ -116,13 +107,6 @@ def _source(home: Home, table: str) -> str:
             "hive_types = {'published_month': VARCHAR})"
         )
     return f"read_parquet({_literal(str(folder / '*.parquet'))}, union_by_name = true)"
-
-
-def _empty_select(schema: pa.Schema, table: str) -> str:
-    columns = [f"CAST(NULL AS {_DUCK_TYPES[str(f.type)]}) AS {f.name}" for f in schema]
-    if table == "articles":
-        columns.append("CAST(NULL AS VARCHAR) AS published_month")
-    return f"SELECT {', '.join(columns)} WHERE false"
 
 
 def _literal(text: str) -> str:

@@ -9,11 +9,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.records import SCHEMAS
+from warehouse.faults import checkpoint
 from warehouse.home import TABLES, Home
 
 log = logging.getLogger(__name__)
 
 _TMP_MARK = ".tmp-"
+PLACEHOLDER = "_schema"
+NO_MONTH = "none"
 COMPRESSION = "zstd"
 
 
@@ -33,8 +37,10 @@ def temp_path(path: Path) -> Path:
 def publish(tmp: Path, path: Path) -> None:
     """Flush a finished temporary file to disk and rename it into place, atomically."""
     _fsync(tmp)
+    checkpoint(f"publish.before:{path.parent.name}")
     os.replace(tmp, path)
     _fsync(path.parent)
+    checkpoint(f"publish.after:{path.parent.name}")
 
 
 def part_path(home: Home, table: str, run_id: str, partition: str | None = None) -> Path:
@@ -55,15 +61,16 @@ def committed_run_ids(home: Home) -> set[str]:
     folder = home.table_dir("runs")
     if not folder.is_dir():
         return set()
-    return {p.stem for p in folder.glob("*.parquet")}
+    return {p.stem for p in folder.glob("*.parquet") if not is_placeholder(p)}
 
 
 def succeeded_run_ids(home: Home) -> set[str]:
     """Runs that committed with status succeeded: the ones whose rows the views show."""
     folder = home.table_dir("runs")
-    if not folder.is_dir() or not any(folder.glob("*.parquet")):
+    markers = [str(p) for p in folder.glob("*.parquet") if not is_placeholder(p)]
+    if not markers:
         return set()
-    runs = pq.read_table(folder, columns=["run_id", "status"])
+    runs = pq.read_table(markers, columns=["run_id", "status"])
     ids, statuses = (runs.column(c).to_pylist() for c in ("run_id", "status"))
     return {run for run, status in zip(ids, statuses, strict=True) if status == "succeeded"}
 
@@ -80,7 +87,10 @@ def remove_uncommitted(home: Home) -> list[Path]:
             if not path.is_file():
                 continue
             orphan = _TMP_MARK in path.name or (
-                table != "runs" and path.suffix == ".parquet" and path.stem not in committed
+                table != "runs"
+                and path.suffix == ".parquet"
+                and path.stem not in committed
+                and not is_placeholder(path)
             )
             if orphan:
                 path.unlink()
@@ -88,10 +98,30 @@ def remove_uncommitted(home: Home) -> list[Path]:
     return removed
 
 
-def has_files(home: Home, table: str) -> bool:
-    """Whether a table has at least one Parquet file (views need one to read)."""
+def ensure_tables(home: Home) -> None:
+    """Give every table an empty file with its schema, so the views always have one to read.
+
+    DuckDB's read_parquet fails on a glob that matches nothing; with these placeholders the
+    view definitions never change as tables fill up, so warehouse.duckdb never needs rewriting
+    while an analyst holds it open. They hold no rows and are never a run's files.
+    """
+    for table, schema in SCHEMAS.items():
+        path = placeholder_path(home, table)
+        if not path.exists():
+            write_parquet_atomically(schema.empty_table(), path)
+
+
+def placeholder_path(home: Home, table: str) -> Path:
+    """Where a table's empty schema file lives (articles: in a partition no row has)."""
     folder = home.table_dir(table)
-    return folder.is_dir() and any(folder.rglob("*.parquet"))
+    if table == "articles":
+        folder = folder / f"published_month={NO_MONTH}"
+    return folder / f"{PLACEHOLDER}.parquet"
+
+
+def is_placeholder(path: Path) -> bool:
+    """Whether a lake file is a table's empty schema file."""
+    return path.stem == PLACEHOLDER
 
 
 def _fsync(path: Path) -> None:

@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
+from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.lake import (
     COMPRESSION,
@@ -44,6 +45,7 @@ def append_articles(home: Home, run_id: str, staged: Iterable[Path], kept: set[s
             writer.close()
     for _writer, tmp, final in writers.values():
         publish(tmp, final)
+    checkpoint("load:articles")
     return written
 
 
@@ -55,11 +57,13 @@ def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[s
             ordered = sorted(rows, key=lambda row: row["dump_file"])
             write_parquet_atomically(_arrow(table, ordered), part_path(home, table, run_id))
             written[table] = len(rows)
+    checkpoint("load:rows")
     return written
 
 
 def commit_run(home: Home, run_row: Row) -> None:
     """Make a run's files visible at once by writing its `runs` row, last."""
+    checkpoint("load:commit")
     write_parquet_atomically(_arrow("runs", [run_row]), marker_path(home, run_row["run_id"]))
 
 

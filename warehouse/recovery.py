@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from warehouse.archive import remove_pack_files
+from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.lake import remove_uncommitted, succeeded_run_ids
 
@@ -20,6 +21,7 @@ def recover(home: Home) -> list[Path]:
     if home.staging.exists():
         shutil.rmtree(home.staging)
         removed.append(home.staging)
+    checkpoint("recovered")
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
     return removed

@@ -18,6 +18,7 @@ import pytest
 
 from flows.nightly import NightFailed, nightly_ingest
 from tests.conftest import CASES
+from tests.state import snapshot
 from warehouse.archive import read_archived
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
@@ -26,8 +27,6 @@ from warehouse.verify import violations
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 SEED = "2019/05/000_c903989559a3121d.txt"
-# Columns that legitimately differ between two runs over the same inputs.
-VOLATILE = {"run_id", "ingested_at", "first_seen_at", "quarantined_at"}
 
 
 @pytest.fixture(autouse=True)
@@ -44,23 +43,6 @@ def query(home: Path, sql: str) -> list[tuple[Any, ...]]:
     """Rows from the analysts' warehouse.duckdb, opened the way an analyst would."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
         return con.execute(sql).fetchall()
-
-
-def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Every data table's rows, volatile lineage columns aside, in a stable order."""
-    out = {}
-    with lake_connection(Home.at(home)) as con:
-        for table in ("articles", "duplicates", "quarantine", "files"):
-            columns = [
-                c
-                for (c,) in con.execute(
-                    "SELECT column_name FROM (DESCRIBE SELECT * FROM " + table + ")"
-                ).fetchall()
-                if c not in VOLATILE
-            ]
-            rows = con.execute(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
-            out[table] = sorted(rows, key=repr)
-    return out
 
 
 def test_samples_land_with_every_dump_accounted_for(sample_inbox: Path, home: Path) -> None:
