@@ -9,7 +9,7 @@ export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := False
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
-.PHONY: run test bench lint fmt clean venv
+.PHONY: run test bench lint fmt clean venv ui serve deploy worker
 
 venv: $(STAMP)
 
@@ -31,6 +31,26 @@ run: $(STAMP)
 	@echo "Try:  $(VENV)/bin/wirehouse --home data sql \"SELECT title, published_at, dateline FROM articles WHERE source = 'Xinhua' ORDER BY published_at\""
 	@echo "  or: $(VENV)/bin/duckdb -readonly data/warehouse.duckdb"
 
+# Schedule and monitoring (README): `make ui` in one terminal, `make serve` in another.
+UI_PORT ?= 4200
+UI_API := http://127.0.0.1:$(UI_PORT)/api
+
+ui: $(STAMP)
+	WIREHOUSE_UI_PORT=$(UI_PORT) scripts/ui.sh
+
+# Serves the sample inbox into ./data unless WIREHOUSE_HOME / WIREHOUSE_INBOX say otherwise.
+serve: $(STAMP)
+	PREFECT_API_URL=$(UI_API) $(VENV)/bin/wirehouse --home "$${WIREHOUSE_HOME:-data}" serve \
+	  --inbox "$${WIREHOUSE_INBOX:-samples/inbox}"
+
+# The same deployment for a process work pool and its worker, from deployments/prefect.yaml.
+deploy: $(STAMP)
+	PREFECT_API_URL=$(UI_API) $(VENV)/bin/prefect work-pool create wirehouse --type process --overwrite
+	PREFECT_API_URL=$(UI_API) $(VENV)/bin/prefect --no-prompt deploy --prefect-file deployments/prefect.yaml --all
+
+worker: $(STAMP)
+	PREFECT_API_URL=$(UI_API) $(VENV)/bin/prefect worker start --pool wirehouse
+
 test: $(STAMP)
 	$(VENV)/bin/pytest
 
@@ -47,4 +67,4 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 
 clean:
-	rm -rf data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf data .prefect .pytest_cache .mypy_cache .ruff_cache

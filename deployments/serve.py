@@ -38,6 +38,8 @@ def nightly_deployment(settings: Settings, schedule: NightSchedule) -> RunnerDep
         name=DEPLOYMENT_NAME,
         schedules=[nightly_schedule(schedule)],
         concurrency_limit=ONE_AT_A_TIME,
+        # Stopping `serve` pauses the deployment; starting it again must resume the nights.
+        paused=False,
         parameters=nightly_parameters(settings),
         description="Ingest the dumps that arrived in the inbox since the last night.",
         tags=TAGS,

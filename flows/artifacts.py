@@ -74,6 +74,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         stages["**total**"] = f"{summary['seconds']:.2f}"
     lines += _section("Time per stage", ("stage", "seconds"), stages)
     lines += _section("Warehouse totals", ("table", "rows"), summary.get("warehouse", {}))
+    if summary.get("violations"):
+        lines += ["## Broken invariants (run `wirehouse verify`)", ""]
+        lines += [f"- {violation}" for violation in summary["violations"]] + [""]
     if summary.get("data_docs"):
         lines += [f"Great Expectations Data Docs: `{summary['data_docs']}`", ""]
     return "\n".join(lines)
