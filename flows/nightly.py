@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
-import pyarrow as pa
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
@@ -25,6 +24,7 @@ from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
+    Deduped,
     ParsedBatch,
     Plan,
     ToRead,
@@ -36,7 +36,7 @@ from flows.stages import (
     summary_counts,
     validate_batch,
 )
-from transforms.dedupe import Link
+from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_pack_files, write_index
@@ -45,6 +45,8 @@ from warehouse.inbox import find_arrivals
 from warehouse.lake import ensure_tables, succeeded_run_ids
 from warehouse.loader import append_articles, append_rows, commit_run
 from warehouse.lock import run_lock
+from warehouse.nearindex import append as append_near_index
+from warehouse.nearindex import index_dir, remove_runs
 from warehouse.recovery import recover
 from warehouse.verify import verify
 
@@ -154,15 +156,17 @@ def validate(index: int, batch: ParsedBatch, settings: Settings, lineage: Lineag
 
 
 @task(name="dedupe", task_run_name="dedupe", cache_policy=NONE)
-def dedupe(valid: list[ValidBatch], settings: Settings) -> tuple[set[str], list[Link]]:
+def dedupe(valid: list[ValidBatch], settings: Settings) -> Deduped:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
-        return set(), []
-    keys = pa.concat_tables([batch.keys for batch in valid])
+        return Deduped(set(), [], [], signatures([]))
     with lake_connection(settings.home) as con:
-        kept, links = dedupe_against_history(keys, con)
-    get_run_logger().info("deduplicated: %d kept, %d copies", len(kept), len(links))
-    return kept, links
+        deduped = dedupe_against_history(valid, con, settings.home, settings.near_threshold)
+    kinds = Counter(link.kind for link in deduped.links)
+    get_run_logger().info(
+        "deduplicated: %d kept, %d copies %s", len(deduped.kept), len(deduped.links), dict(kinds)
+    )
+    return deduped
 
 
 @task(
@@ -178,7 +182,7 @@ def load(
     parsed: list[ParsedBatch],
     bundles: list[ArchiveEntry],
     valid: list[ValidBatch],
-    kept: set[str],
+    deduped: Deduped,
     run_row: dict[str, Any],
     settings: Settings,
 ) -> None:
@@ -186,7 +190,8 @@ def load(
     home, run_id = settings.home, run_row["run_id"]
     if run_row["status"] == "succeeded":
         staged = [batch.passed for batch in valid if batch.passed is not None]
-        append_articles(home, run_id, staged, kept)
+        append_articles(home, run_id, staged, deduped.kept)
+        append_near_index(index_dir(home.lake), run_id, deduped.kept_ids, deduped.kept_signatures)
         small = {"duplicates": ledger.duplicates, "quarantine": ledger.quarantine}
         append_rows(home, run_id, {**small, "files": ledger.files})
         entries = [*bundles, *(e for batch in parsed for e in batch.archived)]
@@ -194,6 +199,7 @@ def load(
     commit_run(home, run_row)
     if run_row["status"] != "succeeded":
         remove_pack_files(home, succeeded_run_ids(home))  # read again by the next night
+        remove_runs(index_dir(home.lake), succeeded_run_ids(home))
     shutil.rmtree(home.staging / run_id, ignore_errors=True)
     get_run_logger().info("committed run %s (%s)", run_id, run_row["status"])
 
@@ -270,8 +276,8 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     with timings.stage("validate"):
         valid = [validate(b.index, _quoted(b), settings, lineage) for b in parsed]
     with timings.stage("dedupe"):
-        kept, links = dedupe(_quoted(valid), settings)
-    ledger = account(plan, parsed, valid, kept, links, lineage)
+        deduped = dedupe(_quoted(valid), settings)
+    ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
     counts = summary_counts(plan, ledger)
     ratio, gate_message = _failure_gate(plan, ledger, settings)
     run_row = _run_row(settings, lineage, counts, ratio, gate_message)
@@ -281,7 +287,7 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
             _quoted(parsed),
             _quoted(plan.archived),
             _quoted(valid),
-            _quoted(kept),
+            _quoted(deduped),
             run_row,
             settings,
         )

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from transforms.minhash import THRESHOLD as NEAR_THRESHOLD
 from warehouse.bundles import BundleLimits
 from warehouse.home import Home
 
@@ -54,6 +55,7 @@ class Settings:
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
     batch_size: int = DEFAULT_BATCH_SIZE
     build_docs: bool = True
+    near_threshold: float = NEAR_THRESHOLD
 
     @classmethod
     def from_env(
@@ -85,6 +87,7 @@ class Settings:
             ),
             batch_size=int(env.get("WIREHOUSE_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
             build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
+            near_threshold=_float(env, "WIREHOUSE_NEAR_THRESHOLD", NEAR_THRESHOLD),
         )
         if max_failure_ratio is not None:
             settings = replace(settings, max_failure_ratio=max_failure_ratio)

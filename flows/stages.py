@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from expectations.runner import validate_articles
 from transforms.decode import decode_dump
 from transforms.dedupe import Candidate, Link, dedupe
+from transforms.minhash import U32, signatures
+from transforms.neardup import dedupe_near
 from transforms.night import Dump, Ledger, Lineage, Parsed, article_id_of, article_row
 from transforms.parse import parse_dump
 from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
@@ -28,7 +31,9 @@ from warehouse.bundles import BundleLimits
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
+from warehouse.lake import succeeded_run_ids
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
+from warehouse.nearindex import history_matches, index_dir
 from warehouse.unpack import container_hashes, unpack_arrivals
 
 # What dedupe and the ledger need of each valid article; the rest stays in the staged files.
@@ -91,6 +96,17 @@ class ValidBatch:
     keys: pa.Table  # KEY_COLUMNS of the passing rows
     failures: dict[str, list[str]]
     statistics: dict[str, Any]
+    signatures: U32  # MinHash signatures of the passing rows' bodies, aligned with `keys`
+
+
+@dataclass(frozen=True, slots=True)
+class Deduped:
+    """Dedupe's answer: kept dump files and links, and the kept ones' signatures for the index."""
+
+    kept: set[str]
+    links: list[Link]
+    kept_ids: list[str]
+    kept_signatures: U32
 
 
 def discover_plan(
@@ -174,7 +190,7 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
     """Great Expectations over one staged batch; passing rows staged beside it."""
     empty = pa.table({c: pa.array([], ARTICLES_SCHEMA.field(c).type) for c in KEY_COLUMNS})
     if batch.staged is None:
-        return ValidBatch(batch.index, None, empty, {}, {})
+        return ValidBatch(batch.index, None, empty, {}, {}, signatures([]))
     outcome = validate_articles(
         pq.read_table(batch.staged, schema=ARTICLES_SCHEMA),
         home.gx,
@@ -192,13 +208,19 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
         outcome.passed.select(KEY_COLUMNS),
         outcome.failures,
         outcome.statistics,
+        signatures(outcome.passed.column("body").to_pylist()),
     )
 
 
 def dedupe_against_history(
-    keys: pa.Table, con: duckdb.DuckDBPyConnection
-) -> tuple[set[str], list[Link]]:
-    """Which valid articles are kept (their dump files) and which are copies, and of what."""
+    valid: Sequence[ValidBatch],
+    con: duckdb.DuckDBPyConnection,
+    home: Home,
+    near_threshold: float,
+) -> Deduped:
+    """Which valid articles are kept and which are copies (same page, exact, near), of what."""
+    keys = pa.concat_tables([batch.keys for batch in valid])
+    sigs = np.concatenate([batch.signatures for batch in valid])
     candidates = [
         Candidate(k["dump_file"], k["article_id"], k["published_at"], k["page_code"], fp)
         for k, fp in zip(keys.to_pylist(), keys.column("body_fingerprint").to_pylist(), strict=True)
@@ -206,7 +228,15 @@ def dedupe_against_history(
     codes = sorted({c.page_code for c in candidates if c.page_code})
     history = history_for(con, codes, sorted({c.fingerprint for c in candidates}))
     kept, links = dedupe(candidates, history)
-    return {c.dump_file for c in kept}, links
+    # Near copies: kept articles against the MinHash index of the history, and each other.
+    row_of = {c.dump_file: i for i, c in enumerate(candidates)}
+    kept_sigs = sigs[[row_of[c.dump_file] for c in kept]] if kept else sigs[:0]
+    matches = history_matches(
+        index_dir(home.lake), kept_sigs, succeeded_run_ids(home), near_threshold
+    )
+    kept, links = dedupe_near(kept, links, kept_sigs, matches, near_threshold)
+    final_sigs = sigs[[row_of[c.dump_file] for c in kept]] if kept else sigs[:0]
+    return Deduped({c.dump_file for c in kept}, links, [c.article_id for c in kept], final_sigs)
 
 
 def account(

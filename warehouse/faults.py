@@ -52,6 +52,6 @@ def checkpoint(name: str) -> None:
     if env.get("WIREHOUSE_CRASH_AT") == str(_passed["*"]):
         os.kill(os.getpid(), signal.SIGKILL)
     fail_at = env.get("WIREHOUSE_FAIL_AT", "")
-    point, _, times = fail_at.partition(":")
+    point, _, times = fail_at.rpartition(":")
     if point == name and _passed[name] <= int(times or 1):
         raise OSError(errno.ENOSPC, f"injected fault at {name}: no space left on device")

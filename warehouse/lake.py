@@ -108,7 +108,11 @@ def ensure_tables(home: Home) -> None:
     for table, schema in SCHEMAS.items():
         path = placeholder_path(home, table)
         if not path.exists():
-            write_parquet_atomically(schema.empty_table(), path)
+            # Not through `publish`: set-up is not a step of a run, so it is no crash point.
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = temp_path(path)
+            pq.write_table(schema.empty_table(), tmp)
+            os.replace(tmp, path)
 
 
 def placeholder_path(home: Home, table: str) -> Path:

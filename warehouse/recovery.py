@@ -10,6 +10,7 @@ from warehouse.archive import remove_pack_files
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.lake import remove_uncommitted, succeeded_run_ids
+from warehouse.nearindex import index_dir, remove_runs
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,9 @@ log = logging.getLogger(__name__)
 def recover(home: Home) -> list[Path]:
     """Delete uncommitted table files, temp files, staging, and packs of runs that did not load."""
     removed = remove_uncommitted(home)
-    removed += remove_pack_files(home, succeeded_run_ids(home))
+    succeeded = succeeded_run_ids(home)
+    removed += remove_pack_files(home, succeeded)
+    removed += remove_runs(index_dir(home.lake), succeeded)
     if home.staging.exists():
         shutil.rmtree(home.staging)
         removed.append(home.staging)

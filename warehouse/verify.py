@@ -101,6 +101,8 @@ _ARCHIVE_CHECK = """
 def verify(home: Home, inbox: Path | None = None, deep: bool = False) -> list[Violation]:
     """All the checks: the views' invariants, lake files, archive, and the inbox if given."""
     found = lake_file_violations(home)
+    if any(v.check == "lake_files_readable" for v in found):
+        return found  # the views cannot even be opened over an unreadable file
     with lake_connection(home) as con:
         found += violations(con)
         found += archive_violations(con, home, deep)

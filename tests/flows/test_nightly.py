@@ -243,3 +243,28 @@ def test_data_docs_are_built_into_the_home(
     docs = Path(summary["data_docs"])
     assert docs.is_file() and docs.is_relative_to(home)
     assert summary["run_id"] in docs.read_text()  # the index lists this night's validations
+
+
+def test_an_updated_story_is_a_near_copy_of_the_first(
+    sample_inbox: Path, home: Path, tmp_path: Path
+) -> None:
+    night1 = tmp_path / "night1"
+    (night1 / "2019/05").mkdir(parents=True)
+    shutil.copy2(sample_inbox / SEED, night1 / SEED)
+    ingest(night1, home)
+    [(seed_id,)] = query(home, "SELECT article_id FROM articles")
+    # the next day Xinhua re-publishes it under a new page id, headline and a changed paragraph
+    seed = (sample_inbox / SEED).read_text(encoding="utf-8")
+    update = (
+        seed.replace("Pompeo calls Lavrov", "UPDATE: Pompeo calls Lavrov")
+        .replace("the statement read.", "the statement read, adding that talks would go on.")
+        .replace("1380280291", "1380299999")
+    )
+    night2 = tmp_path / "night2"
+    night2.mkdir()
+    (night2 / "001_0123456789abcdef.txt").write_text(update, encoding="utf-8")
+    ingest(night2, home)
+    [(of, kind, similarity)] = query(home, "SELECT duplicate_of, kind, similarity FROM duplicates")
+    assert (of, kind) == (seed_id, "near")
+    assert 0.4 <= similarity < 1.0
+    assert query(home, "SELECT count(*) FROM articles") == [(1,)]

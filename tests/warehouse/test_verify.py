@@ -1,0 +1,102 @@
+"""`wirehouse verify`: silent on a sound warehouse, loud on each kind of damage."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from flows.nightly import nightly_ingest
+from tests.conftest import REPO, SAMPLES
+from warehouse.home import Home
+from warehouse.verify import verify
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(scope="module")
+def loaded_once(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One home holding the sample inbox, ingested once for the module."""
+    root = tmp_path_factory.mktemp("verify")
+    os.environ["WIREHOUSE_BUILD_DOCS"] = "0"
+    try:
+        nightly_ingest(inbox=str(SAMPLES), home=str(root / "home"))
+    finally:
+        del os.environ["WIREHOUSE_BUILD_DOCS"]
+    return root / "home"
+
+
+@pytest.fixture
+def loaded(loaded_once: Path, sample_inbox: Path, tmp_path: Path) -> Home:
+    """A copy of that home for one test to damage, checked sound first."""
+    home = Home.at(shutil.copytree(loaded_once, tmp_path / "home"))
+    assert verify(home, inbox=sample_inbox, deep=True) == []
+    return home
+
+
+def checks(home: Home, **kwargs: object) -> set[str]:
+    """Names of the checks that fail."""
+    return {v.check for v in verify(home, **kwargs)}  # type: ignore[arg-type]
+
+
+def test_corrupt_archive_bytes_are_found_by_the_deep_check(loaded: Home) -> None:
+    pack = next((loaded.archive / "packs").glob("*.pack"))
+    data = bytearray(pack.read_bytes())
+    data[100] ^= 0xFF
+    pack.write_bytes(bytes(data))
+    assert checks(loaded) == set()  # the cheap check reads no bytes
+    assert checks(loaded, deep=True) == {"archive_intact"}
+
+
+def test_a_lost_archive_index_is_found(loaded: Home) -> None:
+    for index in (loaded.archive / "index").glob("*.parquet"):
+        index.unlink()
+    assert checks(loaded) == {"archive_complete"}
+
+
+def test_a_damaged_lake_file_is_found(loaded: Home) -> None:
+    part = next((loaded.lake / "duplicates").glob("2*.parquet"))
+    part.write_bytes(part.read_bytes()[:50])
+    assert "lake_files_readable" in checks(loaded)
+
+
+def test_a_lost_table_file_breaks_conservation(loaded: Home) -> None:
+    next((loaded.lake / "quarantine").glob("2*.parquet")).unlink()
+    assert checks(loaded) == {"one_place_per_dump"}
+
+
+def test_leftovers_of_an_uncommitted_run_are_reported(loaded: Home) -> None:
+    dead = "20990101T000000Z-dead00"  # a run killed before its commit: its rows carry its id
+    table = pq.read_table(next((loaded.lake / "files").glob("2*.parquet")))
+    column = table.schema.get_field_index("run_id")
+    table = table.set_column(column, "run_id", pa.array([dead] * table.num_rows))
+    pq.write_table(table, loaded.lake / "files" / f"{dead}.parquet")
+    assert checks(loaded) == {"no_uncommitted_files"}
+
+
+def test_an_inbox_file_a_run_missed_is_found(loaded: Home, sample_inbox: Path) -> None:
+    missed = sample_inbox / "missed.txt"
+    missed.write_text("arrived before the run, yet never recorded")
+    os.utime(missed, (1_000_000_000, 1_000_000_000))
+    assert checks(loaded, inbox=sample_inbox) == {"inbox_accounted_for"}
+    late = sample_inbox / "late.txt"
+    late.write_text("arrived after the last run: not a violation yet")
+    missed.unlink()
+    assert checks(loaded, inbox=sample_inbox) == set()
+
+
+def test_the_command_exits_non_zero_and_names_the_check(loaded: Home) -> None:
+    env = dict(os.environ, WIREHOUSE_HOME=str(loaded.root))
+    command = [sys.executable, "-m", "flows.cli", "verify", "--deep"]
+    sound = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert sound.returncode == 0 and "every invariant holds" in sound.stdout
+    for index in (loaded.archive / "index").glob("*.parquet"):
+        index.unlink()
+    broken = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
+    assert broken.returncode == 1 and "archive_complete" in broken.stderr
