@@ -34,11 +34,7 @@ _passed: Counter[str] = Counter()
 def checkpoint(name: str) -> None:
     """A point where a crash or an I/O failure can be injected."""
     env = os.environ
-    if not (
-        "WIREHOUSE_CRASH_AT" in env
-        or "WIREHOUSE_FAIL_AT" in env
-        or "WIREHOUSE_CHECKPOINT_LOG" in env
-    ):
+    if not any(key in env for key in _ARMING):
         return
     _passed[name] += 1
     _passed["*"] += 1

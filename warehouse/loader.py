@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -61,9 +62,16 @@ def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[s
     return written
 
 
-def commit_run(home: Home, run_row: Row) -> None:
-    """Make a run's files visible at once by writing its `runs` row, last."""
+def commit_run(home: Home, run_row: Row, settle_seconds: float = 0.0) -> None:
+    """Make a run's files visible at once by writing its `runs` row, last.
+
+    A query binds each scan's file list in turn; one that lists a table's files just before
+    they appear and `runs` just after the marker would show a run without its rows. Waiting a
+    moment between the last data file and the marker closes that window: binding a query
+    takes milliseconds.
+    """
     checkpoint("load:commit")
+    time.sleep(settle_seconds)
     write_parquet_atomically(_arrow("runs", [run_row]), marker_path(home, run_row["run_id"]))
 
 

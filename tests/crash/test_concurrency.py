@@ -46,7 +46,8 @@ def test_an_analyst_reading_during_a_run_never_sees_half_of_it(
     before = analyst.execute(COUNTS).fetchall()[0]
     # hold the second night at each step of its load, while the analyst keeps querying
     pauses = "load:articles:1,load:rows:1,publish.before:index:1,publish.before:runs:1"
-    run = zygote.run(inbox, home, {"WIREHOUSE_PAUSE_AT": pauses}, op="start")
+    env = {"WIREHOUSE_PAUSE_AT": pauses, "WIREHOUSE_COMMIT_SETTLE_SECONDS": "1"}
+    run = zygote.run(inbox, home, env, op="start")
     seen = set()
     deadline = time.monotonic() + 15  # the pauses alone take 4 s
     while time.monotonic() < deadline:
