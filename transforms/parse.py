@@ -54,8 +54,3 @@ def parse_dump(text: str) -> ParseResult:
                 return replace(result, layout=name)
             return result
     return parse_generic(text)
-
-
-def layout_of(result: ParseResult) -> str | None:
-    """The layout that produced a result, when it is an article."""
-    return result.layout if isinstance(result, Article) else None

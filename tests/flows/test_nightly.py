@@ -39,6 +39,13 @@ def ingest(inbox: Path, home: Path, **kwargs: Any) -> dict[str, Any]:
     return nightly_ingest(inbox=str(inbox), home=str(home), **kwargs)
 
 
+def seed_only_night(sample_inbox: Path, folder: Path, name: str = SEED) -> Path:
+    """An inbox holding one dump of the sample inbox, at the same relative name."""
+    (folder / name).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(sample_inbox / name, folder / name)
+    return folder
+
+
 def query(home: Path, sql: str) -> list[tuple[Any, ...]]:
     """Rows from the analysts' warehouse.duckdb, opened the way an analyst would."""
     with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
@@ -151,9 +158,7 @@ def test_same_inputs_in_another_order_give_the_same_warehouse(
 
 
 def test_history_wins_over_a_later_night(sample_inbox: Path, home: Path, tmp_path: Path) -> None:
-    night1 = tmp_path / "night1"
-    (night1 / "2019/05").mkdir(parents=True)
-    shutil.copy2(sample_inbox / "2019/05/002_8d0c6b1f2e7a9c35.txt", night1 / "2019/05")
+    night1 = seed_only_night(sample_inbox, tmp_path / "night1", "2019/05/002_8d0c6b1f2e7a9c35.txt")
     ingest(night1, home)
     [(kept_id,)] = query(home, "SELECT article_id FROM articles")
     ingest(sample_inbox, home)
@@ -184,10 +189,7 @@ def test_a_broken_parser_night_fails_and_loads_nothing(home: Path, tmp_path: Pat
 def test_an_analyst_holding_the_catalog_does_not_fail_the_run(
     sample_inbox: Path, home: Path, tmp_path: Path
 ) -> None:
-    first = tmp_path / "first"
-    (first / "2019/05").mkdir(parents=True)
-    shutil.copy2(sample_inbox / SEED, first / SEED)
-    ingest(first, home)
+    ingest(seed_only_night(sample_inbox, tmp_path / "first"), home)
     holder = subprocess.Popen(
         [
             sys.executable,
@@ -248,10 +250,7 @@ def test_data_docs_are_built_into_the_home(
 def test_an_updated_story_is_a_near_copy_of_the_first(
     sample_inbox: Path, home: Path, tmp_path: Path
 ) -> None:
-    night1 = tmp_path / "night1"
-    (night1 / "2019/05").mkdir(parents=True)
-    shutil.copy2(sample_inbox / SEED, night1 / SEED)
-    ingest(night1, home)
+    ingest(seed_only_night(sample_inbox, tmp_path / "night1"), home)
     [(seed_id,)] = query(home, "SELECT article_id FROM articles")
     # the next day Xinhua re-publishes it under a new page id, headline and a changed paragraph
     seed = (sample_inbox / SEED).read_text(encoding="utf-8")
