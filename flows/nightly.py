@@ -196,8 +196,8 @@ def load(
         append_rows(home, run_id, {**small, "files": ledger.files})
         entries = [*bundles, *(e for batch in parsed for e in batch.archived)]
         write_index(home, run_id, entries)
-    settle = settings.commit_settle_seconds if run_row["status"] == "succeeded" else 0.0
-    commit_run(home, run_row, settle)
+    delay = settings.visibility_delay_seconds if run_row["status"] == "succeeded" else 0.0
+    commit_run(home, run_row, delay)
     if run_row["status"] != "succeeded":
         remove_pack_files(home, succeeded_run_ids(home))  # read again by the next night
         remove_runs(index_dir(home.lake), succeeded_run_ids(home))

@@ -32,9 +32,10 @@ DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 # Files per parse task run: large enough that Prefect's per-task cost vanishes, small enough to
 # spread over workers.
 DEFAULT_BATCH_SIZE = 2000
-# Pause between a run's last data file and its commit marker, so that no query can list the
-# data files before they appear and the marker after it (warehouse/loader.commit_run).
-DEFAULT_COMMIT_SETTLE_SECONDS = 1.0
+# How long after its commit marker is written a run's rows appear to queries: the marker must be
+# on disk before any query that shows the run starts (warehouse/loader.commit_run). Writing it
+# takes milliseconds; a second covers a stalled disk.
+DEFAULT_VISIBILITY_DELAY_SECONDS = 1.0
 # The nightly schedule: after the crawler's evening drop has landed, before analysts start.
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"
@@ -59,7 +60,7 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     build_docs: bool = True
     near_threshold: float = NEAR_THRESHOLD
-    commit_settle_seconds: float = DEFAULT_COMMIT_SETTLE_SECONDS
+    visibility_delay_seconds: float = DEFAULT_VISIBILITY_DELAY_SECONDS
 
     @classmethod
     def from_env(
@@ -92,8 +93,8 @@ class Settings:
             batch_size=int(env.get("WIREHOUSE_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
             build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
             near_threshold=_float(env, "WIREHOUSE_NEAR_THRESHOLD", NEAR_THRESHOLD),
-            commit_settle_seconds=_float(
-                env, "WIREHOUSE_COMMIT_SETTLE_SECONDS", DEFAULT_COMMIT_SETTLE_SECONDS
+            visibility_delay_seconds=_float(
+                env, "WIREHOUSE_VISIBILITY_DELAY_SECONDS", DEFAULT_VISIBILITY_DELAY_SECONDS
             ),
         )
         if max_failure_ratio is not None:

@@ -11,9 +11,9 @@ for _key, _value in (
     ("TQDM_DISABLE", "1"),
     ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180"),
     ("WIREHOUSE_SETTLE_SECONDS", "0"),
-    # The commit pause guards readers racing a commit; tests/crash/test_concurrency.py tests it
-    # with it on, other tests need not wait.
-    ("WIREHOUSE_COMMIT_SETTLE_SECONDS", "0"),
+    # The visibility delay guards readers racing a commit; tests/crash/test_concurrency.py and
+    # tests/warehouse/test_snapshot.py test it with it on, other tests need not wait.
+    ("WIREHOUSE_VISIBILITY_DELAY_SECONDS", "0"),
 ):
     os.environ.setdefault(_key, _value)
 

@@ -118,6 +118,9 @@ RUNS_SCHEMA = pa.schema(
         ("flow_run_id", pa.string()),
         ("started_at", _TS),
         ("finished_at", _TS),
+        # When the run's rows appear to queries: a moment after its marker is on disk, so that
+        # every scan of a query that starts later lists the marker (warehouse/catalog.py).
+        ("visible_at", _TS),
         ("status", pa.string()),  # succeeded | failed
         ("message", pa.string()),
         ("inbox", pa.string()),

@@ -16,7 +16,7 @@ from warehouse.lake import ensure_tables
 log = logging.getLogger(__name__)
 
 # Bump when the view definitions change, so existing catalogs are rewritten.
-CATALOG_VERSION = "2"
+CATALOG_VERSION = "3"
 # Files DuckDB 2.x writes by default are unreadable by the 1.5 command-line tool analysts have.
 STORAGE_COMPATIBILITY = "v1.5.0"
 _LOCK_RETRIES = 5
@@ -24,7 +24,15 @@ _LOCK_PAUSE_SECONDS = 0.2
 
 
 def view_statements(home: Home) -> list[str]:
-    """CREATE VIEW statements for every table; data views show committed, succeeded runs only."""
+    """CREATE VIEW statements for every table; data views show committed, succeeded runs only.
+
+    A query sees the runs visible when its transaction started (`current_timestamp` is that
+    instant) and no other: its scans list the lake one after another, and one may list a run's
+    marker that an earlier scan missed, but a run committed after the query started stays out
+    of all of them. Runs become visible a moment after their marker is written
+    (`warehouse.loader.commit_run`), so every scan of a query that shows a run lists its files.
+    Within BEGIN ... COMMIT, every query sees the same runs.
+    """
     statements = [_runs_view(home)]
     committed = "run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')"
     for table in TABLES:
@@ -94,7 +102,11 @@ def _signature_of(path: Path) -> str | None:
 
 
 def _runs_view(home: Home) -> str:
-    return f"CREATE OR REPLACE VIEW runs AS SELECT * FROM {_source(home, 'runs')}"
+    # visible_at is NULL only in markers written before it existed: those are long visible.
+    return (
+        f"CREATE OR REPLACE VIEW runs AS SELECT * FROM {_source(home, 'runs')} "
+        "WHERE visible_at IS NULL OR visible_at <= current_timestamp"
+    )
 
 
 def _source(home: Home, table: str) -> str:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from transforms.records import SCHEMAS
+from transforms.records import RUNS_SCHEMA, SCHEMAS
 from warehouse.faults import checkpoint
 from warehouse.home import TABLES, Home
 
@@ -75,6 +78,24 @@ def succeeded_run_ids(home: Home) -> set[str]:
     return {run for run, status in zip(ids, statuses, strict=True) if status == "succeeded"}
 
 
+def latest_visible_at(home: Home) -> datetime | None:
+    """When the last committed run becomes visible to queries (None: no run yet)."""
+    folder = home.table_dir("runs")
+    markers = [str(p) for p in folder.glob("*.parquet") if not is_placeholder(p)]
+    if not markers:
+        return None
+    runs = pq.read_table(markers, schema=RUNS_SCHEMA, columns=["visible_at"])
+    at = pc.max(runs.column("visible_at")).as_py()
+    return at if isinstance(at, datetime) else None
+
+
+def wait_until_visible(visible_at: datetime) -> None:
+    """Sleep until queries see what becomes visible at `visible_at`."""
+    remaining = (visible_at - datetime.now(UTC)).total_seconds()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
 def remove_uncommitted(home: Home) -> list[Path]:
     """Delete temp files, and table files of runs that never wrote their marker."""
     committed = committed_run_ids(home)
@@ -103,11 +124,12 @@ def ensure_tables(home: Home) -> None:
 
     DuckDB's read_parquet fails on a glob that matches nothing; with these placeholders the
     view definitions never change as tables fill up, so warehouse.duckdb never needs rewriting
-    while an analyst holds it open. They hold no rows and are never a run's files.
+    while an analyst holds it open. They hold no rows and are never a run's files. One written
+    before a column was added is rewritten, so the views always know every column.
     """
     for table, schema in SCHEMAS.items():
         path = placeholder_path(home, table)
-        if not path.exists():
+        if not path.exists() or pq.read_schema(path).names != schema.names:
             # Not through `publish`: set-up is not a step of a run, so it is no crash point.
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = temp_path(path)

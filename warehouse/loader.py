@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import time
+import logging
 from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,11 @@ from warehouse.lake import (
     part_path,
     publish,
     temp_path,
+    wait_until_visible,
     write_parquet_atomically,
 )
 
+log = logging.getLogger(__name__)
 Row = dict[str, Any]
 PARTITION_KEY = "published_month"
 
@@ -62,17 +65,27 @@ def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[s
     return written
 
 
-def commit_run(home: Home, run_row: Row, settle_seconds: float = 0.0) -> None:
-    """Make a run's files visible at once by writing its `runs` row, last.
+def commit_run(home: Home, run_row: Row, delay_seconds: float = 0.0) -> None:
+    """Commit a run by writing its `runs` row, last; its rows appear to queries `delay` later.
 
-    A query binds each scan's file list in turn; one that lists a table's files just before
-    they appear and `runs` just after the marker would show a run without its rows. Waiting a
-    moment between the last data file and the marker closes that window: binding a query
-    takes milliseconds.
+    A query lists each scan's files in turn, so two scans of one query can list the lake on
+    either side of a commit. The marker therefore carries `visible_at`, a moment ahead, and the
+    views show a run only to queries that started after it (see `warehouse.catalog`): by then
+    the marker is on disk for every scan to find. The call returns once the run is visible.
     """
     checkpoint("load:commit")
-    time.sleep(settle_seconds)
-    write_parquet_atomically(_arrow("runs", [run_row]), marker_path(home, run_row["run_id"]))
+    visible_at = datetime.now(UTC) + timedelta(seconds=delay_seconds)
+    marker = {**run_row, "visible_at": visible_at}
+    write_parquet_atomically(_arrow("runs", [marker]), marker_path(home, run_row["run_id"]))
+    late = datetime.now(UTC) - visible_at
+    if delay_seconds and late > timedelta(0):
+        log.warning(
+            "the commit marker of %s took %.1f s longer than WIREHOUSE_VISIBILITY_DELAY_SECONDS "
+            "to write; a query started in that window could have seen part of the run",
+            run_row["run_id"],
+            late.total_seconds(),
+        )
+    wait_until_visible(visible_at)
 
 
 def _writer_for(

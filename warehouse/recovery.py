@@ -9,7 +9,12 @@ from pathlib import Path
 from warehouse.archive import remove_pack_files
 from warehouse.faults import checkpoint
 from warehouse.home import Home
-from warehouse.lake import remove_uncommitted, succeeded_run_ids
+from warehouse.lake import (
+    latest_visible_at,
+    remove_uncommitted,
+    succeeded_run_ids,
+    wait_until_visible,
+)
 from warehouse.nearindex import index_dir, remove_runs
 
 log = logging.getLogger(__name__)
@@ -24,6 +29,11 @@ def recover(home: Home) -> list[Path]:
     if home.staging.exists():
         shutil.rmtree(home.staging)
         removed.append(home.staging)
+    # A run killed in its last second committed rows that are not visible yet: wait for them,
+    # or this run would not find them in its ledger and would load their files again.
+    visible_at = latest_visible_at(home)
+    if visible_at is not None:
+        wait_until_visible(visible_at)
     checkpoint("recovered")
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
