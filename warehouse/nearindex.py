@@ -93,7 +93,8 @@ def candidates(
     by_key: defaultdict[int, list[int]] = defaultdict(list)
     for position, key in zip(hit.tolist(), flat[hit].tolist(), strict=True):
         by_key[key].append(position // keys.shape[1])
-    pairs = {(i, Path(name).stem, int(row)) for name, key, row in found for i in by_key[int(key)]}
+    run_of = {name: Path(name).stem for name in {f[0] for f in found}}
+    pairs = {(i, run_of[name], int(row)) for name, key, row in found for i in by_key[int(key)]}
     return sorted(pairs)
 
 
