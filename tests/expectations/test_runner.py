@@ -126,7 +126,7 @@ def test_other_valid_variants_pass(tmp_path: Path) -> None:
         ({"article_id": None}, "expect_column_values_to_not_be_null(article_id)"),
         (
             {"title": BODY},
-            "expect_select_column_values_to_be_unique_within_record(title, body)",
+            "expect_column_values_to_be_in_set(title_is_body)",
         ),
     ],
 )
