@@ -26,11 +26,28 @@ def normalise_newlines(text: str) -> str:
 
 def clean_line(line: str) -> str:
     """One line with its runs of any horizontal whitespace made one space, ends trimmed."""
+    if _is_clean(line):
+        return line
     # str.split() knows Unicode whitespace (NBSP, U+3000, U+2000-U+200A ...) and runs in C;
     # zero-width characters are not whitespace to it, so they take the slower path.
     if "\u200b" in line or "\ufeff" in line:
         return _HSPACE.sub(" ", line).strip()
     return " ".join(line.split())
+
+
+def _is_clean(text: str) -> bool:
+    """Whether ASCII text has no whitespace but single inner spaces: cleaning would keep it.
+
+    Most lines of a dump are; these scans run in C and spare them the split and join. ASCII
+    whitespace other than the space (tab, vertical tab, form feed, separators) is unprintable.
+    """
+    return (
+        text.isascii()
+        and text.isprintable()
+        and "  " not in text
+        and text[:1] != " "
+        and text[-1:] != " "
+    )
 
 
 def blocks(text: str) -> list[list[str]]:
@@ -93,4 +110,6 @@ def body_fingerprint(body: str) -> str:
 
 def paragraph_key(paragraph: str) -> str:
     """A paragraph's identity for merging copies of one page: case and spacing folded."""
+    if _is_clean(paragraph):  # ASCII case folding adds no whitespace
+        return paragraph.casefold()
     return " ".join(paragraph.casefold().split())
