@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,7 +21,7 @@ from prefect.context import get_run_context
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from expectations.runner import build_docs
+from expectations.runner import build_docs, import_gx
 from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
@@ -36,6 +38,7 @@ from flows.stages import (
     summary_counts,
     validate_batch,
 )
+from flows.workers import parse_workers
 from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
@@ -129,9 +132,15 @@ def discover(settings: Settings, window: Window, lineage: Lineage) -> Plan:
     retry_condition_fn=_retry_transient,
     task_run_name="parse-batch-{index}",
 )
-def parse(index: int, batch: list[ToRead], settings: Settings, lineage: Lineage) -> ParsedBatch:
+def parse(
+    index: int,
+    batch: list[ToRead],
+    settings: Settings,
+    lineage: Lineage,
+    workers: Executor | None = None,
+) -> ParsedBatch:
     """Read, archive, decode and parse one batch of dumps; stage its articles."""
-    parsed = parse_batch(index, batch, settings.home, settings.max_dump_bytes, lineage)
+    parsed = parse_batch(index, batch, settings.home, settings.max_dump_bytes, lineage, workers)
     get_run_logger().info(
         "parsed %d dumps (%s ...): %d articles, %d rejected",
         len(batch),
@@ -231,9 +240,9 @@ def report(
     return summary
 
 
-# Parse batches are CPU-bound Python: more threads than cores only hold more batches in memory
-# at once. Scale out with a process or Dask task runner instead (README, "Beyond one machine").
-TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=2)
+# Two threads feed the parse workers (one process per core; the threads mostly read, archive
+# and wait), and a third validates each parsed batch while later ones are still parsing.
+TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=3)
 
 
 @flow(
@@ -268,14 +277,24 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     timings = Timings()
     with timings.stage("discover"):
         plan = discover(settings, window, lineage)
-    with timings.stage("parse"):
-        futures = [
-            parse.submit(i, _quoted(batch), settings, lineage)
-            for i, batch in enumerate(_chunks(plan.to_read, settings.batch_size))
-        ]
-        parsed = [future.result() for future in futures]
-    with timings.stage("validate"):
-        valid = [validate(b.index, _quoted(b), settings, lineage) for b in parsed]
+    if plan.to_read:
+        # Great Expectations takes seconds to import: let it load while the workers parse.
+        threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
+    with timings.stage("parse and validate"):
+        batches = list(_chunks(plan.to_read, settings.batch_size))
+        with parse_workers(settings.parse_processes, len(batches)) as workers:
+            parsing = [
+                parse.submit(i, _quoted(batch), settings, lineage, _quoted(workers))
+                for i, batch in enumerate(batches)
+            ]
+            # Each batch is validated as soon as it is parsed, in batch order.
+            parsed, validating = [], []
+            for future in parsing:
+                parsed.append(future.result())
+                validating.append(
+                    validate.submit(parsed[-1].index, _quoted(parsed[-1]), settings, lineage)
+                )
+            valid = [future.result() for future in validating]
     with timings.stage("dedupe"):
         deduped = dedupe(_quoted(valid), settings)
     ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)

@@ -32,6 +32,8 @@ DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 # Files per parse task run: large enough that Prefect's per-task cost vanishes, small enough to
 # spread over workers.
 DEFAULT_BATCH_SIZE = 2000
+# Worker processes that parse batches: one per core (a night of one batch parses in-process).
+DEFAULT_PARSE_PROCESSES = os.cpu_count() or 1
 # How long after its commit marker is written a run's rows appear to queries: the marker must be
 # on disk before any query that shows the run starts (warehouse/loader.commit_run). Writing it
 # takes milliseconds; a second covers a stalled disk.
@@ -58,6 +60,7 @@ class Settings:
     max_bundle_bytes: int = DEFAULT_MAX_BUNDLE_BYTES
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
     batch_size: int = DEFAULT_BATCH_SIZE
+    parse_processes: int = DEFAULT_PARSE_PROCESSES
     build_docs: bool = True
     near_threshold: float = NEAR_THRESHOLD
     visibility_delay_seconds: float = DEFAULT_VISIBILITY_DELAY_SECONDS
@@ -91,6 +94,7 @@ class Settings:
                 env, "WIREHOUSE_MAX_COMPRESSION_RATIO", DEFAULT_MAX_COMPRESSION_RATIO
             ),
             batch_size=int(env.get("WIREHOUSE_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
+            parse_processes=int(env.get("WIREHOUSE_PARSE_PROCESSES", DEFAULT_PARSE_PROCESSES)),
             build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
             near_threshold=_float(env, "WIREHOUSE_NEAR_THRESHOLD", NEAR_THRESHOLD),
             visibility_delay_seconds=_float(

@@ -7,8 +7,10 @@ back for deduplication. Memory stays flat in the size of the night.
 
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import BrokenExecutor, Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,16 +18,16 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from expectations.runner import validate_articles
-from transforms.decode import decode_dump
+from transforms.batch import ParsedDumps, StagedArticle, parse_dumps
 from transforms.dedupe import Candidate, Link, dedupe
-from transforms.minhash import U32, signatures
+from transforms.minhash import U32
 from transforms.neardup import dedupe_near
-from transforms.night import Dump, Ledger, Lineage, Parsed, article_id_of, article_row
-from transforms.parse import parse_dump
-from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
+from transforms.night import Dump, Ledger, Lineage, Parsed, article_id_of
+from transforms.records import ARTICLES_SCHEMA, Rejection
 from warehouse.archive import ArchiveEntry, PackWriter, keep_large
 from warehouse.bundles import BundleLimits
 from warehouse.faults import checkpoint
@@ -36,8 +38,13 @@ from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
 from warehouse.nearindex import history_matches, index_dir
 from warehouse.unpack import container_hashes, unpack_arrivals
 
+log = logging.getLogger(__name__)
+
 # What dedupe and the ledger need of each valid article; the rest stays in the staged files.
 KEY_COLUMNS = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint", "title"]
+# Bytes of dumps sent to a worker at once: a batch of 2,000 typical dumps (about 10 MB) goes in
+# one piece; a batch of dumps near the size limit goes in pieces.
+_SLICE_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,14 +76,6 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
-class StagedArticle:
-    """An article whose row waits in a staged Parquet file: the dump it came from."""
-
-    dump: Dump
-    encoding: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class ParsedBatch:
     """One parse batch: its staged articles, and the dumps that gave no article."""
 
@@ -85,6 +84,7 @@ class ParsedBatch:
     articles: list[StagedArticle]  # in `staged`, in the same order
     rejected: list[Parsed]
     archived: list[ArchiveEntry]  # where the batch's raw bytes were kept
+    signatures: U32  # MinHash signatures of the staged articles' bodies, row-aligned
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,38 +161,76 @@ def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
 
 
 def parse_batch(
-    index: int, batch: Sequence[ToRead], home: Home, max_bytes: int, lineage: Lineage
+    index: int,
+    batch: Sequence[ToRead],
+    home: Home,
+    max_bytes: int,
+    lineage: Lineage,
+    workers: Executor | None = None,
 ) -> ParsedBatch:
-    """Read, archive, decode and parse a batch; stage its articles as one Parquet file."""
-    rows: list[dict[str, Any]] = []
-    articles: list[StagedArticle] = []
-    rejected: list[Parsed] = []
+    """Read and archive a batch, parse it (in `workers` if given); stage its articles as Parquet.
+
+    Reading and archiving stay in this process, with the crash checkpoints; decoding, parsing
+    and signatures, the CPU of a night, go to the workers a slice of at most
+    `_SLICE_BYTES` at a time, so a batch of large dumps never sits in memory whole.
+    """
+    too_large: list[Parsed] = []
     archived: list[ArchiveEntry] = []
+    parts: list[ParsedDumps] = []
+    pending: list[tuple[Dump, bytes]] = []
+    held = 0
     with PackWriter(home, lineage.run_id, index) as pack:
         for item in batch:
-            parsed = _read_and_parse(item, home, max_bytes, pack, archived)
-            if isinstance(parsed.result, Article):
-                rows.append(article_row(parsed, parsed.result, lineage))
-                articles.append(StagedArticle(parsed.dump, parsed.encoding))
-            else:
-                rejected.append(parsed)
+            # The size seen at discovery spares reading a huge file; the capped read covers
+            # growth since.
+            data = None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes)
+            if data is None:
+                archived.append(keep_large(home, item.dump.sha256, item.path))
+                detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
+                too_large.append(Parsed(item.dump, Rejection("too_large", detail), "read"))
+                continue
+            pack.add(item.dump.sha256, data)
+            pending.append((item.dump, data))
+            held += len(data)
+            if held >= _SLICE_BYTES:
+                parts.append(_parse(pending, lineage, workers))
+                pending, held = [], 0
         archived.extend(pack.entries)
+    if pending:
+        parts.append(_parse(pending, lineage, workers))
+    parsed = ParsedDumps.concat(parts)
     staged = None
-    if rows:
+    if parsed.rows.num_rows:
         staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
         staged.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table_of(rows, ARTICLES_SCHEMA), staged)
+        pq.write_table(parsed.rows, staged)
     checkpoint("parse:batch")
-    return ParsedBatch(index, staged, articles, rejected, archived)
+    rejected = [*too_large, *parsed.rejected]
+    return ParsedBatch(index, staged, parsed.articles, rejected, archived, parsed.signatures)
+
+
+def _parse(
+    read: list[tuple[Dump, bytes]], lineage: Lineage, workers: Executor | None
+) -> ParsedDumps:
+    if workers is None:
+        return parse_dumps(read, lineage)
+    try:
+        return workers.submit(parse_dumps, read, lineage).result()
+    except BrokenExecutor:
+        # A worker died (killed, out of memory, or a script without the `__main__` guard that
+        # spawned workers need): parsing is pure, so this process does the slice itself.
+        log.warning("a parse worker process died; parsing the rest of its batch in-process")
+        return parse_dumps(read, lineage)
 
 
 def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBatch:
     """Great Expectations over one staged batch; passing rows staged beside it."""
     empty = pa.table({c: pa.array([], ARTICLES_SCHEMA.field(c).type) for c in KEY_COLUMNS})
     if batch.staged is None:
-        return ValidBatch(batch.index, None, empty, {}, {}, signatures([]))
+        return ValidBatch(batch.index, None, empty, {}, {}, batch.signatures)
+    table = pq.read_table(batch.staged, schema=ARTICLES_SCHEMA)
     outcome = validate_articles(
-        pq.read_table(batch.staged, schema=ARTICLES_SCHEMA),
+        table,
         home.gx,
         now=lineage.at,
         build_docs=False,
@@ -202,13 +240,14 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
     pq.write_table(outcome.passed, passed)
     batch.staged.unlink()
     checkpoint("validate:batch")
+    kept = pc.is_in(table.column("dump_file"), value_set=outcome.passed.column("dump_file"))
     return ValidBatch(
         batch.index,
         passed,
         outcome.passed.select(KEY_COLUMNS),
         outcome.failures,
         outcome.statistics,
-        signatures(outcome.passed.column("body").to_pylist()),
+        batch.signatures[kept.to_numpy(zero_copy_only=False)],
     )
 
 
@@ -282,22 +321,6 @@ def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
     counts["already_recorded"] = plan.already_recorded
     counts["unsettled"] = len(plan.unsettled)
     return counts
-
-
-def _read_and_parse(
-    item: ToRead, home: Home, max_bytes: int, pack: PackWriter, archived: list[ArchiveEntry]
-) -> Parsed:
-    # The size seen at discovery spares reading a huge file; the capped read covers growth since.
-    data = None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes)
-    if data is None:
-        archived.append(keep_large(home, item.dump.sha256, item.path))
-        detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
-        return Parsed(item.dump, Rejection("too_large", detail), "read")
-    pack.add(item.dump.sha256, data)
-    decoded = decode_dump(data)
-    if isinstance(decoded, Rejection):
-        return Parsed(item.dump, decoded, "read")
-    return Parsed(item.dump, parse_dump(decoded.text), "parse", decoded.encoding)
 
 
 def _article_fate(
