@@ -5,8 +5,10 @@ line, optional photo caption, dateline-led body, page chrome, the print copy, an
 page code with no newline after it. Deterministic for a given seed.
 
 What a night rendered here holds, so that a benchmark can check the ingest's counts:
-- originals: one page per story; past 2,225 the corpus is cycled and each pass gets a numbered
-  title and an appended sentence, so every story is distinct;
+- originals: one page per story; past 2,225 the corpus is cycled, and each later pass shuffles
+  the words of every paragraph (seeded by story and pass) and numbers the title, so that every
+  story is distinct to the near-duplicate stage too (a numbered title and an appended sentence
+  alone make a `near` copy, rightly);
 - exact copies: the BBC corpus has 98 byte-identical pairs; both render to the same story (same
   title, time, dateline and body) on two different pages: `exact` duplicates;
 - re-scrapes (`--rescrape-share`): an earlier page captured again, same page code and story, with
@@ -219,10 +221,11 @@ def page_of(story: Story, cycle: int, serial: int, seed: int) -> Page:
     local = beijing - timedelta(hours=8 - offset)
     lead = f"{city}, {_MONTHS[local.month - 1]} {local.day} (Xinhua) -- "
     title, paragraphs = story.title, list(story.paragraphs)
-    paragraphs[0] = lead + paragraphs[0]
     if cycle:
         title = f"{title} ({cycle + 1})"
-        paragraphs[-1] += f" This is follow-up report No. {cycle + 1} (ref. {h % 10**8:08d})."
+        shuffle = random.Random(h)
+        paragraphs = [" ".join(shuffle.sample(p.split(), len(p.split()))) for p in paragraphs]
+    paragraphs[0] = lead + paragraphs[0]
     caption = None
     if (h >> 40) % 100 < _CAPTION_SHARE:
         photographer = _PHOTOGRAPHERS[(h >> 48) % len(_PHOTOGRAPHERS)]
