@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,53 @@ def test_an_analyst_reading_during_a_run_never_sees_half_of_it(
     assert ended["exit"] == 0
     assert after != before and after[4] == before[4] + 1
     assert seen <= {before, after}
+
+
+def test_a_killed_run_leaves_no_parse_worker_behind(
+    zygote: Zygote, inbox: Path, reference: Any, tmp_path: Path
+) -> None:
+    state, _, _ = reference
+    home = tmp_path / "home"
+    # two worker processes; the run is held 30 s at the end of each parse batch, and killed
+    env = {"WIREHOUSE_PARSE_PROCESSES": "2", "WIREHOUSE_PAUSE_AT": "parse:batch:30"}
+    run = zygote.run(inbox, home, env, op="start")
+    workers: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(workers) < 2 and time.monotonic() < deadline:
+        workers = [p for p in _children(run["pid"]) if "spawn_main" in _cmdline(p)]
+        time.sleep(0.2)
+    assert len(workers) == 2, "the run should have started its two parse workers"
+    os.kill(run["pid"], signal.SIGKILL)
+    assert zygote.wait(run["pid"])["exit"] == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in workers if _alive(p)], "orphaned parse workers"
+    assert zygote.run(inbox, home)["exit"] == 0  # and the next run converges
+    assert snapshot(home) == state
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found += [int(child) for child in task.read_text().split()]
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _alive(pid: int) -> bool:
+    """Running or sleeping; a zombie (exited, not yet reaped by init) counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def test_a_transient_disk_error_is_retried(
