@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
+from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
@@ -243,6 +244,7 @@ def report(
 # Two threads feed the parse workers (one process per core; the threads mostly read, archive
 # and wait), and a third validates each parsed batch while later ones are still parsing.
 TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=3)
+_PARSING_AHEAD = 2
 
 
 @flow(
@@ -283,17 +285,20 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     with timings.stage("parse and validate"):
         batches = list(_chunks(plan.to_read, settings.batch_size))
         with parse_workers(settings.parse_processes, len(batches)) as workers:
-            parsing = [
-                parse.submit(i, _quoted(batch), settings, lineage, _quoted(workers))
-                for i, batch in enumerate(batches)
-            ]
-            # Each batch is validated as soon as it is parsed, in batch order.
+
+            def parse_next(i: int) -> PrefectFuture[ParsedBatch]:
+                return parse.submit(i, _quoted(batches[i]), settings, lineage, _quoted(workers))
+
+            # Two batches parse at a time (one per task thread feeding the workers) and each
+            # is validated on the third thread as soon as it is parsed, in batch order: tasks
+            # submitted all at once would fill the threads with parsing and validate last.
+            parsing = [parse_next(i) for i in range(min(_PARSING_AHEAD, len(batches)))]
             parsed, validating = [], []
-            for future in parsing:
-                parsed.append(future.result())
-                validating.append(
-                    validate.submit(parsed[-1].index, _quoted(parsed[-1]), settings, lineage)
-                )
+            for i in range(len(batches)):
+                parsed.append(parsing[i].result())
+                validating.append(validate.submit(i, _quoted(parsed[i]), settings, lineage))
+                if len(parsing) < len(batches):
+                    parsing.append(parse_next(len(parsing)))
             valid = [future.result() for future in validating]
     with timings.stage("dedupe"):
         deduped = dedupe(_quoted(valid), settings)
