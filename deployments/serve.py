@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any, cast
 
-from prefect import serve
+from prefect import get_client, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron, Schedule
 from prefect.types.entrypoint import EntrypointType
 
 from flows.settings import NightSchedule, Settings
+
+log = logging.getLogger(__name__)
 
 DEPLOYMENT_NAME = "nightly"
 TAGS = ["wirehouse", "nightly"]
@@ -51,8 +54,25 @@ def nightly_deployment(settings: Settings, schedule: NightSchedule) -> RunnerDep
 
 
 def serve_nightly(settings: Settings, schedule: NightSchedule) -> None:
-    """Create or update the `nightly` deployment and run its nights here until interrupted."""
-    serve(nightly_deployment(settings, schedule), limit=1)
+    """Create or update the `nightly` deployment and run its nights here until interrupted.
+
+    Stopping pauses the deployment, so that no nights pile up while nobody serves them. Prefect's
+    runner pauses on shutdown too, but the interrupt can cancel that call before it is sent (seen
+    on a loaded machine), so it is done again here, once the runner has stopped.
+    """
+    deployment = nightly_deployment(settings, schedule)
+    try:
+        serve(deployment, limit=1)
+    finally:
+        _pause(f"{deployment.flow_name}/{deployment.name}")
+
+
+def _pause(name: str) -> None:
+    try:
+        with get_client(sync_client=True) as client:
+            client.pause_deployment(client.read_deployment_by_name(name).id)
+    except Exception as error:  # the API may be gone too: say so, do not hide the interrupt
+        log.warning("could not pause the deployment %s on the way out: %s", name, error)
 
 
 if __name__ == "__main__":

@@ -119,9 +119,7 @@ def test_wirehouse_serve_registers_the_schedule_and_resumes_it(tmp_path: Path) -
     finally:
         serve.send_signal(signal.SIGINT)
         try:
-            # Stopping pauses the deployment; a Prefect runner can take tens of seconds to stop
-            # on a loaded machine, and killing it would skip the pause this test checks.
-            serve.wait(timeout=180)
+            serve.wait(timeout=60)
         except subprocess.TimeoutExpired:
             serve.kill()
             serve.wait()
