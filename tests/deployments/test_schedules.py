@@ -6,7 +6,9 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 from uuid import UUID
@@ -14,7 +16,6 @@ from uuid import UUID
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import DeploymentStatus
 from prefect.client.schemas.responses import DeploymentResponse
 from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL
@@ -102,13 +103,19 @@ def test_wirehouse_serve_registers_the_schedule_and_resumes_it(tmp_path: Path) -
         stderr=subprocess.STDOUT,
         text=True,
     )
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(serve.stdout or []), daemon=True)
+    reader.start()
     try:
-        deployment = _deployment()
+        deployment, serving_since = _deployment(), None
         deadline = time.monotonic() + 90
         while serve.poll() is None and time.monotonic() < deadline:
             deployment = _deployment()
-            if deployment is not None and deployment.status == DeploymentStatus.READY:
-                break  # registered, and the runner polls for its runs
+            if serving_since is None and any("being served" in line for line in output):
+                serving_since = datetime.now(UTC)  # registered; its runner starts to poll
+            polled = deployment.last_polled if deployment is not None else None
+            if serving_since is not None and polled is not None and polled > serving_since:
+                break  # the runner's loop is running: an interrupt now is a real stop
             time.sleep(0.5)
         assert deployment is not None and not deployment.paused, "serve did not resume it"
         assert _cron_of(deployment) == [(DEFAULT_SCHEDULE, "Europe/Zurich", True)]
@@ -123,8 +130,10 @@ def test_wirehouse_serve_registers_the_schedule_and_resumes_it(tmp_path: Path) -
         except subprocess.TimeoutExpired:
             serve.kill()
             serve.wait()
+    reader.join(timeout=10)
     stopped = _deployment()
-    assert stopped is not None and stopped.paused  # no nights while nobody serves them
+    # no nights while nobody serves them
+    assert stopped is not None and stopped.paused, "".join(output)
     _delete_deployment()
 
 
