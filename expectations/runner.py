@@ -6,12 +6,12 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 SUITE_PATH = Path(__file__).parent / "suites" / "articles.json"
 # Identifies a row in results and in `failures`; unique per record by the warehouse contract.
@@ -154,14 +155,48 @@ def _prepared_definition(gx: ModuleType, gx_root: Path) -> Any:
     key = gx_root.resolve()
     cached = _DEFINITIONS.get(key)
     if cached is None or not (key / "gx" / "great_expectations.yml").is_file():
-        context = _file_context(gx, key)
-        cached = _DEFINITIONS[key] = _validation_definition(gx, context, _load_suite(gx))
+        suite = _load_suite(gx)
+        cached = _DEFINITIONS[key] = _rebuilt_if_unreadable(
+            key, lambda: _validation_definition(gx, _open_context(gx, key), suite)
+        )
     return cached
 
 
 def _file_context(gx: ModuleType, gx_root: Path) -> Any:
     """The file-mode Data Context under gx_root, created if missing, analytics and bars off."""
+    return _rebuilt_if_unreadable(gx_root, lambda: _open_context(gx, gx_root))
+
+
+def _rebuilt_if_unreadable(gx_root: Path, make: Callable[[], T]) -> T:
+    """`make()` over the GX project in gx_root; if it fails on an existing project, once more
+    over a new one.
+
+    GX writes its project files in place, so a run killed at the wrong moment can leave one
+    half-written, and every later night would fail to open the project. The project holds no
+    data of the warehouse (suites come from this repo, results only feed Data Docs): an
+    unreadable one is moved aside, with a warning, and created again.
+    """
     gx_root.mkdir(parents=True, exist_ok=True)
+    try:
+        return make()
+    except Exception as error:
+        project = gx_root / "gx"
+        if not project.exists():
+            raise
+        aside = gx_root / f"gx.unreadable-{datetime.now(UTC):%Y%m%dT%H%M%S%f}"
+        project.rename(aside)
+        logger.warning(
+            "the Great Expectations project in %s could not be opened (%s: %s), probably "
+            "left half-written by a killed run; moved to %s and created again",
+            project,
+            type(error).__name__,
+            error,
+            aside,
+        )
+        return make()
+
+
+def _open_context(gx: ModuleType, gx_root: Path) -> Any:
     context = gx.get_context(mode="file", project_root_dir=str(gx_root))
     _configure(context)
     return context

@@ -9,6 +9,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from expectations import runner
 from expectations.runner import ValidationOutcome, validate_articles
 from transforms.records import ARTICLES_SCHEMA
 
@@ -202,3 +203,19 @@ def test_misuse_is_an_error(tmp_path: Path) -> None:
         validate_articles(articles(article_row(1)), tmp_path, now=datetime(2024, 1, 1))
     with pytest.raises(ValueError, match="unique"):
         run(articles(article_row(1), article_row(1)), tmp_path)
+
+
+def test_a_half_written_project_is_moved_aside_and_made_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "gx"
+    run(articles(article_row(1)), root)
+    config = root / "gx" / "great_expectations.yml"
+    text = config.read_text()
+    config.write_text(text[: len(text) // 2])  # a run killed while GX rewrote it
+    runner._DEFINITIONS.clear()  # the next night is a new process: nothing cached
+    outcome = run(articles(article_row(2)), root, build_docs=True)
+    assert outcome.failures == {}
+    assert outcome.docs_index is not None and outcome.docs_index.is_file()
+    assert len(list(root.glob("gx.unreadable-*"))) == 1  # kept for whoever looks into it
+    assert "could not be opened" in caplog.text
