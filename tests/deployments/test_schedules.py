@@ -102,6 +102,9 @@ def test_wirehouse_serve_registers_the_schedule_and_resumes_it(tmp_path: Path) -
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A test run started in the background (`make test &`) inherits SIGINT ignored, and so
+        # would serve: it could not be stopped the way the test stops it, by an interrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     output: list[str] = []
     reader = threading.Thread(target=lambda: output.extend(serve.stdout or []), daemon=True)
