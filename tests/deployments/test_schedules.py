@@ -98,7 +98,8 @@ def test_wirehouse_serve_registers_the_schedule_and_resumes_it(tmp_path: Path) -
     command = [str(Path(sys.executable).with_name("wirehouse")), "--home", str(tmp_path)]
     serve = subprocess.Popen(
         [*command, "serve", "--inbox", str(inbox), "--timezone", "Europe/Zurich"],
-        env=_env(),
+        # its shutdown logged, so that a failure below shows how it stopped
+        env=_env(PREFECT_LOGGING_LEVEL="INFO", PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL="INFO"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
