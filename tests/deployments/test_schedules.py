@@ -23,6 +23,7 @@ from prefect.settings import PREFECT_API_URL
 from deployments.serve import nightly_deployment
 from flows.settings import DEFAULT_SCHEDULE, DEFAULT_TIMEZONE, NightSchedule, Settings
 from tests.conftest import REPO
+from tests.processes import interrupt
 
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
 NAME = "nightly-ingest/nightly"
@@ -128,12 +129,7 @@ def test_wirehouse_serve_registers_the_schedule_and_resumes_it(tmp_path: Path) -
         assert deployment.global_concurrency_limit.limit == 1
         assert deployment.parameters == {"home": str(tmp_path), "inbox": str(inbox)}
     finally:
-        serve.send_signal(signal.SIGINT)
-        try:
-            serve.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
+        interrupt(serve, 60)
     reader.join(timeout=10)
     stopped = _deployment()
     # no nights while nobody serves them

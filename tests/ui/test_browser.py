@@ -6,7 +6,6 @@ import html
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tests.conftest import REPO
+from tests.processes import interrupt
 
 CHROMIUM = next(
     (p for name in ("chromium", "chromium-browser", "google-chrome") if (p := shutil.which(name))),
@@ -41,17 +41,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGINT, then a kill if it will not go; a process worker may take its time."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], seconds: float) -> None:
@@ -83,7 +72,7 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         _wait_for(f"http://127.0.0.1:{port}/api/health", server, 180)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(server)
+        interrupt(server, 30)
         log.close()
 
 
@@ -137,7 +126,7 @@ def test_a_served_night_shows_its_run_and_summary_in_the_ui(
                 )
         assert run.state is not None and run.state.is_completed(), run.state
     finally:
-        _stop(serve)
+        interrupt(serve, 30)
     summary = next(a for a in artifacts if a.key == "nightly-summary")
     headline = str(summary.description)  # "Run <run_id> succeeded: <n> articles loaded, ..."
     run_id, articles = headline.split()[1], headline.split()[3]
