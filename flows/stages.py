@@ -8,9 +8,9 @@ back for deduplication. Memory stays flat in the size of the night.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
-from concurrent.futures import BrokenExecutor, Executor
+from concurrent.futures import BrokenExecutor, Executor, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,9 +42,11 @@ log = logging.getLogger(__name__)
 
 # What dedupe and the ledger need of each valid article; the rest stays in the staged files.
 KEY_COLUMNS = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint", "title"]
-# Bytes of dumps sent to a worker at once: a batch of 2,000 typical dumps (about 10 MB) goes in
-# one piece; a batch of dumps near the size limit goes in pieces.
-_SLICE_BYTES = 64 * 1024 * 1024
+# Bytes of dumps sent to a worker at once (about 400 typical dumps): small enough that every
+# worker has slices queued while this process reads, large enough that sending costs little.
+_SLICE_BYTES = 2 * 1024 * 1024
+# Bytes read but not yet parsed, per batch: bounds memory when dumps are large.
+_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +173,13 @@ def parse_batch(
     """Read and archive a batch, parse it (in `workers` if given); stage its articles as Parquet.
 
     Reading and archiving stay in this process, with the crash checkpoints; decoding, parsing
-    and signatures, the CPU of a night, go to the workers a slice of at most
-    `_SLICE_BYTES` at a time, so a batch of large dumps never sits in memory whole.
+    and signatures, the CPU of a night, go to the workers in slices of about `_SLICE_BYTES`,
+    each sent as soon as it is read, so the workers parse while this thread reads on. At most
+    `_IN_FLIGHT_BYTES` wait unparsed: a batch of large dumps never sits in memory whole.
     """
     too_large: list[Parsed] = []
     archived: list[ArchiveEntry] = []
-    parts: list[ParsedDumps] = []
+    slices = _Slices(lineage, workers)
     pending: list[tuple[Dump, bytes]] = []
     held = 0
     with PackWriter(home, lineage.run_id, index) as pack:
@@ -193,12 +196,12 @@ def parse_batch(
             pending.append((item.dump, data))
             held += len(data)
             if held >= _SLICE_BYTES:
-                parts.append(_parse(pending, lineage, workers))
+                slices.send(pending, held)
                 pending, held = [], 0
         archived.extend(pack.entries)
     if pending:
-        parts.append(_parse(pending, lineage, workers))
-    parsed = ParsedDumps.concat(parts)
+        slices.send(pending, held)
+    parsed = ParsedDumps.concat(slices.results())
     staged = None
     if parsed.rows.num_rows:
         staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
@@ -209,18 +212,55 @@ def parse_batch(
     return ParsedBatch(index, staged, parsed.articles, rejected, archived, parsed.signatures)
 
 
-def _parse(
-    read: list[tuple[Dump, bytes]], lineage: Lineage, workers: Executor | None
-) -> ParsedDumps:
-    if workers is None:
-        return parse_dumps(read, lineage)
-    try:
-        return workers.submit(parse_dumps, read, lineage).result()
-    except BrokenExecutor:
-        # A worker died (killed, out of memory, or a script without the `__main__` guard that
-        # spawned workers need): parsing is pure, so this process does the slice itself.
-        log.warning("a parse worker process died; parsing the rest of its batch in-process")
-        return parse_dumps(read, lineage)
+class _Slices:
+    """A batch's slices of read dumps, parsed in the workers (or here), results in order."""
+
+    def __init__(self, lineage: Lineage, workers: Executor | None) -> None:
+        self.lineage = lineage
+        self.workers = workers
+        self.done: list[ParsedDumps] = []
+        self.waiting: deque[tuple[Future[ParsedDumps], list[tuple[Dump, bytes]], int]] = deque()
+        self.held = 0
+
+    def send(self, read: list[tuple[Dump, bytes]], size: int) -> None:
+        """Start parsing a slice; wait for earlier ones while too many bytes are unparsed."""
+        if self.workers is None:
+            self.done.append(parse_dumps(read, self.lineage))
+            return
+        self.waiting.append((self._submit(read), read, size))
+        self.held += size
+        while self.held > _IN_FLIGHT_BYTES and len(self.waiting) > 1:
+            self._collect()
+
+    def results(self) -> list[ParsedDumps]:
+        """Every slice's result, in the order the slices were sent."""
+        while self.waiting:
+            self._collect()
+        return self.done
+
+    def _submit(self, read: list[tuple[Dump, bytes]]) -> Future[ParsedDumps]:
+        assert self.workers is not None
+        try:
+            return self.workers.submit(parse_dumps, read, self.lineage)
+        except BrokenExecutor:
+            return _failed_future()
+
+    def _collect(self) -> None:
+        future, read, size = self.waiting.popleft()
+        self.held -= size
+        try:
+            self.done.append(future.result())
+        except BrokenExecutor:
+            # A worker died (killed, out of memory, or a script without the `__main__` guard
+            # that spawned workers need): parsing is pure, so this process does the slice.
+            log.warning("a parse worker process died; parsing its slice in-process")
+            self.done.append(parse_dumps(read, self.lineage))
+
+
+def _failed_future() -> Future[ParsedDumps]:
+    future: Future[ParsedDumps] = Future()
+    future.set_exception(BrokenExecutor("the parse workers are gone"))
+    return future
 
 
 def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBatch:
