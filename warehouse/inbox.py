@@ -51,28 +51,54 @@ def dump_name(inbox: Path, path: Path) -> str:
 
 def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
     """Every regular file under the inbox, recursively, once it has stopped changing."""
-    candidates: list[tuple[str, Path, os.stat_result]] = []
-    symlinks: list[InboxFile] = []
-    unsettled: list[str] = []
-    for root, dirs, names in os.walk(inbox, followlinks=False):
-        base = Path(root)
-        for name in sorted(dirs):
-            if (base / name).is_symlink():
-                symlinks.append(_symlink(inbox, base / name))
-        for name in names:
-            path = base / name
-            if path.is_symlink():
-                symlinks.append(_symlink(inbox, path))
-            elif name.endswith(_PARTIAL_SUFFIXES):
-                unsettled.append(dump_name(inbox, path))
-            else:
-                info = path.stat()
-                if stat.S_ISREG(info.st_mode):
-                    candidates.append((dump_name(inbox, path), path, info))
-    settled = _settled(candidates, settle_seconds, unsettled)
+    found = _Walk(inbox)
+    found.scan(str(inbox), "")
+    unsettled = found.unsettled
+    settled = _settled(found.candidates, settle_seconds, unsettled)
     files = [InboxFile(name, path, info.st_size, sha256_of(path)) for name, path, info in settled]
     by_name = lambda f: f.dump_file  # noqa: E731
+    symlinks = found.symlinks
     return Arrivals(sorted(files, key=by_name), sorted(symlinks, key=by_name), sorted(unsettled))
+
+
+class _Walk:
+    """One walk of the inbox with `os.scandir`: symlinks (never followed), files, partials.
+
+    A walk through pathlib cost more than hashing the files it found (Path objects and
+    `relative_to` per file); the directory entries already say what is a link or a folder.
+    """
+
+    def __init__(self, inbox: Path) -> None:
+        self.inbox = inbox
+        self.candidates: list[tuple[str, Path, os.stat_result]] = []
+        self.symlinks: list[InboxFile] = []
+        self.unsettled: list[str] = []
+
+    def scan(self, folder: str, prefix: str) -> None:
+        """Sort the entries of `folder`, whose names relative to the inbox start with `prefix`."""
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as error:
+            log.warning("cannot list %s (%s): its files are left for a later night", folder, error)
+            return
+        for entry in entries:
+            name = _relative(prefix + entry.name)
+            if entry.is_symlink():
+                self.symlinks.append(_symlink(Path(entry.path), name))
+            elif entry.is_dir(follow_symlinks=False):
+                self.scan(entry.path, prefix + entry.name + "/")
+            elif entry.name.endswith(_PARTIAL_SUFFIXES):
+                self.unsettled.append(name)
+            else:
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode):
+                    self.candidates.append((name, Path(entry.path), info))
+
+
+def _relative(name: str) -> str:
+    """A relative name as dump_name gives it (bytes that are not UTF-8 as \\xNN escapes)."""
+    return name if name.isascii() else os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def sha256_of(path: Path) -> str:
@@ -84,11 +110,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _symlink(inbox: Path, path: Path) -> InboxFile:
+def _symlink(path: Path, name: str) -> InboxFile:
     """A link as the ledger records it, identified by where it points (never followed)."""
     target = os.readlink(path)
     digest = hashlib.sha256(b"symlink\0" + os.fsencode(target)).hexdigest()
-    return InboxFile(dump_name(inbox, path), path, 0, digest)
+    return InboxFile(name, path, 0, digest)
 
 
 def read_bytes(path: Path, limit: int) -> bytes | None:
