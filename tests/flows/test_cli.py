@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,46 @@ def one_line_error(result: subprocess.CompletedProcess[str], code: int, text: st
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and text in lines[0], result.stderr
+
+
+def test_ingest_alone_starts_a_temporary_server_and_stops_it(
+    sample_inbox: Path, home: Path, tmp_path: Path
+) -> None:
+    """`make run`'s way: no Prefect API configured, so the command starts Prefect's temporary
+    server itself (importing GX meanwhile) and must not leave it running when it exits."""
+    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(tmp_path / "prefect"))
+    env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "output.txt"
+    with log.open("w") as out:  # a file, not a pipe: a server left running would hold a pipe
+        code = subprocess.call(
+            [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
+    output = log.read_text()
+    assert code == 0, output[-3000:]
+    assert "articles loaded" in output
+    started = re.search(r"Starting temporary server on http://127\.0\.0\.1:(\d+)", output)
+    assert started, output[-3000:]
+    assert output.count("Starting temporary server") == 1  # the flow used the same server
+    assert "Stopping temporary server" in output
+    assert not _uvicorn_on(started.group(1))
+
+
+def _uvicorn_on(port: str) -> list[int]:
+    """Processes serving Prefect's API on this port (Linux /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in words and port.encode() in words:
+            found.append(int(entry.name))
+    return found
 
 
 def test_ingest_then_query_and_status(sample_inbox: Path, home: Path, api_url: str) -> None:
