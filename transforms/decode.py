@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from transforms.records import Rejection
+from transforms.text import count_controls
 
 _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -19,7 +20,9 @@ _SAMPLE = 8192
 # Text has few control characters; binary noise has many. Share of the sample, tabs and line
 # ends aside, above which a dump is called binary.
 _MAX_CONTROL_SHARE = 0.05
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
+# Control characters (tab, LF and CR aside) and U+FFFD, the mark of bytes that did not decode.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_REPLACEMENT = "\ufffd"
 _HIGH_BYTE = re.compile(rb"[\x80-\xff]")
 _GB_PAIR = re.compile(rb"[\xa1-\xfe][\xa1-\xfe]")
 
@@ -56,7 +59,7 @@ def _by_bom(data: bytes) -> Decoded | None:
 def _by_utf16_pattern(data: bytes) -> Decoded | None:
     """UTF-16 without a mark: ASCII-heavy text leaves every other byte NUL."""
     sample = data[:_SAMPLE]
-    if len(sample) < 4:
+    if len(sample) < 4 or b"\0" not in sample:  # most dumps: no NUL byte, not UTF-16
         return None
     even_nuls = sample[0::2].count(0) / len(sample[0::2])
     odd_nuls = sample[1::2].count(0) / max(1, len(sample[1::2]))
@@ -96,4 +99,5 @@ def _looks_like_gb(sample: bytes) -> bool:
 
 def _is_binary(text: str) -> bool:
     sample = text[:_SAMPLE]
-    return bool(sample) and len(_CONTROL.findall(sample)) > _MAX_CONTROL_SHARE * len(sample)
+    noise = count_controls(sample, _CONTROL_BYTES) + sample.count(_REPLACEMENT)
+    return bool(sample) and noise > _MAX_CONTROL_SHARE * len(sample)

@@ -82,6 +82,8 @@ def is_slug(paragraph: str) -> bool:
 
 def merge_copies(primary: list[str], other: list[str]) -> list[str]:
     """Paragraphs of two copies of one article, each once, in reading order."""
+    if other == primary:  # the usual case: the print copy is the web copy again
+        return list(primary)
     keys = [paragraph_key(p) for p in primary]
     known = set(keys)
     other_keys = [paragraph_key(p) for p in other]

@@ -54,10 +54,12 @@ def is_xinhua_2019(lines: list[str]) -> bool:
 
 def is_xinhua_2022(lines: list[str]) -> bool:
     """Whether a page opens the english.news.cn 2022 way: title-Xinhua, title, Source, time."""
+    first = next((c for c in (clean_line(x) for x in lines[:_HEAD_2022]) if c), "")
+    if not _TITLE_SUFFIX_2022.search(first):  # most pages: settled by their first line
+        return False
     head = [c for c in (clean_line(x) for x in lines[:_HEAD_2022]) if c]
     return (
         len(head) >= 4
-        and bool(_TITLE_SUFFIX_2022.search(head[0]))
         and any(line.startswith("Source:") for line in head)
         and any(TIMESTAMP.fullmatch(line) for line in head)
     )
