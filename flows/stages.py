@@ -206,7 +206,7 @@ def parse_batch(
     if parsed.rows.num_rows:
         staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
         staged.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(parsed.rows, staged)
+        _stage(parsed.rows, staged)
     checkpoint("parse:batch")
     rejected = [*too_large, *parsed.rejected]
     return ParsedBatch(index, staged, parsed.articles, rejected, archived, parsed.signatures)
@@ -277,7 +277,7 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
         run_name=f"{lineage.run_id}-{batch.index:05d}",
     )
     passed = batch.staged.with_name(f"valid-{batch.index:05d}.parquet")
-    pq.write_table(outcome.passed, passed)
+    _stage(outcome.passed, passed)
     batch.staged.unlink()
     checkpoint("validate:batch")
     kept = pc.is_in(table.column("dump_file"), value_set=outcome.passed.column("dump_file"))
@@ -289,6 +289,12 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
         outcome.statistics,
         batch.signatures[kept.to_numpy(zero_copy_only=False)],
     )
+
+
+def _stage(table: pa.Table, path: Path) -> None:
+    """A batch's rows kept between stages: read back once in this night, so not compressed
+    (several times faster to write and read; the lake's own files are compressed)."""
+    pq.write_table(table, path, compression="none", use_dictionary=False)
 
 
 def dedupe_against_history(
