@@ -72,7 +72,8 @@ def parse_xinhua_2019(lines: list[str]) -> Article | Rejection:
         return _section_page(page_code)
     cleaned = [clean_line(line) for line in lines]
     metas = [i for i, line in enumerate(cleaned) if _meta_of(line) is not None]
-    copies = [_copy_at(cleaned, i, metas, page_code) for i in metas]
+    texts: dict[tuple[str, ...], tuple[list[str], list[str]]] = {}
+    copies = [_copy_at(cleaned, i, metas, page_code, texts) for i in metas]
     primary = next((c for c in copies if c.editor is not None), copies[0])
     paragraphs, captions = primary.paragraphs, primary.captions
     for other in copies:
@@ -112,15 +113,28 @@ def _meta_of(line: str) -> re.Match[str] | None:
     return _META_WEB.match(line) or _META_PRINT.match(line)
 
 
-def _copy_at(cleaned: list[str], meta: int, metas: list[int], page_code: str | None) -> _Copy:
-    """The copy whose meta line is at index `meta`: its title above, its text below."""
+def _copy_at(
+    cleaned: list[str],
+    meta: int,
+    metas: list[int],
+    page_code: str | None,
+    texts: dict[tuple[str, ...], tuple[list[str], list[str]]],
+) -> _Copy:
+    """The copy whose meta line is at index `meta`: its title above, its text below.
+
+    `texts` holds the paragraphs and captions of the page's copies read so far, by their lines:
+    a print copy is usually the web copy's text again, which is then not split a second time.
+    """
     match = _meta_of(cleaned[meta])
     assert match is not None
     title = next((cleaned[i] for i in range(meta - 1, max(meta - 4, -1), -1) if cleaned[i]), "")
     later = [m for m in metas if m > meta]
     limit = _title_line_before(cleaned, later[0]) if later else len(cleaned)
     end = _copy_end(cleaned, meta + 1, limit, page_code)
-    paragraphs, captions = split_captions(paragraphs_of(cleaned[meta + 1 : end]))
+    lines = tuple(cleaned[meta + 1 : end])
+    if lines not in texts:
+        texts[lines] = split_captions(paragraphs_of(list(lines)))
+    paragraphs, captions = texts[lines]
     timestamp = TIMESTAMP.search(cleaned[meta])
     editor = match.groupdict().get("editor")
     return _Copy(
