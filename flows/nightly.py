@@ -36,6 +36,7 @@ from flows.stages import (
     dedupe_against_history,
     discover_plan,
     parse_batch,
+    slices_in,
     summary_counts,
     validate_batch,
 )
@@ -284,7 +285,8 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
         threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
     with timings.stage("parse and validate"):
         batches = list(_chunks(plan.to_read, settings.batch_size))
-        with parse_workers(settings.parse_processes, len(batches)) as workers:
+        pieces = max(len(batches), slices_in(plan.to_read))
+        with parse_workers(settings.parse_processes, pieces) as workers:
 
             def parse_next(i: int) -> PrefectFuture[ParsedBatch]:
                 return parse.submit(i, _quoted(batches[i]), settings, lineage, _quoted(workers))

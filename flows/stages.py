@@ -162,6 +162,11 @@ def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
     return plan
 
 
+def slices_in(items: Sequence[ToRead]) -> int:
+    """About how many slices parsing these dumps sends to the workers."""
+    return -(-sum(item.dump.bytes for item in items) // _SLICE_BYTES)
+
+
 def parse_batch(
     index: int,
     batch: Sequence[ToRead],

@@ -15,14 +15,15 @@ _WATCH_SECONDS = 0.5
 
 
 @contextmanager
-def parse_workers(processes: int, batches: int) -> Iterator[Executor | None]:
-    """A pool of `processes` workers for a night of `batches`; None (parse in-process) if small.
+def parse_workers(processes: int, pieces: int) -> Iterator[Executor | None]:
+    """A pool of `processes` workers for a night of `pieces` (batches or slices, whichever are
+    more); None (parse in-process) if the night is one piece.
 
     Workers are spawned, not forked: the flow's process runs Prefect's and DuckDB's threads,
     and a fork copies their locks in whatever state they were. Spawning costs each worker its
-    imports (about half a second, in parallel), so a one-batch night parses in the flow itself.
+    imports (about half a second, in parallel), so a night of one piece parses in the flow.
     """
-    count = min(processes, batches)
+    count = min(processes, pieces)
     if count < 2:
         yield None
         return
