@@ -33,7 +33,7 @@ DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 # Expectations' per validation (a quarter of a second) are paid per batch; the workers get
 # each batch in slices, so the batch size does not limit how the work spreads over cores.
 DEFAULT_BATCH_SIZE = 5000
-# Worker processes that parse batches: one per core (a night of one batch parses in-process).
+# Worker processes that parse: one per core (a night of one batch and one slice parses in-process).
 DEFAULT_PARSE_PROCESSES = os.cpu_count() or 1
 # How long after its commit marker is written a run's rows appear to queries: the marker must be
 # on disk before any query that shows the run starts (warehouse/loader.commit_run). Writing it
