@@ -8,9 +8,9 @@ back for deduplication. Memory stays flat in the size of the night.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Sequence
-from concurrent.futures import BrokenExecutor, Executor, Future
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from expectations.runner import validate_articles
-from transforms.batch import ParsedDumps, StagedArticle, parse_dumps
+from flows.workers import SLICE_BYTES, Slices
+from transforms.batch import ParsedDumps, StagedArticle
 from transforms.dedupe import Candidate, Link, dedupe
 from transforms.minhash import U32
 from transforms.neardup import dedupe_near
@@ -42,11 +43,6 @@ log = logging.getLogger(__name__)
 
 # What dedupe and the ledger need of each valid article; the rest stays in the staged files.
 KEY_COLUMNS = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint", "title"]
-# Bytes of dumps sent to a worker at once (about 400 typical dumps): small enough that every
-# worker has slices queued while this process reads, large enough that sending costs little.
-_SLICE_BYTES = 2 * 1024 * 1024
-# Bytes read but not yet parsed, per batch: bounds memory when dumps are large.
-_IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +160,7 @@ def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
 
 def slices_in(items: Sequence[ToRead]) -> int:
     """About how many slices parsing these dumps sends to the workers."""
-    return -(-sum(item.dump.bytes for item in items) // _SLICE_BYTES)
+    return -(-sum(item.dump.bytes for item in items) // SLICE_BYTES)
 
 
 def parse_batch(
@@ -178,13 +174,13 @@ def parse_batch(
     """Read and archive a batch, parse it (in `workers` if given); stage its articles as Parquet.
 
     Reading and archiving stay in this process, with the crash checkpoints; decoding, parsing
-    and signatures, the CPU of a night, go to the workers in slices of about `_SLICE_BYTES`,
-    each sent as soon as it is read, so the workers parse while this thread reads on. At most
-    `_IN_FLIGHT_BYTES` wait unparsed: a batch of large dumps never sits in memory whole.
+    and signatures, the CPU of a night, go to the workers in slices of about `SLICE_BYTES`,
+    each sent as soon as it is read, so the workers parse while this thread reads on (see
+    `flows.workers.Slices`): a batch of large dumps never sits in memory whole.
     """
     too_large: list[Parsed] = []
     archived: list[ArchiveEntry] = []
-    slices = _Slices(lineage, workers)
+    slices = Slices(lineage, workers)
     pending: list[tuple[Dump, bytes]] = []
     held = 0
     with PackWriter(home, lineage.run_id, index) as pack:
@@ -200,7 +196,7 @@ def parse_batch(
             pack.add(item.dump.sha256, data)
             pending.append((item.dump, data))
             held += len(data)
-            if held >= _SLICE_BYTES:
+            if held >= SLICE_BYTES:
                 slices.send(pending, held)
                 pending, held = [], 0
         archived.extend(pack.entries)
@@ -215,57 +211,6 @@ def parse_batch(
     checkpoint("parse:batch")
     rejected = [*too_large, *parsed.rejected]
     return ParsedBatch(index, staged, parsed.articles, rejected, archived, parsed.signatures)
-
-
-class _Slices:
-    """A batch's slices of read dumps, parsed in the workers (or here), results in order."""
-
-    def __init__(self, lineage: Lineage, workers: Executor | None) -> None:
-        self.lineage = lineage
-        self.workers = workers
-        self.done: list[ParsedDumps] = []
-        self.waiting: deque[tuple[Future[ParsedDumps], list[tuple[Dump, bytes]], int]] = deque()
-        self.held = 0
-
-    def send(self, read: list[tuple[Dump, bytes]], size: int) -> None:
-        """Start parsing a slice; wait for earlier ones while too many bytes are unparsed."""
-        if self.workers is None:
-            self.done.append(parse_dumps(read, self.lineage))
-            return
-        self.waiting.append((self._submit(read), read, size))
-        self.held += size
-        while self.held > _IN_FLIGHT_BYTES and len(self.waiting) > 1:
-            self._collect()
-
-    def results(self) -> list[ParsedDumps]:
-        """Every slice's result, in the order the slices were sent."""
-        while self.waiting:
-            self._collect()
-        return self.done
-
-    def _submit(self, read: list[tuple[Dump, bytes]]) -> Future[ParsedDumps]:
-        assert self.workers is not None
-        try:
-            return self.workers.submit(parse_dumps, read, self.lineage)
-        except BrokenExecutor:
-            return _failed_future()
-
-    def _collect(self) -> None:
-        future, read, size = self.waiting.popleft()
-        self.held -= size
-        try:
-            self.done.append(future.result())
-        except BrokenExecutor:
-            # A worker died (killed, out of memory, or a script without the `__main__` guard
-            # that spawned workers need): parsing is pure, so this process does the slice.
-            log.warning("a parse worker process died; parsing its slice in-process")
-            self.done.append(parse_dumps(read, self.lineage))
-
-
-def _failed_future() -> Future[ParsedDumps]:
-    future: Future[ParsedDumps] = Future()
-    future.set_exception(BrokenExecutor("the parse workers are gone"))
-    return future
 
 
 def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBatch:

@@ -1,17 +1,30 @@
-"""Worker processes for the CPU of a night (decoding, parsing, signatures): one per core."""
+"""Worker processes for the CPU of a night (decoding, parsing, signatures): one per core, fed
+slices of dumps as they are read."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
+
+from transforms.batch import ParsedDumps, parse_dumps
+from transforms.night import Dump, Lineage
+
+log = logging.getLogger(__name__)
 
 # How often a worker checks that the flow's process is still its parent.
 _WATCH_SECONDS = 0.5
+# Bytes of dumps sent to a worker at once (about 400 typical dumps): small enough that every
+# worker has slices queued while the flow's process reads, large enough that sending costs little.
+SLICE_BYTES = 2 * 1024 * 1024
+# Bytes read but not yet parsed, per batch: bounds memory when dumps are large.
+IN_FLIGHT_BYTES = 64 * 1024 * 1024
 
 
 @contextmanager
@@ -52,3 +65,54 @@ def _watch(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(_WATCH_SECONDS)
     os._exit(1)
+
+
+class Slices:
+    """A batch's slices of read dumps, parsed in the workers (or here), results in order."""
+
+    def __init__(self, lineage: Lineage, workers: Executor | None) -> None:
+        self.lineage = lineage
+        self.workers = workers
+        self.done: list[ParsedDumps] = []
+        self.waiting: deque[tuple[Future[ParsedDumps], list[tuple[Dump, bytes]], int]] = deque()
+        self.held = 0
+
+    def send(self, read: list[tuple[Dump, bytes]], size: int) -> None:
+        """Start parsing a slice; wait for earlier ones while too many bytes are unparsed."""
+        if self.workers is None:
+            self.done.append(parse_dumps(read, self.lineage))
+            return
+        self.waiting.append((self._submit(read), read, size))
+        self.held += size
+        while self.held > IN_FLIGHT_BYTES and len(self.waiting) > 1:
+            self._collect()
+
+    def results(self) -> list[ParsedDumps]:
+        """Every slice's result, in the order the slices were sent."""
+        while self.waiting:
+            self._collect()
+        return self.done
+
+    def _submit(self, read: list[tuple[Dump, bytes]]) -> Future[ParsedDumps]:
+        assert self.workers is not None
+        try:
+            return self.workers.submit(parse_dumps, read, self.lineage)
+        except BrokenExecutor:
+            return _failed_future()
+
+    def _collect(self) -> None:
+        future, read, size = self.waiting.popleft()
+        self.held -= size
+        try:
+            self.done.append(future.result())
+        except BrokenExecutor:
+            # A worker died (killed, out of memory, or a script without the `__main__` guard
+            # that spawned workers need): parsing is pure, so this process does the slice.
+            log.warning("a parse worker process died; parsing its slice in-process")
+            self.done.append(parse_dumps(read, self.lineage))
+
+
+def _failed_future() -> Future[ParsedDumps]:
+    future: Future[ParsedDumps] = Future()
+    future.set_exception(BrokenExecutor("the parse workers are gone"))
+    return future

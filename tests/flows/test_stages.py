@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import flows.stages
+import flows.workers
 from flows.stages import ParsedBatch, ToRead, parse_batch
 from transforms.night import Dump, Lineage
 from warehouse.home import Home
@@ -55,8 +56,8 @@ def _pool(size: int) -> ProcessPoolExecutor:
 @pytest.fixture
 def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
     """Slices of a few dumps, and little unparsed at a time: many slices, waits on the way."""
-    monkeypatch.setattr(flows.stages, "_SLICE_BYTES", 20_000)
-    monkeypatch.setattr(flows.stages, "_IN_FLIGHT_BYTES", 60_000)
+    monkeypatch.setattr(flows.stages, "SLICE_BYTES", 20_000)
+    monkeypatch.setattr(flows.workers, "IN_FLIGHT_BYTES", 60_000)
 
 
 @pytest.mark.usefixtures("small_slices")
@@ -79,7 +80,7 @@ def test_a_dead_worker_pool_leaves_its_slices_to_this_process(
     alone = _parse(tmp_path / "alone", batch, None)
     with _pool(1) as workers:
         wait([workers.submit(os._exit, 1)])  # the only worker dies: the pool is broken
-        with caplog.at_level(logging.WARNING, logger="flows.stages"):
+        with caplog.at_level(logging.WARNING, logger="flows.workers"):
             rescued = _parse(tmp_path / "rescued", batch, workers)
     assert _outcome(rescued) == _outcome(alone)
     assert "parse worker process died" in caplog.text
