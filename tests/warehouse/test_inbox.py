@@ -1,0 +1,36 @@
+"""Reading and hashing inbox files: exact bytes, the size limit, files larger than one read."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from warehouse.inbox import _pieces, read_bytes, sha256_of
+
+
+@pytest.mark.parametrize("size", [0, 1, 4095, 1 << 20, 3 * (1 << 20) + 7])
+def test_files_are_hashed_and_read_whole(tmp_path: Path, size: int) -> None:
+    path = tmp_path / "dump.txt"
+    data = os.urandom(size)
+    path.write_bytes(data)
+    assert sha256_of(path) == hashlib.sha256(data).hexdigest()
+    assert read_bytes(path, size) == data
+    assert read_bytes(path, size + 1) == data
+
+
+def test_a_file_over_the_limit_is_not_read(tmp_path: Path) -> None:
+    path = tmp_path / "dump.txt"
+    path.write_bytes(b"x" * 1001)
+    assert read_bytes(path, 1000) is None
+    assert read_bytes(path, 1001) == b"x" * 1001
+
+
+def test_pieces_cover_the_file_up_to_the_limit(tmp_path: Path) -> None:
+    path = tmp_path / "dump.txt"
+    path.write_bytes(bytes(range(100)))
+    assert [len(p) for p in _pieces(path, 30)] == [30, 30, 30, 10]
+    assert b"".join(_pieces(path, 30, limit=45)) == bytes(range(45))
+    assert b"".join(_pieces(path, 1000, limit=101)) == bytes(range(100))
