@@ -52,14 +52,14 @@ def dump_name(inbox: Path, path: Path) -> str:
 
 def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
     """Every regular file under the inbox, recursively, once it has stopped changing."""
-    found = _Walk(inbox)
+    found = _Walk()
     found.scan(str(inbox), "")
     unsettled = found.unsettled
     settled = _settled(found.candidates, settle_seconds, unsettled)
     files = [InboxFile(name, path, info.st_size, sha256_of(path)) for name, path, info in settled]
     by_name = lambda f: f.dump_file  # noqa: E731
-    symlinks = found.symlinks
-    return Arrivals(sorted(files, key=by_name), sorted(symlinks, key=by_name), sorted(unsettled))
+    links = sorted(found.symlinks, key=by_name)
+    return Arrivals(sorted(files, key=by_name), links, sorted(unsettled))
 
 
 class _Walk:
@@ -69,8 +69,7 @@ class _Walk:
     `relative_to` per file); the directory entries already say what is a link or a folder.
     """
 
-    def __init__(self, inbox: Path) -> None:
-        self.inbox = inbox
+    def __init__(self) -> None:
         self.candidates: list[tuple[str, Path, os.stat_result]] = []
         self.symlinks: list[InboxFile] = []
         self.unsettled: list[str] = []
