@@ -44,10 +44,7 @@ class Arrivals:
 
 def dump_name(inbox: Path, path: Path) -> str:
     """A file's name as the warehouse records it: relative to the inbox, with / separators."""
-    name = path.relative_to(inbox).as_posix()
-    # Bytes of a name that are not UTF-8 come back from the OS as surrogates, which no Parquet
-    # string holds: they are written as \xNN escapes instead.
-    return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return _relative(path.relative_to(inbox).as_posix())
 
 
 def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
@@ -97,7 +94,11 @@ class _Walk:
 
 
 def _relative(name: str) -> str:
-    """A relative name as dump_name gives it (bytes that are not UTF-8 as \\xNN escapes)."""
+    """A name relative to the inbox as the warehouse records it.
+
+    Bytes of a name that are not UTF-8 come back from the OS as surrogates, which no Parquet
+    string holds: they are written as \\xNN escapes instead.
+    """
     return name if name.isascii() else os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
