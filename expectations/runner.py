@@ -145,6 +145,11 @@ def import_gx() -> ModuleType:
     return great_expectations
 
 
+def import_gx_in_background() -> None:
+    """Start importing Great Expectations on a thread of its own (a no-op once imported)."""
+    threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
+
+
 def _prepared_definition(gx: ModuleType, gx_root: Path) -> Any:
     """The validation definition under gx_root, set up once per process and project.
 

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from expectations.runner import import_gx
+from expectations.runner import import_gx_in_background
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
 
 console = Console()
@@ -122,14 +122,13 @@ def _start_prefect_importing_gx() -> None:
     """
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
-    importing = threading.Thread(target=import_gx, name="import-gx", daemon=True)
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-        importing.start()
+        import_gx_in_background()
         return
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()
-    importing.start()  # after the server's own imports, which would compete with it
+    import_gx_in_background()  # after the server's own imports, which would compete with it
     server.start()
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import time
 import uuid
 from collections import Counter
@@ -22,7 +21,7 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from expectations.runner import build_docs, import_gx
+from expectations.runner import build_docs, import_gx_in_background
 from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
@@ -281,8 +280,9 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     with timings.stage("discover"):
         plan = discover(settings, window, lineage)
     if plan.to_read:
-        # Great Expectations takes seconds to import: let it load while the workers parse.
-        threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
+        # Great Expectations takes seconds to import: let it load while the workers parse
+        # (runs of `wirehouse ingest` have it already, imported while Prefect started).
+        import_gx_in_background()
     with timings.stage("parse and validate"):
         batches = list(_chunks(plan.to_read, settings.batch_size))
         pieces = max(len(batches), slices_in(plan.to_read))
