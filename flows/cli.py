@@ -11,14 +11,17 @@ import threading
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from expectations.runner import import_gx_in_background
+from expectations.runner import import_gx, import_gx_in_background
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
+
+if TYPE_CHECKING:
+    from flows.server import TemporaryServer
 
 console = Console()
 err = Console(stderr=True)
@@ -84,6 +87,7 @@ def ingest(args: argparse.Namespace) -> int:
 
     if (held := lock_holder(settings.home.lock)) is not None:
         raise UserError(held)
+    server = _temporary_server()
     from flows.nightly import NightFailed, nightly_ingest
 
     status = console.status("starting Prefect…") if interactive else None
@@ -92,7 +96,7 @@ def ingest(args: argparse.Namespace) -> int:
         if status and handler:
             status.start()
             logging.getLogger("prefect").addHandler(handler)
-        _start_prefect_importing_gx()
+        _import_gx_while_starting(server)
         summary = nightly_ingest(
             inbox=str(settings.inbox),
             max_failure_ratio=args.max_failure_ratio,
@@ -113,23 +117,34 @@ def ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _start_prefect_importing_gx() -> None:
-    """Start Prefect's temporary server (if no API is configured) while GX imports.
+def _temporary_server() -> TemporaryServer | None:
+    """Prefect's temporary server, starting, unless the environment names a Prefect API.
 
-    The flow would start that server itself and wait seconds for it with nothing to do, then
-    import Great Expectations (seconds of CPU) while the night parses. Started here, the import
-    fills the wait. The flow finds the server running (Prefect keeps one per process).
+    The flow would start that server itself once Prefect is imported, then wait seconds for it
+    with nothing to do. Started first, it boots while this process imports (`flows.server`).
     """
-    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+    if os.environ.get("PREFECT_API_URL"):
+        return None
+    from flows.server import TemporaryServer
 
-    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+    return TemporaryServer().start()
+
+
+def _import_gx_while_starting(server: TemporaryServer | None) -> None:
+    """Import Great Expectations (seconds of CPU) while the server starts, then use the server.
+
+    With a server already running, GX imports in the background while the night discovers.
+    """
+    if server is None or not server.wanted():
         import_gx_in_background()
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    import_gx()
+    from flows.server import ServerNotReady
 
-    server = SubprocessASGIServer()
-    import_gx_in_background()  # after the server's own imports, which would compete with it
-    server.start()
+    try:
+        server.use_when_ready()
+    except ServerNotReady as error:
+        raise UserError(str(error)) from None
 
 
 def backfill(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_ingest_alone_starts_a_temporary_server_and_stops_it(
     sample_inbox: Path, home: Path, tmp_path: Path
 ) -> None:
     """`make run`'s way: no Prefect API configured, so the command starts Prefect's temporary
-    server itself (importing GX meanwhile) and must not leave it running when it exits."""
+    server itself before its imports, the flow uses it (Prefect starts none of its own), and
+    it is not left running when the command exits."""
     env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(tmp_path / "prefect"))
     env.pop("PREFECT_API_URL", None)
     log = tmp_path / "output.txt"
@@ -66,11 +68,100 @@ def test_ingest_alone_starts_a_temporary_server_and_stops_it(
     output = log.read_text()
     assert code == 0, output[-3000:]
     assert "articles loaded" in output
-    started = re.search(r"Starting temporary server on http://127\.0\.0\.1:(\d+)", output)
+    started = re.search(r"Using a temporary Prefect server on http://127\.0\.0\.1:(\d+)", output)
     assert started, output[-3000:]
-    assert output.count("Starting temporary server") == 1  # the flow used the same server
-    assert "Stopping temporary server" in output
+    assert "Starting temporary server" not in output  # Prefect's own: the flow used this one
+    assert "View at" not in output  # no links to a UI that is not served
+    assert f"Stopping the temporary Prefect server on http://127.0.0.1:{started.group(1)}" in output
     assert not _uvicorn_on(started.group(1))
+
+
+def test_ingest_uses_the_api_a_profile_names(
+    sample_inbox: Path, home: Path, tmp_path: Path, api_url: str
+) -> None:
+    """The temporary server starts before Prefect reads its settings: when the active profile
+    names an API, the command stops that server and the night is recorded by the profile's."""
+    prefect_home = tmp_path / "prefect"
+    prefect_home.mkdir()
+    profile = f'active = "night"\n\n[profiles.night]\nPREFECT_API_URL = "{api_url}"\n'
+    (prefect_home / "profiles.toml").write_text(profile)
+    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(prefect_home))
+    env.pop("PREFECT_API_URL", None)
+    child = subprocess.Popen(
+        [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = child.communicate(timeout=600)
+    assert child.returncode == 0, output[-3000:]
+    assert "articles loaded" in output
+    assert "no temporary server needed" in output
+    assert "Using a temporary Prefect server" not in output
+    assert "Starting temporary server" not in output  # nor did Prefect start its own
+    assert not _uvicorn_under(prefect_home)
+    runs = _flow_runs_of(api_url, home)
+    assert runs == ["Completed"], runs
+
+
+def test_a_server_that_does_not_answer_in_time_is_one_clear_error(
+    sample_inbox: Path, home: Path, tmp_path: Path
+) -> None:
+    env = dict(
+        os.environ,
+        WIREHOUSE_HOME=str(home),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1",
+        COLUMNS="200",
+    )
+    env.pop("PREFECT_API_URL", None)
+    result = subprocess.run(
+        [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr  # beside Prefect's own log lines
+    assert "did not answer within 1 s" in errors[0]
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in errors[0]
+    assert not _uvicorn_under(tmp_path / "prefect")
+    assert not (home / "lake" / "runs").is_dir() or not any((home / "lake" / "runs").iterdir())
+
+
+def _flow_runs_of(api_url: str, home: Path) -> list[str | None]:
+    """The states, on the server at api_url, of the flow runs the warehouse's runs name."""
+    import duckdb
+    from prefect.client.orchestration import get_client
+
+    markers = str(home / "lake" / "runs" / "*.parquet")
+    query = f"SELECT flow_run_id FROM '{markers}'"
+    ids = [row[0] for row in duckdb.connect().execute(query).fetchall()]
+    assert ids and all(ids), ids
+    with get_client(sync_client=True) as client:
+        assert str(client.api_url).rstrip("/") == api_url.rstrip("/")
+        return [client.read_flow_run(UUID(i)).state_name for i in ids]
+
+
+def _uvicorn_under(prefect_home: Path) -> list[int]:
+    """Prefect API processes started with this PREFECT_HOME (Linux /proc)."""
+    found = []
+    wanted = f"PREFECT_HOME={prefect_home}".encode()
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"uvicorn" in words and wanted in environ:
+            found.append(int(entry.name))
+    return found
 
 
 def _uvicorn_on(port: str) -> list[int]:
