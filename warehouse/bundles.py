@@ -32,6 +32,7 @@ _SUFFIXES: tuple[tuple[str, Kind], ...] = (
     (".zip", "zip"),
     (".gz", "gz"),
 )
+_ANY_SUFFIX = tuple(suffix for suffix, _kind in _SUFFIXES)
 # Below this many bytes a high compression ratio is harmless (the bytes fit in memory anyway)
 # and says nothing: a page of blank lines compresses a thousandfold.
 _RATIO_FLOOR = 1 << 20
@@ -76,6 +77,8 @@ class Member:
 def kind_of(path: Path) -> Kind | None:
     """Which archive format a file is, by its name; None for a plain dump."""
     name = path.name.lower()
+    if not name.endswith(_ANY_SUFFIX):  # most files: settled by one test in C
+        return None
     return next((kind for suffix, kind in _SUFFIXES if name.endswith(suffix)), None)
 
 
