@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,9 +40,7 @@ def append_articles(home: Home, run_id: str, staged: Iterable[Path], kept: set[s
         for path in staged:
             table = pq.read_table(path, schema=ARTICLES_SCHEMA)
             table = table.filter(pc.is_in(table.column("dump_file"), value_set=kept_names))
-            months = pc.strftime(table.column("published_at"), format="%Y-%m")
-            for month in sorted(set(months.to_pylist())):
-                rows = table.filter(pc.equal(months, month))
+            for month, rows in _by_month(table):
                 _writer_for(writers, home, run_id, month).write_table(rows)
                 written += rows.num_rows
     finally:
@@ -86,6 +85,22 @@ def commit_run(home: Home, run_row: Row, delay_seconds: float = 0.0) -> None:
             late.total_seconds(),
         )
     wait_until_visible(visible_at)
+
+
+def _by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """The table's rows by publication month, months in order, rows in order within each.
+
+    One stable sort, then zero-copy slices: filtering the table once per month scanned it as
+    many times as the night has months.
+    """
+    months = pc.strftime(table.column("published_at"), format="%Y-%m")
+    order = pc.sort_indices(months)  # stable: rows keep their order within a month
+    table = table.take(order)
+    start = 0
+    for month, run in itertools.groupby(months.take(order).to_pylist()):
+        count = sum(1 for _ in run)
+        yield month, table.slice(start, count)
+        start += count
 
 
 def _writer_for(
