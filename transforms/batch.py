@@ -17,6 +17,7 @@ from transforms.minhash import U32, signatures
 from transforms.night import Dump, Lineage, Parsed, article_row
 from transforms.parse import parse_dump
 from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
+from transforms.text import fingerprint_of_folded, folded
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,8 @@ def parse_dumps(read: Sequence[tuple[Dump, bytes]], lineage: Lineage) -> ParsedD
     rows = []
     articles: list[StagedArticle] = []
     rejected: list[Parsed] = []
+    bodies: list[str] = []
+    texts: list[bytes] = []  # each body folded once, for its fingerprint and its shingles
     for dump, data in read:
         decoded = decode_dump(data)
         if isinstance(decoded, Rejection):
@@ -61,9 +64,12 @@ def parse_dumps(read: Sequence[tuple[Dump, bytes]], lineage: Lineage) -> ParsedD
             continue
         parsed = Parsed(dump, parse_dump(decoded.text), "parse", decoded.encoding)
         if isinstance(parsed.result, Article):
-            rows.append(article_row(parsed, parsed.result, lineage))
+            bodies.append(parsed.result.body)
+            texts.append(folded(parsed.result.body))
+            fingerprint = fingerprint_of_folded(texts[-1])
+            rows.append(article_row(parsed, parsed.result, lineage, fingerprint))
             articles.append(StagedArticle(dump, decoded.encoding))
         else:
             rejected.append(parsed)
-    bodies = [row["body"] for row in rows]
-    return ParsedDumps(table_of(rows, ARTICLES_SCHEMA), articles, signatures(bodies), rejected)
+    sigs = signatures(bodies, texts)
+    return ParsedDumps(table_of(rows, ARTICLES_SCHEMA), articles, sigs, rejected)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import numpy as np
 import numpy.typing as npt
 
-from transforms.text import is_cjk_text
+from transforms.text import folded, is_cjk_text
 
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
@@ -43,9 +42,6 @@ _BLOCK_SHINGLES = 8_192
 # Text bytes per tokenising chunk (about a hundred bodies): per-byte scratch arrays of 2 MB stay
 # in cache, and the per-chunk overhead of a few dozen numpy calls stays negligible.
 _CHUNK_BYTES = 1 << 18
-_PUNCTUATION = b"!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"
-# ASCII punctuation and whitespace become spaces, as in transforms.text.body_fingerprint.
-_FOLD = bytes.maketrans(_PUNCTUATION + b"\t\n\x0b\x0c\r", b" " * (len(_PUNCTUATION) + 5))
 _SPACE = ord(" ")
 _CJK_LEAD = re.compile(rb"[\xe3-\xe9]")
 _K_MAX = max(SHINGLE_WORDS, SHINGLE_CHARS)
@@ -78,21 +74,22 @@ def _mix64(x: U64) -> U64:
     return x ^ (x >> np.uint64(31))
 
 
-def folded_tokens(body: str) -> tuple[bytes, int]:
+def folded_tokens(body: str, text: bytes | None = None) -> tuple[bytes, int]:
     """The body's tokens (words, or characters for Chinese) between spaces, and its shingle size.
 
-    Runs of spaces may remain: token boundaries are found in bulk later, so no split is needed.
+    `text` is the body `folded` already, if the caller has it. Runs of spaces may remain: token
+    boundaries are found in bulk later, so no split is needed.
     """
+    if text is None:
+        text = folded(body)
     if body.isascii():  # runs in C and settles most bodies without the slower checks below
-        return body.encode("ascii").lower().translate(_FOLD), SHINGLE_WORDS
+        return text, SHINGLE_WORDS
     # CJK ideographs (U+3400-U+9FFF) have UTF-8 lead bytes E3-E9: a byte scan spares most
     # non-ASCII bodies (a pound sign, curly quotes) the CJK test's regexes.
-    cjk = _CJK_LEAD.search(body.encode("utf-8")) is not None and is_cjk_text(body)
-    folded = unicodedata.normalize("NFKC", body).casefold().encode("utf-8").translate(_FOLD)
-    if cjk:
+    if _CJK_LEAD.search(body.encode("utf-8")) is not None and is_cjk_text(body):
         # One token per character: str.join walks the string in C, no per-character loop here.
-        return " ".join("".join(folded.decode("utf-8").split())).encode("utf-8"), SHINGLE_CHARS
-    return b" ".join(folded.split()), SHINGLE_WORDS
+        return " ".join("".join(text.decode("utf-8").split())).encode("utf-8"), SHINGLE_CHARS
+    return b" ".join(text.split()), SHINGLE_WORDS
 
 
 def _token_hashes(text: bytes) -> tuple[U64, I64]:
@@ -176,8 +173,9 @@ def shingles(body: str) -> U32:
     return np.unique(flat)
 
 
-def _batch_shingles(bodies: list[str]) -> tuple[U32, I64]:
-    """Shingle hashes of many bodies, concatenated, and where each body's run starts."""
+def _batch_shingles(bodies: list[str], texts: list[bytes] | None = None) -> tuple[U32, I64]:
+    """Shingle hashes of many bodies (`folded` as `texts`, if given), concatenated, and where
+    each body's run starts."""
     docs: list[I64] = []
     hashes: list[U32] = []
     begin = 0
@@ -187,7 +185,8 @@ def _batch_shingles(bodies: list[str]) -> tuple[U32, I64]:
         ks: list[int] = []
         size = 0
         while begin + len(pending) < len(bodies) and size < _CHUNK_BYTES:
-            tokens, k = folded_tokens(bodies[begin + len(pending)])
+            at = begin + len(pending)
+            tokens, k = folded_tokens(bodies[at], None if texts is None else texts[at])
             pending.append(tokens)
             ks.append(k)
             size += len(tokens) + 1
@@ -204,9 +203,13 @@ def _batch_shingles(bodies: list[str]) -> tuple[U32, I64]:
     return np.concatenate(hashes), starts
 
 
-def signatures(bodies: list[str]) -> U32:
-    """MinHash signatures of the bodies: one row of NUM_PERM uint32 minima per body."""
-    flat, starts = _batch_shingles(bodies)
+def signatures(bodies: list[str], texts: list[bytes] | None = None) -> U32:
+    """MinHash signatures of the bodies: one row of NUM_PERM uint32 minima per body.
+
+    `texts`, if given, are the bodies `folded` already (row-aligned), which spares folding
+    them again.
+    """
+    flat, starts = _batch_shingles(bodies, texts)
     return signatures_of_shingles(flat, starts)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from transforms.records import PARSER_VERSION, Article, Rejection
-from transforms.text import body_fingerprint, word_count
+from transforms.text import word_count
 
 Row = dict[str, Any]
 
@@ -142,8 +142,9 @@ def article_id_of(sha256: str) -> str:
     return sha256[:24]
 
 
-def article_row(parsed: Parsed, article: Article, lineage: Lineage) -> Row:
-    """The `articles` row of one parsed article, lineage included."""
+def article_row(parsed: Parsed, article: Article, lineage: Lineage, fingerprint: str) -> Row:
+    """The `articles` row of one parsed article (its body's fingerprint given), lineage
+    included."""
     return {
         "article_id": article_id_of(parsed.dump.sha256),
         "source": article.source,
@@ -156,7 +157,7 @@ def article_row(parsed: Parsed, article: Article, lineage: Lineage) -> Row:
         "word_count": word_count(article.body, article.language),
         "language": article.language,
         "page_code": article.page_code,
-        "body_fingerprint": body_fingerprint(article.body),
+        "body_fingerprint": fingerprint,
         "dump_file": parsed.dump.dump_file,
         "dump_sha256": parsed.dump.sha256,
         "encoding": parsed.encoding,

@@ -16,7 +16,8 @@ _LATIN_WORD = re.compile(r"[^\s\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u3
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # the same characters
 _PUNCTUATION = string.punctuation.encode("ascii")
-_PUNCTUATION_TO_SPACE = bytes.maketrans(_PUNCTUATION, b" " * len(_PUNCTUATION))
+# ASCII punctuation and whitespace become spaces (bytes.split() splits on the same whitespace).
+_FOLD = bytes.maketrans(_PUNCTUATION + b"\t\n\x0b\x0c\r", b" " * (len(_PUNCTUATION) + 5))
 
 
 def normalise_newlines(text: str) -> str:
@@ -111,13 +112,24 @@ def word_count(body: str, language: str) -> int:
     return len(body.split())
 
 
+def folded(body: str) -> bytes:
+    """The body as fingerprints and shingles compare it, UTF-8: compatibility forms and case
+    folded, ASCII punctuation and whitespace made spaces (runs of them kept)."""
+    if body.isascii():  # runs in C; no compatibility forms, and ASCII case folding is lower()
+        return body.encode("ascii").lower().translate(_FOLD)
+    return unicodedata.normalize("NFKC", body).casefold().encode("utf-8").translate(_FOLD)
+
+
 def body_fingerprint(body: str) -> str:
     """Hash of the body with compatibility forms, case, ASCII punctuation and spacing folded."""
-    if not body.isascii():
-        body = unicodedata.normalize("NFKC", body).casefold()
-    # bytes.translate and bytes.split run in C: several times faster than a regex over str.
-    folded = b" ".join(body.encode("utf-8").lower().translate(_PUNCTUATION_TO_SPACE).split())
-    return hashlib.sha256(folded).hexdigest()[:32]
+    return fingerprint_of_folded(folded(body))
+
+
+def fingerprint_of_folded(text: bytes) -> str:
+    """`body_fingerprint` of a body already `folded` (the parse workers fold each body once,
+    for this and for its MinHash shingles)."""
+    # bytes.split and bytes.join run in C: several times faster than a regex over str.
+    return hashlib.sha256(b" ".join(text.split())).hexdigest()[:32]
 
 
 def paragraph_key(paragraph: str) -> str:
