@@ -256,10 +256,9 @@ def dedupe_against_history(
     """Which valid articles are kept and which are copies (same page, exact, near), of what."""
     keys = pa.concat_tables([batch.keys for batch in valid])
     sigs = np.concatenate([batch.signatures for batch in valid])
-    candidates = [
-        Candidate(k["dump_file"], k["article_id"], k["published_at"], k["page_code"], fp)
-        for k, fp in zip(keys.to_pylist(), keys.column("body_fingerprint").to_pylist(), strict=True)
-    ]
+    columns = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint"]
+    rows = zip(*(keys[c].to_pylist() for c in columns), strict=True)
+    candidates = [Candidate(*row) for row in rows]
     codes = sorted({c.page_code for c in candidates if c.page_code})
     history = history_for(con, codes, sorted({c.fingerprint for c in candidates}))
     kept, links = dedupe(candidates, history)
@@ -286,7 +285,7 @@ def account(
     ledger = Ledger()
     link_of = {link.dump_file: link for link in links}
     failures = {k: v for batch in valid for k, v in batch.failures.items()}
-    keys = {row["dump_file"]: row for batch in valid for row in batch.keys.to_pylist()}
+    keys = _keys_of(valid, pa.array(list(link_of), pa.string()))
     fate: dict[str, Seen] = {}  # sha -> how the night's first copy ended
     for item in (p for b in parsed for p in b.rejected):
         assert isinstance(item.result, Rejection)
@@ -317,6 +316,16 @@ def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
     counts["already_recorded"] = plan.already_recorded
     counts["unsettled"] = len(plan.unsettled)
     return counts
+
+
+def _keys_of(valid: Sequence[ValidBatch], names: pa.Array) -> dict[str, dict[str, Any]]:
+    """The key columns of these dump files' rows, by dump file (rows to Python objects cost:
+    only the copies' keys are recorded, in their `duplicates` rows)."""
+    out: dict[str, dict[str, Any]] = {}
+    for batch in valid:
+        rows = batch.keys.filter(pc.is_in(batch.keys["dump_file"], value_set=names))
+        out.update((row["dump_file"], row) for row in rows.to_pylist())
+    return out
 
 
 def _article_fate(
