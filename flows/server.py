@@ -70,7 +70,7 @@ class TemporaryServer:
         from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
         if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
-            log.info("Prefect's settings name the API to use: no temporary server needed")
+            log.info("Prefect's settings name an API or turn temporary servers off: none used")
             self.stop()
             return False
         return True

@@ -90,8 +90,8 @@ def commit_run(home: Home, run_row: Row, delay_seconds: float = 0.0) -> None:
 def _by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     """The table's rows by publication month, months in order, rows in order within each.
 
-    One stable sort, then zero-copy slices: filtering the table once per month scanned it as
-    many times as the night has months.
+    One stable sort, then slices of the sorted table: filtering the table once per month
+    scanned it as many times as the night has months.
     """
     months = pc.strftime(table.column("published_at"), format="%Y-%m")
     order = pc.sort_indices(months)  # stable: rows keep their order within a month

@@ -98,7 +98,7 @@ def test_ingest_uses_the_api_a_profile_names(
     output, _ = child.communicate(timeout=600)
     assert child.returncode == 0, output[-3000:]
     assert "articles loaded" in output
-    assert "no temporary server needed" in output
+    assert "Prefect's settings name an API" in output
     assert "Using a temporary Prefect server" not in output
     assert "Starting temporary server" not in output  # nor did Prefect start its own
     assert not _uvicorn_under(prefect_home)
