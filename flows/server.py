@@ -29,6 +29,19 @@ from pathlib import Path
 
 log = logging.getLogger("prefect.wirehouse.server")
 
+# Runs uvicorn as `python -m uvicorn` would, plus a thread that ends the server when the
+# command that started it is gone: a killed command (SIGKILL, an out-of-memory kill) runs no
+# exit handler, and its server would otherwise serve on, holding memory and a port, for good.
+_SERVE_WHILE_PARENT_LIVES = """\
+import os, runpy, threading, time
+parent = os.getppid()
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
+"""
 # uvicorn's exit status when it cannot start, such as a port taken since it was chosen.
 _STARTUP_FAILURE = 3
 _ATTEMPTS = 5
@@ -129,13 +142,13 @@ class TemporaryServer:
 
 
 def _command(port: int) -> list[str]:
-    """Prefect's own command for its temporary server (UI off)."""
+    """Prefect's own command for its temporary server (UI off), run while this process lives."""
     spec = importlib.util.find_spec("prefect")  # where Prefect is, without importing it
     assert spec is not None and spec.origin is not None
     return [
         sys.executable,
-        "-m",
-        "uvicorn",
+        "-c",
+        _SERVE_WHILE_PARENT_LIVES,
         "--app-dir",
         str(Path(spec.origin).parent.parent),
         "--factory",

@@ -7,6 +7,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID
 
@@ -149,6 +151,41 @@ def _flow_runs_of(api_url: str, home: Path) -> list[str | None]:
         return [client.read_flow_run(UUID(i)).state_name for i in ids]
 
 
+def test_a_killed_ingest_takes_its_temporary_server_with_it(
+    sample_inbox: Path, home: Path, tmp_path: Path
+) -> None:
+    """SIGKILL runs no exit handler: the server must notice by itself that its command is gone."""
+    prefect_home = tmp_path / "prefect"
+    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(prefect_home))
+    env.pop("PREFECT_API_URL", None)
+    child = subprocess.Popen(
+        [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        assert _eventually(lambda: bool(_uvicorn_under(prefect_home)), 120), "no server started"
+    finally:
+        child.kill()
+        child.wait()
+    assert _eventually(lambda: not _uvicorn_under(prefect_home), 30), _uvicorn_under(prefect_home)
+
+
+def _eventually(condition: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def _is_prefect_server(words: list[bytes]) -> bool:
+    return b"prefect.server.api.server:create_app" in words
+
+
 def _uvicorn_under(prefect_home: Path) -> list[int]:
     """Prefect API processes started with this PREFECT_HOME (Linux /proc)."""
     found = []
@@ -159,7 +196,7 @@ def _uvicorn_under(prefect_home: Path) -> list[int]:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"uvicorn" in words and wanted in environ:
+        if _is_prefect_server(words) and wanted in environ:
             found.append(int(entry.name))
     return found
 
@@ -172,7 +209,7 @@ def _uvicorn_on(port: str) -> list[int]:
             words = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"uvicorn" in words and port.encode() in words:
+        if _is_prefect_server(words) and port.encode() in words:
             found.append(int(entry.name))
     return found
 
