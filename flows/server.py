@@ -5,9 +5,9 @@ it imports the server's code into the calling process (3-5 s of CPU) and only th
 the server process, which spends as long again importing the same code before it answers.
 Started first instead, the server boots on one core while this process imports Prefect, the
 flow and Great Expectations on the other, and the server's code never loads here. It is the
-server Prefect would start: the command and environment of Prefect's `SubprocessASGIServer`
-(whose settings it reads from the same environment and profile), on a port of its own,
-stopped when the command exits.
+server Prefect would start: the uvicorn command and environment of Prefect's
+`SubprocessASGIServer` (the server reads its settings from the same environment and profile),
+on a port of its own, stopped when the command exits or is killed.
 
 Nothing of Prefect is imported until the server is running: it is started on the environment
 alone, and `wanted` (after the imports) asks Prefect's settings whether it is needed.
