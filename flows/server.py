@@ -29,17 +29,12 @@ from pathlib import Path
 
 log = logging.getLogger("prefect.wirehouse.server")
 
-# Runs uvicorn as `python -m uvicorn` would, plus a thread that ends the server when the
-# command that started it is gone: a killed command (SIGKILL, an out-of-memory kill) runs no
-# exit handler, and its server would otherwise serve on, holding memory and a port, for good.
+# Runs uvicorn as `python -m uvicorn` would, ended with the command that started it: a killed
+# command runs no exit handler to stop it (see flows.orphans).
 _SERVE_WHILE_PARENT_LIVES = """\
-import os, runpy, threading, time
-parent = os.getppid()
-def watch():
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
-threading.Thread(target=watch, name="watch-parent", daemon=True).start()
+import os, runpy
+from flows.orphans import exit_with_parent
+exit_with_parent(os.getppid())
 runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
 """
 # uvicorn's exit status when it cannot start, such as a port taken since it was chosen.

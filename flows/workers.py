@@ -8,21 +8,18 @@ import logging
 import multiprocessing
 import os
 import sys
-import threading
-import time
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import BrokenExecutor, Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
+from flows.orphans import exit_with_parent
 from transforms.batch import ParsedDumps, parse_dumps
 from transforms.night import Dump, Lineage
 
 log = logging.getLogger(__name__)
 
-# How often a worker checks that the flow's process is still its parent.
-_WATCH_SECONDS = 0.5
 # Bytes of dumps sent to a worker at once (about 400 typical dumps): small enough that every
 # worker has slices queued while the flow's process reads, large enough that sending costs little.
 SLICE_BYTES = 2 * 1024 * 1024
@@ -56,18 +53,9 @@ def parse_workers(processes: int, pieces: int) -> Iterator[Executor | None]:
 
 
 def _worker_started(parent: int) -> None:
-    """In a new worker: watch the flow's process, and keep pandas out."""
-    _exit_with_parent(parent)
+    """In a new worker: exit with the flow's process, and keep pandas out."""
+    exit_with_parent(parent)
     sys.meta_path.insert(0, _NoPandas())
-
-
-def _exit_with_parent(parent: int) -> None:
-    """In a worker: exit as soon as the flow's process is gone (killed runs leave no workers).
-
-    A worker waiting for work does not notice its parent's death by itself: without this, each
-    SIGKILLed night left its workers behind, idle, holding a hundred megabytes each.
-    """
-    threading.Thread(target=_watch, args=(parent,), name="watch-parent", daemon=True).start()
 
 
 class _NoPandas(importlib.abc.MetaPathFinder):
@@ -81,12 +69,6 @@ class _NoPandas(importlib.abc.MetaPathFinder):
         if name.partition(".")[0] == "pandas":
             raise ModuleNotFoundError("parse workers do not use pandas", name=name)
         return None
-
-
-def _watch(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(_WATCH_SECONDS)
-    os._exit(1)
 
 
 class Slices:
