@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -55,18 +56,10 @@ def test_ingest_alone_starts_a_temporary_server_and_stops_it(
     """`make run`'s way: no Prefect API configured, so the command starts Prefect's temporary
     server itself before its imports, the flow uses it (Prefect starts none of its own), and
     it is not left running when the command exits."""
-    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(tmp_path / "prefect"))
-    env.pop("PREFECT_API_URL", None)
+    env = _without_api(home, tmp_path / "prefect")
     log = tmp_path / "output.txt"
     with log.open("w") as out:  # a file, not a pipe: a server left running would hold a pipe
-        code = subprocess.call(
-            [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            timeout=600,
-        )
+        code = _start_ingest(sample_inbox, env, stdout=out, stderr=subprocess.STDOUT).wait(600)
     output = log.read_text()
     assert code == 0, output[-3000:]
     assert "articles loaded" in output
@@ -75,7 +68,7 @@ def test_ingest_alone_starts_a_temporary_server_and_stops_it(
     assert "Starting temporary server" not in output  # Prefect's own: the flow used this one
     assert "View at" not in output  # no links to a UI that is not served
     assert f"Stopping the temporary Prefect server on http://127.0.0.1:{started.group(1)}" in output
-    assert not _uvicorn_on(started.group(1))
+    assert not _servers_of(tmp_path / "prefect", port=started.group(1))
 
 
 def test_ingest_uses_the_api_a_profile_names(
@@ -87,23 +80,15 @@ def test_ingest_uses_the_api_a_profile_names(
     prefect_home.mkdir()
     profile = f'active = "night"\n\n[profiles.night]\nPREFECT_API_URL = "{api_url}"\n'
     (prefect_home / "profiles.toml").write_text(profile)
-    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(prefect_home))
-    env.pop("PREFECT_API_URL", None)
-    child = subprocess.Popen(
-        [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    env = _without_api(home, prefect_home)
+    child = _start_ingest(sample_inbox, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     output, _ = child.communicate(timeout=600)
     assert child.returncode == 0, output[-3000:]
     assert "articles loaded" in output
     assert "Prefect's settings name an API" in output
     assert "Using a temporary Prefect server" not in output
     assert "Starting temporary server" not in output  # nor did Prefect start its own
-    assert not _uvicorn_under(prefect_home)
+    assert not _servers_of(prefect_home)
     runs = _flow_runs_of(api_url, home)
     assert runs == ["Completed"], runs
 
@@ -111,29 +96,18 @@ def test_ingest_uses_the_api_a_profile_names(
 def test_a_server_that_does_not_answer_in_time_is_one_clear_error(
     sample_inbox: Path, home: Path, tmp_path: Path
 ) -> None:
-    env = dict(
-        os.environ,
-        WIREHOUSE_HOME=str(home),
-        PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1",
-        COLUMNS="200",
+    env = _without_api(
+        home, tmp_path / "prefect", PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1"
     )
-    env.pop("PREFECT_API_URL", None)
-    result = subprocess.run(
-        [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr  # beside Prefect's own log lines
+    child = _start_ingest(sample_inbox, env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout, stderr = child.communicate(timeout=600)
+    assert child.returncode == 2, stderr
+    assert "Traceback" not in stderr + stdout
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, stderr  # beside Prefect's own log lines
     assert "did not answer within 1 s" in errors[0]
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in errors[0]
-    assert not _uvicorn_under(tmp_path / "prefect")
+    assert not _servers_of(tmp_path / "prefect")
     assert not (home / "lake" / "runs").is_dir() or not any((home / "lake" / "runs").iterdir())
 
 
@@ -156,21 +130,14 @@ def test_a_killed_ingest_takes_its_temporary_server_with_it(
 ) -> None:
     """SIGKILL runs no exit handler: the server must notice by itself that its command is gone."""
     prefect_home = tmp_path / "prefect"
-    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(prefect_home))
-    env.pop("PREFECT_API_URL", None)
-    child = subprocess.Popen(
-        [*WIREHOUSE, "ingest", "--inbox", str(sample_inbox)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = _without_api(home, prefect_home)
+    child = _start_ingest(sample_inbox, env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert _eventually(lambda: bool(_uvicorn_under(prefect_home)), 120), "no server started"
+        assert _eventually(lambda: bool(_servers_of(prefect_home)), 120), "no server started"
     finally:
         child.kill()
         child.wait()
-    assert _eventually(lambda: not _uvicorn_under(prefect_home), 30), _uvicorn_under(prefect_home)
+    assert _eventually(lambda: not _servers_of(prefect_home), 30), _servers_of(prefect_home)
 
 
 def _eventually(condition: Callable[[], bool], seconds: float) -> bool:
@@ -182,34 +149,35 @@ def _eventually(condition: Callable[[], bool], seconds: float) -> bool:
     return True
 
 
-def _is_prefect_server(words: list[bytes]) -> bool:
-    return b"prefect.server.api.server:create_app" in words
+def _without_api(home: Path, prefect_home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `wirehouse ingest` with no Prefect API configured, as `make run`'s."""
+    env = dict(os.environ, WIREHOUSE_HOME=str(home), PREFECT_HOME=str(prefect_home), COLUMNS="200")
+    env.update(extra)
+    env.pop("PREFECT_API_URL", None)
+    return env
 
 
-def _uvicorn_under(prefect_home: Path) -> list[int]:
-    """Prefect API processes started with this PREFECT_HOME (Linux /proc)."""
+def _start_ingest(inbox: Path, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    """`wirehouse ingest --inbox INBOX` started in a child process."""
+    command = [*WIREHOUSE, "ingest", "--inbox", str(inbox)]
+    return subprocess.Popen(command, cwd=REPO, env=env, text=True, **popen)
+
+
+def _servers_of(prefect_home: Path, port: str | None = None) -> list[int]:
+    """Prefect API processes started with this PREFECT_HOME, on `port` if given (Linux /proc)."""
     found = []
-    wanted = f"PREFECT_HOME={prefect_home}".encode()
+    home = f"PREFECT_HOME={prefect_home}".encode()
     for entry in Path("/proc").iterdir():
         try:
             words = (entry / "cmdline").read_bytes().split(b"\0")
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
-        if _is_prefect_server(words) and wanted in environ:
-            found.append(int(entry.name))
-    return found
-
-
-def _uvicorn_on(port: str) -> list[int]:
-    """Processes serving Prefect's API on this port (Linux /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            words = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if _is_prefect_server(words) and port.encode() in words:
+        if (
+            b"prefect.server.api.server:create_app" in words
+            and home in environ
+            and (port is None or port.encode() in words)
+        ):
             found.append(int(entry.name))
     return found
 
