@@ -54,10 +54,11 @@ def is_xinhua_2019(lines: list[str]) -> bool:
 
 def is_xinhua_2022(lines: list[str]) -> bool:
     """Whether a page opens the english.news.cn 2022 way: title-Xinhua, title, Source, time."""
-    first = next((c for c in (clean_line(x) for x in lines[:_HEAD_2022]) if c), "")
+    cleaned = (c for c in (clean_line(x) for x in lines[:_HEAD_2022]) if c)
+    first = next(cleaned, "")
     if not _TITLE_SUFFIX_2022.search(first):  # most pages: settled by their first line
         return False
-    head = [c for c in (clean_line(x) for x in lines[:_HEAD_2022]) if c]
+    head = [first, *cleaned]
     return (
         len(head) >= 4
         and any(line.startswith("Source:") for line in head)
