@@ -40,8 +40,10 @@ EMPTY = np.uint32(0xFFFFFFFF)
 # 2,048 and less three times as long (more bodies outgrow the block).
 _BLOCK_SHINGLES = 8_192
 # Permutations per pass over a block: 16 x 8,192 x 8 bytes = 1 MB of scratch, which stays in a
-# core's cache from the multiply to the minimum. All 128 at once (8 MB) spilled to the shared
-# cache: 1.7x the time on 3,000 bench bodies (8 and 32 were in between).
+# core's cache from the multiply to the minimum; all 128 at once (8 MB) spill to the shared
+# cache. On 3,000 bench bodies, best of 25: 33.5 us a body against 36.4 alone, 32-43 against
+# 36-47 with two processes at once (as the parse workers run), 34 against 58 with the test suite
+# running beside; 8 per pass was slower than 16.
 _PERM_GROUP = 16
 assert NUM_PERM % _PERM_GROUP == 0
 # Text bytes per tokenising chunk (about a hundred bodies): per-byte scratch arrays of 2 MB stay
