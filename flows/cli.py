@@ -18,6 +18,7 @@ from rich.status import Status
 from rich.table import Table
 
 from expectations.runner import import_gx, import_gx_in_background
+from flows.collector import imports_uncollected
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ def ingest(args: argparse.Namespace) -> int:
     if (held := lock_holder(settings.home.lock)) is not None:
         raise UserError(held)
     server = _temporary_server()
-    from flows.nightly import NightFailed, nightly_ingest
+    with imports_uncollected():
+        from flows.nightly import NightFailed, nightly_ingest
 
     status = console.status("starting Prefect…") if interactive else None
     handler = _StatusHandler(status) if status else None
@@ -138,7 +140,8 @@ def _import_gx_while_starting(server: TemporaryServer | None) -> None:
     if server is None or not server.wanted():
         import_gx_in_background()
         return
-    import_gx()
+    with imports_uncollected():
+        import_gx()
     from flows.server import ServerNotReady
 
     try:

@@ -24,6 +24,7 @@ from prefect.utilities.annotations import quote
 from expectations.runner import build_docs, import_gx_in_background
 from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
+from flows.collector import night_collection, settle
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
     Deduped,
@@ -268,7 +269,7 @@ def nightly_ingest(
         raise NightFailed(f"no such inbox: {settings.inbox}")
     settings.home.ensure()
     ensure_tables(settings.home)
-    with run_lock(settings.home.lock):
+    with run_lock(settings.home.lock), night_collection():
         recover(settings.home)
         return _run_night(settings, Window(since, until), run_kind(backfill))
 
@@ -279,6 +280,7 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     timings = Timings()
     with timings.stage("discover"):
         plan = discover(settings, window, lineage)
+    settle()
     if plan.to_read:
         # Great Expectations takes seconds to import: let it load while the workers parse
         # (runs of `wirehouse ingest` have it already, imported while Prefect started).
@@ -298,6 +300,7 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
             parsed, validating = [], []
             for i in range(len(batches)):
                 parsed.append(parsing[i].result())
+                settle()
                 validating.append(validate.submit(i, _quoted(parsed[i]), settings, lineage))
                 if len(parsing) < len(batches):
                     parsing.append(parse_next(len(parsing)))

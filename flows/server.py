@@ -29,12 +29,16 @@ from pathlib import Path
 
 log = logging.getLogger("prefect.wirehouse.server")
 
-# Runs uvicorn as `python -m uvicorn` would, ended with the command that started it: a killed
-# command runs no exit handler to stop it (see flows.orphans).
+# Runs uvicorn as `python -m uvicorn` would, ended with the command that started it (a killed
+# command runs no exit handler to stop it: see flows.orphans). The server's code is imported
+# first with the collector off (see flows.collector), and uvicorn finds it imported.
 _SERVE_WHILE_PARENT_LIVES = """\
 import os, runpy
 from flows.orphans import exit_with_parent
 exit_with_parent(os.getppid())
+from flows.collector import imports_uncollected
+with imports_uncollected():
+    import prefect.server.api.server
 runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
 """
 # uvicorn's exit status when it cannot start, such as a port taken since it was chosen.

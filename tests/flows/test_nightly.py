@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -176,8 +177,11 @@ def test_a_broken_parser_night_fails_and_loads_nothing(home: Path, tmp_path: Pat
     for i in range(30):  # pages of a layout nobody parses: no title, no time, no prose
         (inbox / f"{i:03d}.txt").write_text(f"Xinhuanet\n\nMenu {i}\n\nHome | World | China\n")
     shutil.copy2(CASES.parent.parent / "samples/inbox" / SEED, inbox / "seed.txt")
+    threshold = gc.get_threshold()
     with pytest.raises(NightFailed, match="nothing was loaded"):
         ingest(inbox, home)
+    # the night froze what it held for the collector: a failed one gives it all back too
+    assert (gc.get_freeze_count(), gc.get_threshold()) == (0, threshold)
     assert query(home, "SELECT status FROM runs") == [("failed",)]
     assert query(home, "SELECT count(*) FROM files") == [(0,)]
     assert query(home, "SELECT count(*) FROM articles") == [(0,)]
