@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,20 +30,33 @@ from warehouse.lake import (
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
 PARTITION_KEY = "published_month"
+_WRITING_THREADS = 2
 
 
 def append_articles(home: Home, run_id: str, staged: Iterable[Path], kept: set[str]) -> int:
-    """Stream the kept rows of the staged files into one file per publication month."""
+    """Stream the kept rows of the staged files into one file per publication month.
+
+    Each staged file's months are written on two threads (Parquet's encoding and compression
+    run without the GIL), each month's file by one thread at a time.
+    """
     writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
     kept_names = pa.array(sorted(kept), pa.string())
     written = 0
+
+    def write(month_rows: tuple[str, pa.Table]) -> int:
+        month, rows = month_rows
+        writers[month][0].write_table(rows)
+        return int(rows.num_rows)
+
     try:
-        for path in staged:
-            table = pq.read_table(path, schema=ARTICLES_SCHEMA)
-            table = table.filter(pc.is_in(table.column("dump_file"), value_set=kept_names))
-            for month, rows in _by_month(table):
-                _writer_for(writers, home, run_id, month).write_table(rows)
-                written += rows.num_rows
+        with ThreadPoolExecutor(_WRITING_THREADS, thread_name_prefix="articles") as pool:
+            for path in staged:
+                table = pq.read_table(path, schema=ARTICLES_SCHEMA)
+                table = table.filter(pc.is_in(table.column("dump_file"), value_set=kept_names))
+                months = list(_by_month(table))
+                for month, _rows in months:
+                    _writer_for(writers, home, run_id, month)
+                written += sum(pool.map(write, months))
     finally:
         for writer, _tmp, _final in writers.values():
             writer.close()
