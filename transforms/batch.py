@@ -27,6 +27,9 @@ class StagedArticle:
     dump: Dump
     encoding: str | None
 
+    def __reduce__(self) -> tuple[type[StagedArticle], tuple[Dump, str | None]]:
+        return (StagedArticle, (self.dump, self.encoding))  # a tuple pickles fast: see Dump
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedDumps:
