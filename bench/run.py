@@ -3,8 +3,11 @@
 Each size is rendered once (bench/render.py), then ingested by the real command in a subprocess
 with a fresh WIREHOUSE_HOME, and ingested again over the same inbox (which must be a no-op).
 Wall time includes Prefect's start-up (process, ephemeral API server); the run report's
-`seconds` is the flow alone. Peak RSS is measured per child (os.wait4) and, by sampling /proc,
-for the whole process tree (the ingest and its Prefect server).
+`seconds` is the flow alone. One more run per repeat goes to a Prefect server the bench keeps
+running, as a scheduled night's does (`serve` or a worker, with the server operators watch):
+its wall time has the command's imports but no server start. Peak RSS is measured per child
+(os.wait4) and, by sampling /proc, for the whole process tree (the ingest and its Prefect
+server).
 """
 
 from __future__ import annotations
@@ -21,17 +24,19 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from bench.render import REPO, RenderSummary, render_inbox
+from flows.server import TemporaryServer
 
 STAGES = ("discover", "parse and validate", "dedupe", "load", "report")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 _SAMPLE_SECONDS = 0.2
 _TAIL_LINES = 40
+_SERVER_START_SECONDS = 120
 
 
 @dataclass(slots=True)
@@ -62,6 +67,7 @@ class SizeResult:
     render: RenderSummary
     first: list[Ingest] = field(default_factory=list)
     rerun: list[Ingest] = field(default_factory=list)
+    served: list[Ingest] = field(default_factory=list)  # a Prefect server already running
     docs: Ingest | None = None
 
 
@@ -102,10 +108,18 @@ def run_child(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> Child:
 
 
 def ingest_env(
-    home: Path, prefect_home: Path, docs: bool, pycache: Path | None = None
+    home: Path,
+    prefect_home: Path,
+    docs: bool,
+    pycache: Path | None = None,
+    api_url: str | None = None,
 ) -> dict[str, str]:
-    """The child's environment: a fresh warehouse home, no settle wait, docs on or off."""
+    """The child's environment: a fresh warehouse home, no settle wait, docs on or off, and the
+    API of a running Prefect server if given (else the command starts its own)."""
     env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    if api_url is not None:
+        env["PREFECT_API_URL"] = api_url
     if pycache is not None:
         # Without .pyc files every start compiles Prefect, GX, pandas and scipy anew (tens of
         # seconds); a production install has them. Cached in the bench's folder, not the venv.
@@ -124,17 +138,21 @@ def ingest_env(
 
 @dataclass(frozen=True, slots=True)
 class Places:
-    """Folders shared by every run of one bench: Prefect's home and the bytecode cache."""
+    """What every run of one bench shares: Prefect's home, the bytecode cache, and the API of
+    the Prefect server kept running for the `served` runs."""
 
     prefect_home: Path
     pycache: Path | None
+    api_url: str | None = None
 
 
-def ingest(inbox: Path, home: Path, places: Places, docs: bool = False) -> Ingest:
+def ingest(
+    inbox: Path, home: Path, places: Places, docs: bool = False, api_url: str | None = None
+) -> Ingest:
     """One `wirehouse ingest --inbox` run; its report is the one new file in reports/."""
     before = set((home / "reports").glob("*.json")) if (home / "reports").is_dir() else set()
     cmd = [wirehouse_command(), "ingest", "--inbox", str(inbox)]
-    env = ingest_env(home, places.prefect_home, docs, places.pycache)
+    env = ingest_env(home, places.prefect_home, docs, places.pycache, api_url)
     child = run_child(cmd, env, REPO)
     new = sorted(set((home / "reports").glob("*.json")) - before)
     if child.returncode != 0 or len(new) != 1:
@@ -174,6 +192,12 @@ def bench_size(
         _say(f"[{size:,}] re-run {k + 1}/{args.repeat}: {_brief(result.rerun[-1])}")
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
+        if places.api_url is not None:
+            home = work / f"home-{size}-{k}-served"
+            result.served.append(ingest(inbox, home, places, api_url=places.api_url))
+            _say(f"[{size:,}] server running {k + 1}/{args.repeat}: {_brief(result.served[-1])}")
+            if not args.keep:
+                shutil.rmtree(home, ignore_errors=True)
     if docs:
         home = work / f"home-{size}-docs"
         result.docs = ingest(inbox, home, places, docs=True)
@@ -247,6 +271,13 @@ def figures(result: SizeResult) -> dict[str, Any]:
         },
         "expected_counts": result.render.expected_counts(),
     }
+    if result.served:
+        served_wall = _median(result.served, lambda r: r.child.wall)
+        out["server_running"] = {
+            "wall_s": round(served_wall, 2),
+            "flow_s": round(_median(result.served, lambda r: float(r.report["seconds"])), 2),
+            "dumps_per_s_wall": round(result.size / served_wall, 1),
+        }
     if result.docs is not None:
         out["docs_on"] = {
             "wall_s": round(result.docs.child.wall, 2),
@@ -279,6 +310,8 @@ def print_table(rows: list[dict[str, Any]], baseline: Child | None) -> None:
         ("  by kind", lambda f: _kinds(f["counts"]["duplicates_by_kind"])),
         ("quarantined", lambda f: f"{f['counts']['quarantined']:,}"),
         ("  by reason", lambda f: _kinds(f["counts"]["quarantined_by_reason"]) or "-"),
+        ("server running: wall s / flow s", _served),
+        ("server running: dumps/s (wall)", lambda f: _served(f, "dumps_per_s_wall")),
         ("docs on: wall s / flow s", lambda f: _docs(f)),
         ("docs on: parse and validate s", lambda f: _docs(f, "parse and validate")),
     ]
@@ -311,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     places = Places(work / "prefect-home", work / "pycache" if args.bytecode_cache else None)
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
+    server: TemporaryServer | None = None
     try:
         # A throw-away run creates Prefect's database (and the bytecode cache), so the measured
         # runs do not pay for them.
@@ -318,6 +352,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup = ingest(work / "empty", work / "home-warmup", places).child
         _say(f"warm-up (empty inbox, cold caches): {warmup.wall:.1f} s wall")
         baseline = ingest(work / "empty", work / "home-empty", places).child
+        server = _running_server(places)
+        places = replace(places, api_url=server.api_url)
         for size in sizes:
             result = bench_size(size, work, places, args, args.docs and size == sizes[-1])
             rows.append(figures(result))
@@ -326,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ingest failed: {error}", file=sys.stderr)
         return 1
     finally:
+        if server is not None:
+            server.stop()
         if args.keep:
             print(f"kept inboxes and homes under {work}")
         else:
@@ -339,6 +377,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = _without_nan({"sizes": rows, "problems": problems})
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     return 0
+
+
+def _running_server(places: Places) -> TemporaryServer:
+    """A Prefect API server on Prefect's home of the bench, answering (stopped at exit)."""
+    env = ingest_env(Path(os.devnull), places.prefect_home, False, places.pycache)
+    server = TemporaryServer(env).start()
+    deadline = time.monotonic() + _SERVER_START_SECONDS
+    while not server.answers():
+        if time.monotonic() > deadline or server.process is None or server.process.poll():
+            server.stop()
+            raise IngestFailed(f"the bench's Prefect server did not answer on {server.api_url}")
+        time.sleep(0.1)
+    _say(f"Prefect server running for the `served` runs: {server.api_url}")
+    return server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -453,6 +505,16 @@ def _docs(f: dict[str, Any], stage: str | None = None) -> str:
     if stage is not None:
         return _num(docs["stage_s"][stage])
     return f"{docs['wall_s']:.1f} / {docs['flow_s']:.1f}"
+
+
+def _served(f: dict[str, Any], figure: str | None = None) -> str:
+    """The runs with a Prefect server already running: wall / flow, or one figure."""
+    served = f.get("server_running")
+    if served is None:
+        return "-"
+    if figure is not None:
+        return f"{served[figure]:,.0f}"
+    return f"{served['wall_s']:.2f} / {served['flow_s']:.2f}"
 
 
 def _brief(run: Ingest) -> str:

@@ -25,6 +25,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger("prefect.wirehouse.server")
@@ -56,7 +57,8 @@ class ServerNotReady(RuntimeError):
 class TemporaryServer:
     """One temporary Prefect API server process on a free local port."""
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self.environ = os.environ if environ is None else environ  # the server's, as given
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.attempts = 0
@@ -70,7 +72,7 @@ class TemporaryServer:
         """Launch the server process and return at once; it is stopped at exit."""
         self.port = _free_port()
         self.attempts += 1
-        self.process = subprocess.Popen(_command(self.port), env=_environment())
+        self.process = subprocess.Popen(_command(self.port), env=_environment(self.environ))
         # Registered before Prefect's log and event workers register theirs: exit handlers run
         # last in first, so those drain to the server before it stops.
         atexit.register(self.stop)
@@ -95,7 +97,7 @@ class TemporaryServer:
         log.info("Using a temporary Prefect server on http://127.0.0.1:%d", self.port)
         timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
         deadline = time.monotonic() + timeout
-        while not self._healthy():
+        while not self.answers():
             process = self.process
             assert process is not None
             if process.poll() == _STARTUP_FAILURE and self.attempts < _ATTEMPTS:
@@ -132,7 +134,8 @@ class TemporaryServer:
                 process.kill()
                 process.wait()
 
-    def _healthy(self) -> bool:
+    def answers(self) -> bool:
+        """Whether the server answers its health check now."""
         try:
             with _DIRECT.open(f"{self.api_url}/health", timeout=1) as response:
                 return bool(response.status == 200)
@@ -163,14 +166,14 @@ def _command(port: int) -> list[str]:
     ]
 
 
-def _environment() -> dict[str, str]:
+def _environment(environ: Mapping[str, str]) -> dict[str, str]:
     """Prefect's environment for its temporary server, the UI off.
 
     Prefect also passes the settings changed inside its process; a command that has not
     imported Prefect has none, and the server reads the profile and prefect.toml itself.
     """
     return {
-        **os.environ,
+        **environ,
         "PREFECT_UI_ENABLED": "0",
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
