@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.status import Status
 from rich.table import Table
 
-from expectations.runner import import_gx, import_gx_in_background
+from expectations.runner import import_gx
 from flows.collector import imports_uncollected
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
 
@@ -135,10 +135,11 @@ def _temporary_server() -> TemporaryServer | None:
 def _import_gx_while_starting(server: TemporaryServer | None) -> None:
     """Import Great Expectations (seconds of CPU) while the server starts, then use the server.
 
-    With a server already running, GX imports in the background while the night discovers.
+    With a server already running, the flow imports GX as a scheduled night does, in the
+    background once discovery has found dumps to parse: imported here instead, before the flow,
+    it held the GIL through the flow's start and discovery (1.8 s more wall at 20,000 dumps).
     """
     if server is None or not server.wanted():
-        import_gx_in_background()
         return
     with imports_uncollected():
         import_gx()

@@ -283,7 +283,7 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     settle()
     if plan.to_read:
         # Great Expectations takes seconds to import: let it load while the workers parse
-        # (runs of `wirehouse ingest` have it already, imported while Prefect started).
+        # (a `wirehouse ingest` that started its own Prefect server imported it meanwhile).
         import_gx_in_background()
     with timings.stage("parse and validate"):
         batches = list(_chunks(plan.to_read, settings.batch_size))
