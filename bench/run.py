@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.render import REPO, RenderSummary, render_inbox
 from flows.server import TemporaryServer
+from flows.settings import quiet_third_parties
 
 STAGES = ("discover", "parse and validate", "dedupe", "load", "report")
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
@@ -339,6 +340,7 @@ def print_table(rows: list[dict[str, Any]], baseline: Child | None) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: render, ingest, re-ingest each size; print the table."""
     args = _parser().parse_args(argv)
+    quiet_third_parties()  # for the bench's Prefect server too (the commands set their own)
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     work = Path(tempfile.mkdtemp(prefix="wirehouse-bench-"))
     places = Places(work / "prefect-home", work / "pycache" if args.bytecode_cache else None)
