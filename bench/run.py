@@ -148,9 +148,11 @@ class Places:
 
 
 def ingest(
-    inbox: Path, home: Path, places: Places, docs: bool = False, api_url: str | None = None
+    inbox: Path, home: Path, places: Places, docs: bool = False, served: bool = False
 ) -> Ingest:
-    """One `wirehouse ingest --inbox` run; its report is the one new file in reports/."""
+    """One `wirehouse ingest --inbox` run, sent to the bench's running Prefect server if
+    `served`; its report is the one new file in reports/."""
+    api_url = places.api_url if served else None
     before = set((home / "reports").glob("*.json")) if (home / "reports").is_dir() else set()
     cmd = [wirehouse_command(), "ingest", "--inbox", str(inbox)]
     env = ingest_env(home, places.prefect_home, docs, places.pycache, api_url)
@@ -195,7 +197,7 @@ def bench_size(
             shutil.rmtree(home, ignore_errors=True)
         if places.api_url is not None:
             home = work / f"home-{size}-{k}-served"
-            result.served.append(ingest(inbox, home, places, api_url=places.api_url))
+            result.served.append(ingest(inbox, home, places, served=True))
             _say(f"[{size:,}] server running {k + 1}/{args.repeat}: {_brief(result.served[-1])}")
             if not args.keep:
                 shutil.rmtree(home, ignore_errors=True)
@@ -212,7 +214,7 @@ def check_counts(result: SizeResult) -> list[str]:
     """Where the runs' counts differ from what was rendered, or the re-run was not a no-op."""
     problems: list[str] = []
     expected = result.render.expected_counts()
-    for run in result.first:
+    for run in [*result.first, *result.served]:
         got = run.report["counts"]
         for key in ("files", "quarantined"):
             if got.get(key) != expected[key]:
