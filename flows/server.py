@@ -31,12 +31,14 @@ from pathlib import Path
 log = logging.getLogger("prefect.wirehouse.server")
 
 # Runs uvicorn as `python -m uvicorn` would, ended with the command that started it (a killed
-# command runs no exit handler to stop it: see flows.orphans). The server's code is imported
-# first with the collector off (see flows.collector), and uvicorn finds it imported.
+# command runs no exit handler to stop it: see flows.orphans). The command's pid is written in:
+# a command killed before the server's first line would leave `os.getppid()` naming whoever
+# adopted the server. The server's code is imported first with the collector off (see
+# flows.collector), and uvicorn finds it imported.
 _SERVE_WHILE_PARENT_LIVES = """\
-import os, runpy
+import runpy
 from flows.orphans import exit_with_parent
-exit_with_parent(os.getppid())
+exit_with_parent({parent})
 from flows.collector import imports_uncollected
 with imports_uncollected():
     import prefect.server.api.server
@@ -150,7 +152,7 @@ def _command(port: int) -> list[str]:
     return [
         sys.executable,
         "-c",
-        _SERVE_WHILE_PARENT_LIVES,
+        _SERVE_WHILE_PARENT_LIVES.format(parent=os.getpid()),
         "--app-dir",
         str(Path(spec.origin).parent.parent),
         "--factory",

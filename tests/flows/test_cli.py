@@ -140,6 +140,21 @@ def test_a_killed_ingest_takes_its_temporary_server_with_it(
     assert _eventually(lambda: not _servers_of(prefect_home), 30), _servers_of(prefect_home)
 
 
+def test_a_server_whose_command_died_before_it_started_exits_too(tmp_path: Path) -> None:
+    """The command can die before the server runs its first line: by then the server's parent
+    is whoever adopted it, so the server must be told which process to outlive no longer."""
+    prefect_home = tmp_path / "prefect"
+    env = dict(os.environ, PREFECT_HOME=str(prefect_home))
+    start_and_die = (
+        "import os\n"
+        "from flows.server import TemporaryServer\n"
+        "TemporaryServer().start()\n"
+        "os._exit(0)  # at once: no exit handler stops the server\n"
+    )
+    subprocess.run([sys.executable, "-c", start_and_die], env=env, cwd=REPO, check=True)
+    assert _eventually(lambda: not _servers_of(prefect_home), 30), _servers_of(prefect_home)
+
+
 def _eventually(condition: Callable[[], bool], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while not condition():
