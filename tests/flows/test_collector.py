@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import weakref
+from collections.abc import Iterator
 
 import pytest
 
@@ -24,7 +25,7 @@ def _cycle() -> weakref.ref[_Node]:
 
 
 @pytest.fixture(autouse=True)
-def _collector_as_found() -> object:
+def _collector_as_found() -> Iterator[None]:
     """Each test starts with nothing frozen, and leaves the collector as it found it."""
     gc.unfreeze()
     before = (gc.isenabled(), gc.get_threshold())
