@@ -42,21 +42,16 @@ def append_articles(home: Home, run_id: str, staged: Iterable[Path], kept: set[s
     writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
     kept_names = pa.array(sorted(kept), pa.string())
     written = 0
-
-    def write(month_rows: tuple[str, pa.Table]) -> int:
-        month, rows = month_rows
-        writers[month][0].write_table(rows)
-        return int(rows.num_rows)
-
     try:
         with ThreadPoolExecutor(_WRITING_THREADS, thread_name_prefix="articles") as pool:
             for path in staged:
                 table = pq.read_table(path, schema=ARTICLES_SCHEMA)
                 table = table.filter(pc.is_in(table.column("dump_file"), value_set=kept_names))
-                months = list(_by_month(table))
-                for month, _rows in months:
-                    _writer_for(writers, home, run_id, month)
-                written += sum(pool.map(write, months))
+                parts = [
+                    (_writer_for(writers, home, run_id, month), rows)
+                    for month, rows in _by_month(table)
+                ]
+                written += sum(pool.map(_write, parts))
     finally:
         for writer, _tmp, _final in writers.values():
             writer.close()
@@ -99,6 +94,13 @@ def commit_run(home: Home, run_row: Row, delay_seconds: float = 0.0) -> None:
             late.total_seconds(),
         )
     wait_until_visible(visible_at)
+
+
+def _write(part: tuple[pq.ParquetWriter, pa.Table]) -> int:
+    """Write one month's rows with that month's writer; how many rows."""
+    writer, rows = part
+    writer.write_table(rows)
+    return int(rows.num_rows)
 
 
 def _by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
