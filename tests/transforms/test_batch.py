@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from datetime import UTC, datetime
 
 from tests.conftest import CASES, SAMPLES
 from transforms.batch import parse_dumps
 from transforms.night import Dump, Lineage
+from warehouse.inbox import find_arrivals
 
 
 def test_a_slices_records_survive_pickling_field_for_field() -> None:
-    paths = sorted(p for p in [*SAMPLES.rglob("*.txt"), *(CASES / "web").glob("*.txt")])
-    read = [
-        (Dump(p.name, hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_size), p.read_bytes())
-        for p in paths
-    ]
+    found = [*find_arrivals(SAMPLES, 0).files, *find_arrivals(CASES / "web", 0).files]
+    read = [(Dump(f.dump_file, f.sha256, f.bytes), f.path.read_bytes()) for f in found]
     parsed = parse_dumps(read, Lineage("run", datetime(2026, 11, 27, tzinfo=UTC)))
     assert parsed.articles and parsed.rejected  # both kinds of record are in the slice
     assert any(r.encoding for r in parsed.rejected if r.stage == "parse")
