@@ -117,23 +117,29 @@ def ingest_env(
 ) -> dict[str, str]:
     """The child's environment: a fresh warehouse home, no settle wait, docs on or off, and the
     API of a running Prefect server if given (else the command starts its own)."""
-    env = dict(os.environ)
-    env.pop("PREFECT_API_URL", None)
+    env = _prefect_env(prefect_home, pycache)
     if api_url is not None:
         env["PREFECT_API_URL"] = api_url
-    if pycache is not None:
-        # Without .pyc files every start compiles Prefect, GX, pandas and scipy anew (tens of
-        # seconds); a production install has them. Cached in the bench's folder, not the venv.
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     env.update(
         WIREHOUSE_HOME=str(home),
         WIREHOUSE_SETTLE_SECONDS="0",
         WIREHOUSE_BUILD_DOCS="1" if docs else "0",
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
-        PREFECT_HOME=str(prefect_home),
-        DO_NOT_TRACK="1",
     )
+    return env
+
+
+def _prefect_env(prefect_home: Path, pycache: Path | None) -> dict[str, str]:
+    """What every process the bench starts shares: Prefect's home, the bytecode cache, no API
+    taken from the bench's own environment."""
+    env = dict(os.environ)
+    env.pop("PREFECT_API_URL", None)
+    if pycache is not None:
+        # Without .pyc files every start compiles Prefect, GX, pandas and scipy anew (tens of
+        # seconds); a production install has them. Cached in the bench's folder, not the venv.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env.update(PREFECT_HOME=str(prefect_home), DO_NOT_TRACK="1")
     return env
 
 
@@ -385,8 +391,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _running_server(places: Places) -> TemporaryServer:
     """A Prefect API server on Prefect's home of the bench, answering (stopped at exit)."""
-    env = ingest_env(Path(os.devnull), places.prefect_home, False, places.pycache)
-    server = TemporaryServer(env).start()
+    server = TemporaryServer(_prefect_env(places.prefect_home, places.pycache)).start()
     deadline = time.monotonic() + _SERVER_START_SECONDS
     while not server.answers():
         if time.monotonic() > deadline or server.process is None or server.process.poll():
