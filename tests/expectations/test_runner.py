@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -219,3 +222,42 @@ def test_a_half_written_project_is_moved_aside_and_made_again(
     assert outcome.docs_index is not None and outcome.docs_index.is_file()
     assert len(list(root.glob("gx.unreadable-*"))) == 1  # kept for whoever looks into it
     assert "could not be opened" in caplog.text
+
+
+_VALIDATE_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+import scipy
+from expectations.runner import import_gx
+from tests.expectations.test_runner import article_row, articles, run
+
+import_gx()
+outcome = run(articles(article_row(1), article_row(2, page_code="bad")), Path(sys.argv[1]),
+              build_docs=True)
+assert list(outcome.failures) == [article_row(2)["dump_file"]], outcome.failures
+assert outcome.docs_index is not None and outcome.docs_index.is_file()
+print("imported during GX's import and a validation:", "scipy.stats" in sys.modules)
+from great_expectations.expectations.core import expect_column_kl_divergence_to_be_less_than as kl
+print("entropy through GX's name:", round(kl.stats.entropy([0.5, 0.5], [0.9, 0.1]), 4))
+real = sys.modules.get("scipy.stats")
+print("imported on first use:", real is not None, scipy.stats is real)
+"""
+
+
+def test_scipy_stats_waits_for_its_first_use(tmp_path: Path) -> None:
+    # A new interpreter: this one may have imported GX (and scipy.stats) already.
+    done = subprocess.run(
+        [sys.executable, "-c", _VALIDATE_IN_A_NEW_PROCESS, str(tmp_path / "gx")],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "imported during GX's import and a validation: False",
+        "entropy through GX's name: 0.5108",  # scipy's own value, from the real module
+        "imported on first use: True True",
+    ]
