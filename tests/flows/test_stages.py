@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -104,3 +105,18 @@ def _modules_loaded() -> tuple[bool, bool]:
     import sys
 
     return "pyarrow" in sys.modules, "pandas" in sys.modules
+
+
+def test_key_columns_become_the_python_values_pyarrow_gives(tmp_path: Path) -> None:
+    # Dedupe reads the key columns of a night's staged articles (real ones, with their dates).
+    samples = Path(__file__).parents[2] / "samples"
+    parsed = _parse(tmp_path, _to_read(samples), None)
+    assert parsed.staged is not None
+    table = pq.read_table(parsed.staged, columns=flows.stages.KEY_COLUMNS)
+    stamps = table["published_at"]
+    assert stamps.null_count < len(stamps)  # dated articles, and undated ones when there are
+    with_gaps = pa.chunked_array([stamps.chunk(0), pa.array([None], stamps.type)])
+    for column in [*table.columns, with_gaps]:
+        assert flows.stages._python_values(column) == column.to_pylist()
+    times = flows.stages._python_values(with_gaps)
+    assert all(t is None or t.tzinfo is not None for t in times)
