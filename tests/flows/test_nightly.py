@@ -253,6 +253,25 @@ def test_data_docs_are_built_into_the_home(
     assert summary["run_id"] in docs.read_text()  # the index lists this night's validations
 
 
+def test_the_report_waits_for_the_run_to_be_visible(
+    sample_inbox: Path, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The load commits without waiting out the delay; the report refreshes the views and
+    # builds Data Docs meanwhile, then reads the run back (its figures and invariants).
+    monkeypatch.setenv("WIREHOUSE_VISIBILITY_DELAY_SECONDS", "2")
+    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "1")
+    summary = ingest(sample_inbox, home)
+    assert summary["status"] == "succeeded" and summary["violations"] == []
+    counts, warehouse = summary["counts"], summary["warehouse"]
+    assert counts["articles"] > 0 and summary["data_docs"] is not None
+    assert warehouse["articles"] == counts["articles"]
+    assert warehouse["files"] == counts["files"]
+    assert warehouse["succeeded runs"] == 1
+    [(visible_at,)] = query(home, "SELECT visible_at FROM runs")
+    started = datetime.fromisoformat(summary["started_at"])
+    assert summary["seconds"] >= (visible_at - started).total_seconds() - 0.001
+
+
 def test_an_updated_story_is_a_near_copy_of_the_first(
     sample_inbox: Path, home: Path, tmp_path: Path
 ) -> None:
