@@ -9,6 +9,12 @@ reads, validates, dedupes and loads; its young passes, one per 700 new objects, 
 more. Frozen objects are left out of every pass (they are still freed when nothing refers to
 them; only cycles among them wait for the night's end), and young passes come every 20,000 new
 objects, so a night spends about 0.1 s in the collector.
+
+Freezing keeps garbage too: a cycle that is garbage when frozen is never collected until the
+night ends. Great Expectations and pandas leave cycles holding a whole batch's columns after
+each validation, so a night that froze without collecting first kept about 26 MB of Arrow
+buffers per batch of 5,000 (peak memory 1,110 MB at 60,000 dumps; 936 MB when `settle`
+collects first, at the same speed: the pass scans only what came since the last freeze).
 """
 
 from __future__ import annotations
@@ -57,9 +63,13 @@ def night_collection() -> Iterator[None]:
 
 
 def settle() -> None:
-    """Leave what exists now out of the collector's passes, until `night_collection` ends.
+    """Free the cycles that are garbage now, then leave what exists out of the collector's
+    passes until `night_collection` ends.
 
     Called as the night's long-lived objects appear: the plan after discovery, each batch once
-    parsed (and Great Expectations, imported while the first batches parse).
+    parsed (and Great Expectations, imported while the first batches parse). What is alive then
+    and dropped later (a validation running on another thread) is freed by reference counting,
+    except cycles: those wait for the night's end.
     """
+    gc.collect()  # frozen objects are left out: this scans what came since the last freeze
     gc.freeze()

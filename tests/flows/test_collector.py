@@ -54,12 +54,24 @@ def test_cycles_made_during_a_night_are_still_collected() -> None:
 
 def test_settled_cycles_wait_for_the_night_to_end() -> None:
     with night_collection():
-        settled = _cycle()
+        held = _Node()
+        held.other = _Node()
+        held.other.other = held
+        settled = weakref.ref(held)
         settle()
+        del held  # garbage from now on, but frozen: left out of the collector's passes
         gc.collect()
-        assert settled() is not None  # frozen: left out of the collector's passes
+        assert settled() is not None
     gc.collect()
     assert settled() is None
+
+
+def test_settling_frees_the_garbage_it_would_otherwise_freeze() -> None:
+    # What a validation leaves: cycles no longer referenced, holding a batch's columns.
+    with night_collection():
+        garbage = _cycle()
+        settle()
+        assert garbage() is None
 
 
 def test_the_collector_comes_back_even_when_the_night_fails() -> None:
