@@ -229,20 +229,22 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
         run_name=f"{lineage.run_id}-{batch.index:05d}",
     )
     passed = batch.staged.with_name(f"valid-{batch.index:05d}.parquet")
+    signatures = batch.signatures  # shared with the parsed batch while every row passes
     if outcome.passed.num_rows == table.num_rows:
         batch.staged.replace(passed)  # every row passed: the staged file is the valid one
     else:
         _stage(outcome.passed, passed)
         batch.staged.unlink()
+        kept = pc.is_in(table.column("dump_file"), value_set=outcome.passed.column("dump_file"))
+        signatures = signatures[kept.to_numpy(zero_copy_only=False)]
     checkpoint("validate:batch")
-    kept = pc.is_in(table.column("dump_file"), value_set=outcome.passed.column("dump_file"))
     return ValidBatch(
         batch.index,
         passed,
         outcome.passed.select(KEY_COLUMNS),
         outcome.failures,
         outcome.statistics,
-        batch.signatures[kept.to_numpy(zero_copy_only=False)],
+        signatures,
     )
 
 
