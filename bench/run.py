@@ -434,7 +434,7 @@ def _parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sizes", default="5000,20000", help="comma-separated dump counts")
+    parser.add_argument("--sizes", default="20000,60000", help="comma-separated dump counts")
     parser.add_argument("--repeat", type=int, default=1, help="runs per size; medians are shown")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rescrape-share", type=float, default=0.1)
