@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.render import REPO, RenderSummary, render_inbox
-from flows.server import TemporaryServer
+from flows.server import ServerNotReady, TemporaryServer
 from flows.settings import quiet_third_parties
 
 STAGES = ("discover", "parse and validate", "dedupe", "load", "report")
@@ -418,12 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _running_server(places: Places) -> TemporaryServer:
     """A Prefect API server on Prefect's home of the bench, answering (stopped at exit)."""
     server = TemporaryServer(_prefect_env(places.prefect_home, places.pycache)).start()
-    deadline = time.monotonic() + _SERVER_START_SECONDS
-    while not server.answers():
-        if time.monotonic() > deadline or server.process is None or server.process.poll():
-            server.stop()
-            raise IngestFailed(f"the bench's Prefect server did not answer on {server.api_url}")
-        time.sleep(0.1)
+    try:
+        server.wait_until_ready(_SERVER_START_SECONDS)
+    except ServerNotReady as error:
+        server.stop()
+        raise IngestFailed(f"the bench's Prefect server: {error}") from error
     _say(f"Prefect server running for the `served` runs: {server.api_url}")
     return server
 

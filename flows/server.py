@@ -97,7 +97,15 @@ class TemporaryServer:
         from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS
 
         log.info("Using a temporary Prefect server on http://127.0.0.1:%d", self.port)
-        timeout = float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+        self.wait_until_ready(float(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+        os.environ["PREFECT_API_URL"] = self.api_url
+        # No UI is served, and the server goes with the command: no "View at" links to it.
+        os.environ.setdefault("PREFECT_UI_URL", "")
+        refresh_global_settings_context()  # so every thread's client sees the address
+
+    def wait_until_ready(self, timeout: float) -> None:
+        """Return once the server answers (on another port if its own was taken meanwhile);
+        ServerNotReady if it exits first or is silent for `timeout` seconds (then stopped)."""
         deadline = time.monotonic() + timeout
         while not self.answers():
             process = self.process
@@ -117,10 +125,6 @@ class TemporaryServer:
                     "(raise PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS on a busy machine)"
                 )
             time.sleep(_POLL_SECONDS)
-        os.environ["PREFECT_API_URL"] = self.api_url
-        # No UI is served, and the server goes with the command: no "View at" links to it.
-        os.environ.setdefault("PREFECT_UI_URL", "")
-        refresh_global_settings_context()  # so every thread's client sees the address
 
     def stop(self) -> None:
         """Stop the server process (a no-op once stopped)."""
