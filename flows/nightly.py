@@ -211,7 +211,7 @@ def load(
         entries = [*bundles, *(e for batch in parsed for e in batch.archived)]
         write_index(home, run_id, entries)
     delay = settings.visibility_delay_seconds if run_row["status"] == "succeeded" else 0.0
-    visible_at = commit_run(home, run_row, delay, wait=False)
+    visible_at = commit_run(home, run_row, delay)
     if run_row["status"] != "succeeded":
         remove_pack_files(home, succeeded_run_ids(home))  # read again by the next night
         remove_runs(index_dir(home.lake), succeeded_run_ids(home))

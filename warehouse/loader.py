@@ -23,7 +23,6 @@ from warehouse.lake import (
     part_path,
     publish,
     temp_path,
-    wait_until_visible,
     write_parquet_atomically,
 )
 
@@ -73,16 +72,14 @@ def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[s
     return written
 
 
-def commit_run(
-    home: Home, run_row: Row, delay_seconds: float = 0.0, *, wait: bool = True
-) -> datetime:
+def commit_run(home: Home, run_row: Row, delay_seconds: float = 0.0) -> datetime:
     """Commit a run by writing its `runs` row, last; its rows appear to queries `delay` later.
 
     A query lists each scan's files in turn, so two scans of one query can list the lake on
     either side of a commit. The marker therefore carries `visible_at`, a moment ahead, and the
     views show a run only to queries that started after it (see `warehouse.catalog`): by then
-    the marker is on disk for every scan to find. The call returns `visible_at`, once the run is
-    visible; with `wait=False` at once (the caller waits before it reads the run back).
+    the marker is on disk for every scan to find. Returns `visible_at` at once: the caller does
+    what needs no reading back, then `wait_until_visible(visible_at)`.
     """
     checkpoint("load:commit")
     visible_at = datetime.now(UTC) + timedelta(seconds=delay_seconds)
@@ -96,8 +93,6 @@ def commit_run(
             run_row["run_id"],
             late.total_seconds(),
         )
-    if wait:
-        wait_until_visible(visible_at)
     return visible_at
 
 

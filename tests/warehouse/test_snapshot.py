@@ -12,7 +12,13 @@ import pyarrow as pa
 from transforms.records import SCHEMAS, table_of
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
-from warehouse.lake import ensure_tables, marker_path, part_path, write_parquet_atomically
+from warehouse.lake import (
+    ensure_tables,
+    marker_path,
+    part_path,
+    wait_until_visible,
+    write_parquet_atomically,
+)
 from warehouse.loader import append_rows, commit_run
 from warehouse.recovery import recover
 
@@ -64,7 +70,7 @@ def test_a_long_open_session_never_sees_part_of_a_commit(tmp_path: Path) -> None
         for night in range(runs):
             run_id = f"run-{night:03d}"
             _write_run_files(home, run_id)
-            commit_run(home, _run_row(run_id), delay_seconds=0.02)
+            wait_until_visible(commit_run(home, _run_row(run_id), delay_seconds=0.02))
 
     writer = threading.Thread(target=nights)
     seen: list[tuple[int, ...]] = []
