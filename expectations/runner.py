@@ -165,13 +165,11 @@ def _defer_scipy_stats() -> None:
     there serves them; its first use imports the real module (which then replaces it), and a
     plain `import scipy.stats` anywhere is untouched (the stand-in is not in sys.modules).
     """
-    if "scipy.stats" in sys.modules:
-        return
     try:
         scipy = importlib.import_module("scipy")
     except ImportError:  # GX imports it at once and says so
         return
-    if "stats" not in vars(scipy):
+    if "stats" not in vars(scipy):  # not imported yet: an import sets the attribute
         setattr(scipy, "stats", _Deferred("scipy.stats"))  # noqa: B010 (a module: mypy refuses)
 
 
