@@ -14,6 +14,7 @@ import pytest
 
 from expectations import runner
 from expectations.runner import ValidationOutcome, validate_articles
+from tests.conftest import REPO
 from transforms.records import ARTICLES_SCHEMA
 
 NOW = datetime(2024, 6, 1, 3, 0, tzinfo=UTC)
@@ -250,7 +251,7 @@ def test_scipy_stats_waits_for_its_first_use(tmp_path: Path) -> None:
         [sys.executable, "-c", _VALIDATE_IN_A_NEW_PROCESS, str(tmp_path / "gx")],
         capture_output=True,
         text=True,
-        cwd=Path(__file__).parents[2],
+        cwd=REPO,
         env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
         timeout=120,
         check=False,

@@ -16,6 +16,7 @@ import pytest
 import flows.stages
 import flows.workers
 from flows.stages import ParsedBatch, ToRead, parse_batch
+from tests.conftest import SAMPLES
 from transforms.night import Dump, Lineage
 from warehouse.home import Home
 from warehouse.inbox import find_arrivals
@@ -109,8 +110,7 @@ def _modules_loaded() -> tuple[bool, bool]:
 
 def test_key_columns_become_the_python_values_pyarrow_gives(tmp_path: Path) -> None:
     # Dedupe reads the key columns of a night's staged articles (real ones, with their dates).
-    samples = Path(__file__).parents[2] / "samples"
-    parsed = _parse(tmp_path, _to_read(samples), None)
+    parsed = _parse(tmp_path, _to_read(SAMPLES), None)
     assert parsed.staged is not None
     table = pq.read_table(parsed.staged, columns=flows.stages.KEY_COLUMNS)
     stamps = table["published_at"]
