@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from warehouse.catalog import lake_connection
-from warehouse.home import Home
+import duckdb
 
 # Artifacts over this many rows make the UI's table slow and the API payload large; the
 # complete list is the `quarantine` view, which the summary names.
@@ -33,12 +32,13 @@ def artifact_keys(kind: str) -> dict[str, str]:
     }
 
 
-def lake_figures(home: Home, run_id: str) -> tuple[list[dict[str, Any]], dict[str, int]]:
+def lake_figures(
+    con: duckdb.DuckDBPyConnection, run_id: str
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """This run's articles per publication day (UTC) and the warehouse's totals, once committed."""
-    with lake_connection(home) as con:
-        days = con.execute(_ARTICLES_PER_DAY_SQL, [run_id]).fetchall()
-        totals = con.execute(_TOTALS_SQL).fetchall()[0]
-    per_day = [{"day": day.isoformat(), "articles": int(n)} for day, n in days]
+    days = con.execute(_ARTICLES_PER_DAY_SQL, [run_id]).fetchall()
+    totals = con.execute(_TOTALS_SQL).fetchall()[0]
+    per_day = [{"day": day.isoformat() if day else "undated", "articles": int(n)} for day, n in days]
     return per_day, dict(zip(_TOTAL_NAMES, map(int, totals), strict=True))
 
 

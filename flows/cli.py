@@ -86,7 +86,7 @@ def ingest(args: argparse.Namespace) -> int:
         )
     from warehouse.lock import RunLocked, lock_holder
 
-    if (held := lock_holder(settings.home.lock)) is not None:
+    if (held := lock_holder(settings.home)) is not None:
         raise UserError(held)
     server = _temporary_server()
     with imports_uncollected():
@@ -255,10 +255,12 @@ def _parse_sql(query: str) -> str:
 
 
 def _require_warehouse(settings: Settings) -> None:
-    if not settings.home.table_dir("runs").is_dir():
+    from warehouse.catalog import exists
+
+    if not exists(settings.home):
         raise UserError(
-            f"no warehouse at {settings.home.root}: run `wirehouse ingest` first "
-            "(or set WIREHOUSE_HOME)"
+            f"no warehouse at {settings.home.catalog_spec}: run `wirehouse ingest` first "
+            "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
         )
 
 

@@ -9,11 +9,12 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
+import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.context import get_run_context
@@ -44,14 +45,11 @@ from flows.workers import parse_workers
 from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
-from warehouse.archive import ArchiveEntry, remove_pack_files, write_index
-from warehouse.catalog import lake_connection, sync_catalog
+from warehouse.archive import ArchiveEntry, remove_unindexed
+from warehouse.catalog import cursor, open_lake
 from warehouse.inbox import find_arrivals
-from warehouse.lake import ensure_tables, succeeded_run_ids, wait_until_visible
-from warehouse.loader import append_articles, append_rows, commit_run
+from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
-from warehouse.nearindex import append as append_near_index
-from warehouse.nearindex import index_dir, remove_runs
 from warehouse.recovery import recover
 from warehouse.verify import verify
 
@@ -103,13 +101,15 @@ class Timings:
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
 )
-def discover(settings: Settings, window: Window, lineage: Lineage) -> Plan:
+def discover(
+    settings: Settings, window: Window, lineage: Lineage, lake: duckdb.DuckDBPyConnection
+) -> Plan:
     """Walk the inbox, hash what settled, open bundles, and match it against the ledger."""
     found = find_arrivals(settings.inbox, settings.settle_seconds)
     arrivals, outside = within_window(found, window)
     if outside:
         get_run_logger().info("%d files modified outside %s left out", outside, window)
-    with lake_connection(settings.home) as con:
+    with cursor(lake) as con:
         plan = discover_plan(arrivals, con, settings.home, lineage, settings.bundle_limits)
     get_run_logger().info(
         "discovered %d files: %d new, %d same bytes as earlier files, %d already recorded, "
@@ -167,12 +167,14 @@ def validate(index: int, batch: ParsedBatch, settings: Settings, lineage: Lineag
 
 
 @task(name="dedupe", task_run_name="dedupe", cache_policy=NONE)
-def dedupe(valid: list[ValidBatch], settings: Settings) -> Deduped:
+def dedupe(
+    valid: list[ValidBatch], settings: Settings, lake: duckdb.DuckDBPyConnection
+) -> Deduped:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
         return Deduped(set(), [], [], signatures([]))
-    with lake_connection(settings.home) as con:
-        deduped = dedupe_against_history(valid, con, settings.home, settings.near_threshold)
+    with cursor(lake) as con:
+        deduped = dedupe_against_history(valid, con, settings.near_threshold)
     kinds = Counter(link.kind for link in deduped.links)
     get_run_logger().info(
         "deduplicated: %d kept, %d copies %s", len(deduped.kept), len(deduped.links), dict(kinds)
@@ -196,28 +198,28 @@ def load(
     deduped: Deduped,
     run_row: dict[str, Any],
     settings: Settings,
-) -> datetime:
-    """Append the night's files to the lake, then commit the run (all or nothing visible).
-
-    Returns when queries will see the run: `report` does what needs no reading back meanwhile.
-    """
+    lake: duckdb.DuckDBPyConnection,
+) -> int:
+    """Commit the night in one DuckLake transaction (all or nothing visible); its snapshot id."""
     home, run_id = settings.home, run_row["run_id"]
+    night = NightRows(run_row)
     if run_row["status"] == "succeeded":
-        staged = [batch.passed for batch in valid if batch.passed is not None]
-        append_articles(home, run_id, staged, deduped.kept)
-        append_near_index(index_dir(home.lake), run_id, deduped.kept_ids, deduped.kept_signatures)
-        small = {"duplicates": ledger.duplicates, "quarantine": ledger.quarantine}
-        append_rows(home, run_id, {**small, "files": ledger.files})
-        entries = [*bundles, *(e for batch in parsed for e in batch.archived)]
-        write_index(home, run_id, entries)
-    delay = settings.visibility_delay_seconds if run_row["status"] == "succeeded" else 0.0
-    visible_at = commit_run(home, run_row, delay)
-    if run_row["status"] != "succeeded":
-        remove_pack_files(home, succeeded_run_ids(home))  # read again by the next night
-        remove_runs(index_dir(home.lake), succeeded_run_ids(home))
+        night.staged = [batch.passed for batch in valid if batch.passed is not None]
+        night.kept = deduped.kept
+        night.tables = {
+            "duplicates": ledger.duplicates,
+            "quarantine": ledger.quarantine,
+            "files": ledger.files,
+        }
+        night.archived = [*bundles, *(e for batch in parsed for e in batch.archived)]
+        night.kept_ids, night.kept_signatures = deduped.kept_ids, deduped.kept_signatures
+    with cursor(lake) as con:
+        snapshot = commit_night(con, night)
+        if run_row["status"] != "succeeded":
+            remove_unindexed(home, con)  # its dumps are read again by the next night
     shutil.rmtree(home.staging / run_id, ignore_errors=True)
-    get_run_logger().info("committed run %s (%s)", run_id, run_row["status"])
-    return visible_at
+    get_run_logger().info("committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot)
+    return snapshot
 
 
 @task(name="report", task_run_name="report", cache_policy=NONE)
@@ -226,23 +228,17 @@ def report(
     settings: Settings,
     run_names: list[str],
     quarantine: list[dict[str, Any]],
-    visible_at: datetime,
+    lake: duckdb.DuckDBPyConnection,
 ) -> dict[str, Any]:
-    """Refresh the analysts' views, build Data Docs, write the summary, publish UI artifacts.
-
-    The views and Data Docs are made while the commit's visibility delay runs out; the
-    night's `seconds` end when the run is visible with the views current.
-    """
-    summary["catalog_current"] = sync_catalog(settings.home)
+    """Build Data Docs, read the committed night back, write the summary, publish UI artifacts."""
     started = datetime.fromisoformat(summary["started_at"])
-    queryable = max(datetime.now(UTC), visible_at)
-    summary["seconds"] = round((queryable - started).total_seconds(), 3)
+    summary["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3)
     if settings.build_docs and run_names:
         docs = build_docs(settings.home.gx, run_names)
         summary["data_docs"] = str(docs) if docs else None
-    wait_until_visible(visible_at)  # what follows reads the run back
-    per_day, summary["warehouse"] = lake_figures(settings.home, summary["run_id"])
-    # The cheap part of `wirehouse verify`: the views' invariants and the archive's coverage.
+    with cursor(lake) as con:
+        per_day, summary["warehouse"] = lake_figures(con, summary["run_id"])
+    # The cheap part of `wirehouse verify`: the tables' invariants and the archive's coverage.
     summary["violations"] = [
         f"{v.check}: {v.count} broken ({v.promise})" for v in verify(settings.home)
     ]
@@ -279,18 +275,19 @@ def nightly_ingest(
     if not settings.inbox.is_dir():
         raise NightFailed(f"no such inbox: {settings.inbox}")
     settings.home.ensure()
-    ensure_tables(settings.home)
-    with run_lock(settings.home.lock), night_collection():
-        recover(settings.home)
-        return _run_night(settings, Window(since, until), run_kind(backfill))
+    with run_lock(settings.home), night_collection(), closing(open_lake(settings.home)) as lake:
+        recover(settings.home, lake)
+        return _run_night(settings, Window(since, until), run_kind(backfill), lake)
 
 
-def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
+def _run_night(
+    settings: Settings, window: Window, kind: str, lake: duckdb.DuckDBPyConnection
+) -> dict[str, Any]:
     started = datetime.now(UTC)
     lineage = Lineage(_new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
-        plan = discover(settings, window, lineage)
+        plan = discover(settings, window, lineage, _quoted(lake))
     settle()
     if plan.to_read:
         # Great Expectations takes seconds to import: let it load while the workers parse
@@ -317,13 +314,13 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
                     parsing.append(parse_next(len(parsing)))
             valid = [future.result() for future in validating]
     with timings.stage("dedupe"):
-        deduped = dedupe(_quoted(valid), settings)
+        deduped = dedupe(_quoted(valid), settings, _quoted(lake))
     ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
     counts = summary_counts(plan, ledger)
     ratio, gate_message = _failure_gate(plan, ledger, settings)
-    run_row = _run_row(settings, lineage, counts, ratio, gate_message)
+    run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
     with timings.stage("load"):
-        visible_at = load(
+        snapshot = load(
             _quoted(ledger),
             _quoted(parsed),
             _quoted(plan.archived),
@@ -331,9 +328,11 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
             _quoted(deduped),
             run_row,
             settings,
+            _quoted(lake),
         )
     summary: dict[str, Any] = {
         "run_id": lineage.run_id,
+        "snapshot": snapshot,
         "kind": kind,
         "status": run_row["status"],
         "message": run_row["message"],
@@ -348,7 +347,7 @@ def _run_night(settings: Settings, window: Window, kind: str) -> dict[str, Any]:
     }
     with timings.stage("report"):
         run_names = [f"{lineage.run_id}-{b.index:05d}" for b in valid if b.passed is not None]
-        summary = report(summary, settings, run_names, _quoted(ledger.quarantine), visible_at)
+        summary = report(summary, settings, run_names, _quoted(ledger.quarantine), _quoted(lake))
     if gate_message is not None:
         raise NightFailed(gate_message)
     if summary["violations"]:
@@ -387,12 +386,18 @@ def _failure_gate(plan: Plan, ledger: Ledger, settings: Settings) -> tuple[float
 
 
 def _run_row(
-    settings: Settings, lineage: Lineage, counts: dict[str, Any], ratio: float, message: str | None
+    settings: Settings,
+    lineage: Lineage,
+    kind: str,
+    counts: dict[str, Any],
+    ratio: float,
+    message: str | None,
 ) -> dict[str, Any]:
     loaded = message is None
     return {
         "run_id": lineage.run_id,
         "flow_run_id": _flow_run_id(),
+        "kind": kind,
         "started_at": lineage.at,
         "finished_at": datetime.now(UTC),
         "status": "succeeded" if loaded else "failed",

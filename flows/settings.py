@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from transforms.minhash import THRESHOLD as NEAR_THRESHOLD
 from warehouse.bundles import BundleLimits
-from warehouse.home import Home
+from warehouse.home import Home, S3Access
 
 DEFAULT_HOME = "./data"
 # A site redesign that breaks the parser sends most of a night to quarantine; a normal night
@@ -35,10 +36,8 @@ DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 DEFAULT_BATCH_SIZE = 5000
 # Worker processes that parse: one per core (a night of one batch and one slice parses in-process).
 DEFAULT_PARSE_PROCESSES = os.cpu_count() or 1
-# How long after its commit marker is written a run's rows appear to queries: the marker must be
-# on disk before any query that shows the run starts (warehouse/loader.commit_run). Writing it
-# takes milliseconds; a second covers a stalled disk.
-DEFAULT_VISIBILITY_DELAY_SECONDS = 1.0
+# Time travel and rollback reach this far back; `wirehouse compact` expires older snapshots.
+DEFAULT_SNAPSHOT_RETENTION_DAYS = 30
 # The nightly schedule: after the crawler's evening drop has landed, before analysts start.
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"
@@ -64,7 +63,7 @@ class Settings:
     parse_processes: int = DEFAULT_PARSE_PROCESSES
     build_docs: bool = True
     near_threshold: float = NEAR_THRESHOLD
-    visibility_delay_seconds: float = DEFAULT_VISIBILITY_DELAY_SECONDS
+    snapshot_retention_days: float = DEFAULT_SNAPSHOT_RETENTION_DAYS
 
     @classmethod
     def from_env(
@@ -76,7 +75,7 @@ class Settings:
     ) -> Settings:
         """Settings from arguments, then WIREHOUSE_* environment variables, then defaults."""
         env = os.environ
-        the_home = Home.at(home or env.get("WIREHOUSE_HOME") or DEFAULT_HOME)
+        the_home = home_from_env(home)
         the_inbox = Path(inbox or env.get("WIREHOUSE_INBOX") or the_home.inbox)
         settings = cls(
             home=the_home,
@@ -98,8 +97,8 @@ class Settings:
             parse_processes=int(env.get("WIREHOUSE_PARSE_PROCESSES", DEFAULT_PARSE_PROCESSES)),
             build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
             near_threshold=_float(env, "WIREHOUSE_NEAR_THRESHOLD", NEAR_THRESHOLD),
-            visibility_delay_seconds=_float(
-                env, "WIREHOUSE_VISIBILITY_DELAY_SECONDS", DEFAULT_VISIBILITY_DELAY_SECONDS
+            snapshot_retention_days=_float(
+                env, "WIREHOUSE_SNAPSHOT_RETENTION_DAYS", DEFAULT_SNAPSHOT_RETENTION_DAYS
             ),
         )
         if max_failure_ratio is not None:
@@ -115,6 +114,46 @@ class Settings:
             max_total_bytes=self.max_bundle_bytes,
             max_ratio=self.max_compression_ratio,
         )
+
+
+def home_from_env(home: str | Path | None = None) -> Home:
+    """The home, its DuckLake catalog and data path: arguments, then WIREHOUSE_*, then defaults.
+
+    WIREHOUSE_CATALOG is `sqlite:<path>` (default `$WIREHOUSE_HOME/catalog.sqlite`) or
+    `postgres:<libpq connection string>`; WIREHOUSE_DATA_PATH a folder (default
+    `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`, reached with the standard AWS_* settings.
+    """
+    env = os.environ
+    catalog = env.get("WIREHOUSE_CATALOG", "")
+    if catalog and not catalog.startswith(("sqlite:", "postgres:")):
+        raise ValueError(
+            f"WIREHOUSE_CATALOG={catalog!r}: give sqlite:<path> or postgres:<connection string>"
+        )
+    if catalog.startswith("sqlite:"):
+        catalog = "sqlite:" + str(Path(catalog.removeprefix("sqlite:")).expanduser().resolve())
+    data_path = env.get("WIREHOUSE_DATA_PATH", "")
+    if data_path and "://" not in data_path:
+        data_path = str(Path(data_path).expanduser().resolve())
+    return Home.at(
+        home or env.get("WIREHOUSE_HOME") or DEFAULT_HOME,
+        catalog=catalog,
+        data_path=data_path,
+        s3=s3_from_env() if data_path.startswith("s3://") else None,
+    )
+
+
+def s3_from_env() -> S3Access:
+    """S3 credentials and endpoint from the standard AWS_* variables."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    parsed = urlsplit(endpoint) if endpoint else None
+    return S3Access(
+        key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        secret=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        endpoint=parsed.netloc if parsed else None,
+        use_ssl=parsed is None or parsed.scheme == "https",
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,8 @@ from warehouse.bundles import BundleLimits
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
-from warehouse.lake import succeeded_run_ids
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
-from warehouse.nearindex import history_matches, index_dir
+from warehouse.nearindex import history_matches
 from warehouse.unpack import container_hashes, unpack_arrivals
 
 log = logging.getLogger(__name__)
@@ -257,7 +256,6 @@ def _stage(table: pa.Table, path: Path) -> None:
 def dedupe_against_history(
     valid: Sequence[ValidBatch],
     con: duckdb.DuckDBPyConnection,
-    home: Home,
     near_threshold: float,
 ) -> Deduped:
     """Which valid articles are kept and which are copies (same page, exact, near), of what."""
@@ -272,9 +270,7 @@ def dedupe_against_history(
     # Near copies: kept articles against the MinHash index of the history, and each other.
     row_of = {c.dump_file: i for i, c in enumerate(candidates)}
     kept_sigs = sigs[[row_of[c.dump_file] for c in kept]] if kept else sigs[:0]
-    matches = history_matches(
-        index_dir(home.lake), kept_sigs, succeeded_run_ids(home), near_threshold
-    )
+    matches = history_matches(con, kept_sigs, near_threshold)
     kept, links = dedupe_near(kept, links, kept_sigs, matches, near_threshold)
     final_sigs = sigs[[row_of[c.dump_file] for c in kept]] if kept else sigs[:0]
     return Deduped({c.dump_file for c in kept}, links, [c.article_id for c in kept], final_sigs)

@@ -23,6 +23,8 @@ from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
+pytest_plugins = ["tests.servers"]
+
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "inbox"
 CASES = REPO / "tests" / "cases"

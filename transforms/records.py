@@ -45,8 +45,7 @@ ParseResult = Article | Rejection
 
 _TS = pa.timestamp("us", tz="UTC")
 
-# Columns of `articles` as stored in Parquet. published_month is the Hive partition key and lives
-# in the directory name, not in the files.
+# Columns of `articles` as a night stages them; the lake adds `published_month` (warehouse/catalog).
 ARTICLES_SCHEMA = pa.schema(
     [
         ("article_id", pa.string()),
@@ -116,12 +115,10 @@ RUNS_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
         ("flow_run_id", pa.string()),
+        ("kind", pa.string()),  # nightly | backfill | rollback | reprocess | migrate
         ("started_at", _TS),
         ("finished_at", _TS),
-        # When the run's rows appear to queries: a moment after its marker is on disk, so that
-        # every scan of a query that starts later lists the marker (warehouse/catalog.py).
-        ("visible_at", _TS),
-        ("status", pa.string()),  # succeeded | failed
+        ("status", pa.string()),  # succeeded | failed | rolled_back
         ("message", pa.string()),
         ("inbox", pa.string()),
         ("files_seen", pa.int64()),

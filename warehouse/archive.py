@@ -2,9 +2,9 @@
 
 One small file per dump costs about half a millisecond to create on a typical disk, more than
 parsing the dump; a pack per parse batch costs microseconds per dump. The index (sha256, pack,
-offset, length) is one Parquet file per run, written with the run's other files before its
-commit marker, so the archive holds exactly the committed runs' bytes. Dumps too large to read
-are copied whole under `large/`.
+offset, length) is the lake's `archive_index` table, committed in the night's snapshot, so the
+archive holds exactly the committed nights' bytes: packs no index row names are a killed or
+refused run's, removed by the next run. Dumps too large to read are copied whole under `large/`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import shutil
 from pathlib import Path
 from types import TracebackType
 
+import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from warehouse.home import Home
-from warehouse.lake import publish, temp_path, write_parquet_atomically
+from warehouse.files import publish, temp_path
 
 # (sha256, pack, offset, length): where one dump's bytes are.
 ArchiveEntry = tuple[str, str, int, int]
@@ -82,44 +82,34 @@ def index_table(entries: list[ArchiveEntry]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=INDEX_SCHEMA)
 
 
-def write_index(home: Home, run_id: str, entries: list[ArchiveEntry]) -> None:
-    """Record where a run's raw bytes are; part of the run, written before its marker."""
-    if entries:
-        write_parquet_atomically(index_table(entries), index_path(home, run_id))
-
-
-def index_path(home: Home, run_id: str) -> Path:
-    """The archive index file of one run."""
-    return home.archive / "index" / f"{run_id}.parquet"
-
-
-def read_archived(home: Home, sha256: str) -> bytes | None:
+def read_archived(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> bytes | None:
     """The raw bytes kept for a hash, or None if the archive does not hold them."""
-    folder = home.archive / "index"
-    if not folder.is_dir() or not any(folder.glob("*.parquet")):
+    rows = con.execute(
+        "SELECT pack, \"offset\", length FROM archive_index WHERE dump_sha256 = ? LIMIT 1",
+        [sha256],
+    ).fetchall()
+    if not rows:
         return None
-    index = pq.read_table(folder, filters=[("dump_sha256", "=", sha256)], schema=INDEX_SCHEMA)
-    if index.num_rows == 0:
-        return None
-    pack, offset, length = (index.column(c)[0].as_py() for c in ("pack", "offset", "length"))
-    assert isinstance(pack, str) and isinstance(offset, int) and isinstance(length, int)
-    path = home.archive / pack if pack.startswith("large/") else home.archive / "packs" / pack
-    with path.open("rb") as handle:
+    pack, offset, length = rows[0]
+    with pack_path(home, pack).open("rb") as handle:
         handle.seek(offset)
-        return handle.read(length)
+        data: bytes = handle.read(length)
+        return data
 
 
-def run_of_pack(name: str) -> str:
-    """The run that wrote a pack file (its name is `<run_id>-<batch>.pack`)."""
-    return name.rsplit("-", 1)[0]
+def pack_path(home: Home, pack: str) -> Path:
+    """Where the archive keeps a pack (or a large dump) named in the index."""
+    return home.archive / pack if pack.startswith("large/") else home.archive / "packs" / pack
 
 
-def remove_pack_files(home: Home, keep_runs: set[str]) -> list[Path]:
-    """Delete packs and indexes of runs not in `keep_runs` (a killed or refused run's)."""
+def remove_unindexed(home: Home, con: duckdb.DuckDBPyConnection) -> list[Path]:
+    """Delete packs and large dumps no committed night's index names (a killed or refused run's)."""
+    named = {pack for (pack,) in con.execute("SELECT DISTINCT pack FROM archive_index").fetchall()}
     removed = []
-    for path in [*(home.archive / "packs").glob("*"), *(home.archive / "index").glob("*")]:
-        run = run_of_pack(path.name) if path.parent.name == "packs" else path.stem
-        if path.name.startswith(".") or run not in keep_runs:
+    found = [*(home.archive / "packs").glob("*"), *(home.archive / "large").glob("*")]
+    for path in found:
+        name = path.name if path.parent.name == "packs" else f"large/{path.name}"
+        if path.name.startswith(".") or name not in named:
             path.unlink()
             removed.append(path)
     return removed

@@ -1,126 +1,249 @@
-"""SQL views over the lake: in warehouse.duckdb for analysts, in memory for the job itself."""
+"""The DuckLake catalog: attaching it (read-write for runs, read-only for readers) and its tables.
+
+Every connection is an in-memory DuckDB with the lake attached as `wh` and in use, so the
+contract's tables answer to their bare names. DuckDB's extensions come from the PyPI wheels of
+the project's environment (no machine here reaches DuckDB's extension repository), installed
+once into an extension folder of that environment, with DuckDB's signature check on.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import logging
-import time
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
-from warehouse.faults import checkpoint
-from warehouse.home import TABLES, Home
-from warehouse.lake import ensure_tables
+from transforms.records import SCHEMAS
+from warehouse.home import Home, S3Access
 
-log = logging.getLogger(__name__)
+ALIAS = "wh"
+DUCKDB_VERSION = "v" + duckdb.__version__
+EXTENSIONS = ("ducklake", "sqlite", "postgres", "httpfs")
+# `articles` also stores its publication month, the analysts' usual grouping.
+MONTH_COLUMN = "published_month"
+PARTITIONING = "year(published_at), month(published_at)"
+# Where a night's dumps' raw bytes are: part of the night's snapshot, like its rows.
+ARCHIVE_INDEX_SCHEMA = pa.schema(
+    [
+        ("dump_sha256", pa.string()),
+        ("pack", pa.string()),  # file name under archive/packs, or "large/<sha>"
+        ("offset", pa.int64()),
+        ("length", pa.int64()),
+        ("run_id", pa.string()),
+    ]
+)
+# The near-duplicate index: each kept article's LSH band keys and its MinHash signature.
+MINHASH_BANDS_SCHEMA = pa.schema(
+    [("key", pa.uint64()), ("article_id", pa.string()), ("run_id", pa.string())]
+)
+MINHASH_SIGNATURES_SCHEMA = pa.schema(
+    [("article_id", pa.string()), ("signature", pa.binary()), ("run_id", pa.string())]
+)
+# Every table of the lake and its columns: the contract's five, then the night's internals.
+LAKE_SCHEMAS: dict[str, pa.Schema] = {
+    "articles": SCHEMAS["articles"].append(pa.field(MONTH_COLUMN, pa.string())),
+    **{name: schema for name, schema in SCHEMAS.items() if name != "articles"},
+    "archive_index": ARCHIVE_INDEX_SCHEMA,
+    "minhash_bands": MINHASH_BANDS_SCHEMA,
+    "minhash_signatures": MINHASH_SIGNATURES_SCHEMA,
+}
 
-# Bump when the view definitions change, so existing catalogs are rewritten.
-CATALOG_VERSION = "3"
-# Files DuckDB 2.x writes by default are unreadable by the 1.5 command-line tool analysts have.
-STORAGE_COMPATIBILITY = "v1.5.0"
-_LOCK_RETRIES = 5
-_LOCK_PAUSE_SECONDS = 0.2
+
+class NoWarehouse(LookupError):
+    """There is no catalog at the configured place yet."""
 
 
-def view_statements(home: Home) -> list[str]:
-    """CREATE VIEW statements for every table; data views show committed, succeeded runs only.
+def extension_dir() -> Path:
+    """Where this environment's DuckDB extensions are installed (inside the environment)."""
+    return Path(sys.prefix) / "share" / "wirehouse" / "duckdb-extensions"
 
-    A query sees the runs visible when its transaction started (`current_timestamp` is that
-    instant) and no other: its scans list the lake one after another, and one may list a run's
-    marker that an earlier scan missed, but a run committed after the query started stays out
-    of all of them. Runs become visible a moment after their marker is written
-    (`warehouse.loader.commit_run`), so every scan of a query that shows a run lists its files.
-    Within BEGIN ... COMMIT, every query sees the same runs.
-    """
-    statements = [_runs_view(home)]
-    committed = "run_id IN (SELECT run_id FROM runs WHERE status = 'succeeded')"
-    for table in TABLES:
-        if table == "runs":
-            continue
-        source = _source(home, table)
-        statements.append(
-            f"CREATE OR REPLACE VIEW {table} AS SELECT * FROM {source} WHERE {committed}"
+
+def install_extensions(con: duckdb.DuckDBPyConnection) -> Path:
+    """Point DuckDB at the environment's extension folder, installing the wheels' files once."""
+    folder = extension_dir()
+    con.execute(f"SET extension_directory = {literal(str(folder))}")
+    installed = {
+        name
+        for (name,) in con.execute(
+            "SELECT extension_name FROM duckdb_extensions() WHERE installed"
+        ).fetchall()
+    }
+    for name in EXTENSIONS:
+        # The sqlite and postgres files install as sqlite_scanner and postgres_scanner.
+        if name not in installed and f"{name}_scanner" not in installed:
+            con.execute(f"INSTALL {literal(str(_wheel_file(name)))}")
+    return folder
+
+
+def _wheel_file(name: str) -> Path:
+    spec = importlib.util.find_spec(f"duckdb_extension_{name}")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            f"the DuckDB extension package duckdb-extension-{name} is not installed: "
+            "run `make venv` (it installs the project's environment from uv.lock)"
         )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    return root / "extensions" / DUCKDB_VERSION / f"{name}.duckdb_extension"
+
+
+def attach_statements(
+    home: Home, *, read_only: bool = False, snapshot: int | None = None
+) -> list[str]:
+    """The statements that attach the lake as `wh` and make it the default database."""
+    statements = []
+    if home.s3 is not None:
+        statements.append(s3_secret(home.s3))
+    options = [f"DATA_PATH {literal(home.data_url)}"]
+    if read_only:
+        options.append("READ_ONLY")
+    if snapshot is not None:
+        options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+    target = literal(f"ducklake:{home.catalog_spec}")
+    statements.append(f"ATTACH {target} AS {ALIAS} ({', '.join(options)})")
+    statements.append(f"USE {ALIAS}")
     return statements
 
 
-def lake_connection(home: Home) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with the views: never locks warehouse.duckdb, never blocks a run."""
-    if home.lake.is_dir():
-        ensure_tables(home)
-    con = duckdb.connect(":memory:")
-    for statement in view_statements(home):
-        con.execute(statement)
-    return con
+def s3_secret(s3: S3Access) -> str:
+    """A DuckDB secret for the data path on S3 (an S3-compatible endpoint: path-style URLs)."""
+    options = [
+        "TYPE s3",
+        f"KEY_ID {literal(s3.key_id)}",
+        f"SECRET {literal(s3.secret)}",
+        f"REGION {literal(s3.region)}",
+    ]
+    if s3.endpoint:
+        options += [f"ENDPOINT {literal(s3.endpoint)}", "URL_STYLE 'path'"]
+    options.append(f"USE_SSL {'true' if s3.use_ssl else 'false'}")
+    return f"CREATE OR REPLACE SECRET wirehouse_s3 ({', '.join(options)})"
 
 
-def sync_catalog(home: Home) -> bool:
-    """Bring warehouse.duckdb's views up to date; False if a reader held it too long to do so."""
-    statements = view_statements(home)
-    signature = hashlib.sha256("\n".join([CATALOG_VERSION, *statements]).encode()).hexdigest()
-    for attempt in range(_LOCK_RETRIES):
-        try:
-            return _sync(home.catalog, statements, signature)
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower():
-                raise
-            time.sleep(_LOCK_PAUSE_SECONDS * (attempt + 1))
-    log.warning(
-        "warehouse.duckdb is held by another process; its views were not refreshed this run "
-        "(the data is committed; the next run retries)"
-    )
-    return False
-
-
-def _sync(path: Path, statements: list[str], signature: str) -> bool:
-    if path.exists() and _signature_of(path) == signature:
-        return True
-    config: dict[str, str | bool | int | float | list[str]] = {
-        "storage_compatibility_version": STORAGE_COMPATIBILITY
-    }
-    with duckdb.connect(str(path), config=config) as con:
-        con.execute("BEGIN")
-        for statement in statements:
-            con.execute(statement)
-        con.execute("CREATE TABLE IF NOT EXISTS _wirehouse_catalog (signature VARCHAR)")
-        con.execute("DELETE FROM _wirehouse_catalog")
-        con.execute("INSERT INTO _wirehouse_catalog VALUES (?)", [signature])
-        checkpoint("catalog:before-commit")
-        con.execute("COMMIT")
-    log.info("warehouse.duckdb views refreshed at %s", path)
+def exists(home: Home) -> bool:
+    """Whether the home's catalog has been created (for a PostgreSQL catalog: assumed so)."""
+    spec = home.catalog_spec
+    if spec.startswith("sqlite:"):
+        return Path(spec.removeprefix("sqlite:")).is_file()
     return True
 
 
-def _signature_of(path: Path) -> str | None:
-    with duckdb.connect(str(path), read_only=True) as con:
-        try:
-            rows = con.execute("SELECT signature FROM _wirehouse_catalog").fetchall()
-        except duckdb.CatalogException:
-            return None
-    return str(rows[0][0]) if rows else None
-
-
-def _runs_view(home: Home) -> str:
-    # visible_at is NULL only in markers written before it existed: those are long visible.
-    return (
-        f"CREATE OR REPLACE VIEW runs AS SELECT * FROM {_source(home, 'runs')} "
-        "WHERE visible_at IS NULL OR visible_at <= current_timestamp"
-    )
-
-
-def _source(home: Home, table: str) -> str:
-    """A read_parquet over the table's files (`lake.ensure_tables` guarantees there is one)."""
-    folder = home.table_dir(table)
-    if table == "articles":
-        glob = _literal(str(folder / "*" / "*.parquet"))
-        return (
-            f"read_parquet({glob}, hive_partitioning = true, union_by_name = true, "
-            "hive_types = {'published_month': VARCHAR})"
+def connect(
+    home: Home, *, read_only: bool = True, snapshot: int | None = None
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as `wh` and in use (read-only by default)."""
+    if read_only and not exists(home):
+        raise NoWarehouse(
+            f"no warehouse at {home.catalog_spec}: run `wirehouse ingest` first "
+            "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
         )
-    return f"read_parquet({_literal(str(folder / '*.parquet'))}, union_by_name = true)"
+    con = duckdb.connect(":memory:")
+    try:
+        install_extensions(con)
+        for statement in attach_statements(home, read_only=read_only, snapshot=snapshot):
+            con.execute(statement)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
-def _literal(text: str) -> str:
-    """A SQL string literal (DDL cannot take bind parameters)."""
+@contextmanager
+def lake_connection(
+    home: Home, *, read_only: bool = True, snapshot: int | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """`connect` for the length of a block."""
+    con = connect(home, read_only=read_only, snapshot=snapshot)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A connection of its own (for another thread) to the same attached lake, in use."""
+    other = con.cursor()
+    other.execute(f"USE {ALIAS}")
+    return other
+
+
+def open_lake(home: Home) -> duckdb.DuckDBPyConnection:
+    """A read-write connection to the lake, its tables created or given new columns first."""
+    con = connect(home, read_only=False)
+    try:
+        ensure_tables(con)
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create missing tables and add missing columns (one snapshot, only if anything changed)."""
+    existing = _columns(con)
+    statements: list[str] = []
+    for table, schema in LAKE_SCHEMAS.items():
+        if table not in existing:
+            columns = ", ".join(f"{identifier(f.name)} {sql_type(f.type)}" for f in schema)
+            statements.append(f"CREATE TABLE {table} ({columns})")
+            if table == "articles":
+                statements.append(f"ALTER TABLE articles SET PARTITIONED BY ({PARTITIONING})")
+            continue
+        for column in schema:
+            if column.name not in existing[table]:
+                statements.append(
+                    f"ALTER TABLE {table} ADD COLUMN {identifier(column.name)} "
+                    f"{sql_type(column.type)}"
+                )
+    if statements:
+        con.execute("BEGIN")
+        for statement in statements:
+            con.execute(statement)
+        con.execute(
+            f"CALL {ALIAS}.set_commit_message('wirehouse', 'schema: create or extend tables')"
+        )
+        con.execute("COMMIT")
+    return statements
+
+
+def _columns(con: duckdb.DuckDBPyConnection) -> dict[str, set[str]]:
+    rows = con.execute(
+        "SELECT table_name, column_name FROM duckdb_columns() "
+        "WHERE database_name = ? AND schema_name = 'main'",
+        [ALIAS],
+    ).fetchall()
+    out: dict[str, set[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, set()).add(column)
+    return out
+
+
+_SQL_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.int32(): "INTEGER",
+    pa.int64(): "BIGINT",
+    pa.uint32(): "UINTEGER",
+    pa.uint64(): "UBIGINT",
+    pa.float64(): "DOUBLE",
+    pa.binary(): "BLOB",
+    pa.bool_(): "BOOLEAN",
+    pa.timestamp("us", tz="UTC"): "TIMESTAMPTZ",
+    pa.list_(pa.string()): "VARCHAR[]",
+}
+
+
+def sql_type(arrow: pa.DataType) -> str:
+    """The DuckDB type of an Arrow type used in the records' schemas."""
+    return _SQL_TYPES[arrow]
+
+
+def identifier(name: str) -> str:
+    """A quoted SQL identifier (`offset` and friends are keywords)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def literal(text: str) -> str:
+    """A SQL string literal (DDL and ATTACH take no bind parameters)."""
     return "'" + text.replace("'", "''") + "'"

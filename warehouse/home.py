@@ -1,18 +1,54 @@
-"""The warehouse home: where inbox, lake, archive, Data Docs and the catalog live."""
+"""The warehouse home: where inbox, archive, Data Docs live, and where the DuckLake catalog is."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+# The contract's tables, in the order a night writes them.
 TABLES = ("articles", "duplicates", "quarantine", "files", "runs")
 
 
 @dataclass(frozen=True, slots=True)
+class S3Access:
+    """How DuckDB reaches an S3-compatible data path (the standard AWS_* settings)."""
+
+    key_id: str
+    secret: str
+    region: str = "us-east-1"
+    endpoint: str | None = None  # host:port of an S3-compatible server; None for AWS itself
+    use_ssl: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Home:
-    """Paths under one WIREHOUSE_HOME folder; nothing is created until `ensure` is called."""
+    """Paths under one WIREHOUSE_HOME folder, and the catalog and data path of its DuckLake.
+
+    `catalog` is `sqlite:<path>` (the embedded default, beside the home's other folders) or
+    `postgres:<libpq connection string>`; `data_path` a folder or an `s3://bucket/prefix/` URL.
+    Nothing is created until `ensure` is called.
+    """
 
     root: Path
+    catalog: str = ""
+    data_path: str = ""
+    s3: S3Access | None = None
+
+    @property
+    def catalog_spec(self) -> str:
+        """The DuckLake catalog: `sqlite:<path>` or `postgres:<connection string>`."""
+        return self.catalog or f"sqlite:{self.root / 'catalog.sqlite'}"
+
+    @property
+    def data_url(self) -> str:
+        """Where DuckLake writes Parquet data files, ending with a slash."""
+        url = self.data_path or str(self.root / "lake")
+        return url if url.endswith("/") else url + "/"
+
+    @property
+    def data_is_local(self) -> bool:
+        """Whether the data files are on this machine's disk (not on object storage)."""
+        return "://" not in self.data_url
 
     @property
     def inbox(self) -> Path:
@@ -21,7 +57,7 @@ class Home:
 
     @property
     def lake(self) -> Path:
-        """Parquet files of every table, one folder per table."""
+        """The default data path; also where the lake of the pre-DuckLake layout lived."""
         return self.root / "lake"
 
     @property
@@ -45,27 +81,25 @@ class Home:
         return self.root / "staging"
 
     @property
-    def catalog(self) -> Path:
-        """The DuckDB file analysts open: views over the lake."""
-        return self.root / "warehouse.duckdb"
-
-    @property
     def lock(self) -> Path:
         """Held by the one run allowed at a time."""
         return self.root / ".wirehouse.lock"
 
-    def table_dir(self, table: str) -> Path:
-        """The lake folder of one table."""
-        return self.lake / table
-
     def ensure(self) -> Home:
         """Create the folders a run writes to; returns self."""
-        folders = (self.lake, self.reports, self.archive / "packs", self.archive / "index")
-        for path in (*folders, *(self.table_dir(t) for t in TABLES)):
+        for path in (self.reports, self.archive / "packs"):
             path.mkdir(parents=True, exist_ok=True)
+        if self.data_is_local:
+            Path(self.data_url).mkdir(parents=True, exist_ok=True)
         return self
 
     @classmethod
-    def at(cls, root: str | Path) -> Home:
+    def at(
+        cls,
+        root: str | Path,
+        catalog: str = "",
+        data_path: str = "",
+        s3: S3Access | None = None,
+    ) -> Home:
         """A home at an absolute version of the given path."""
-        return cls(Path(root).expanduser().resolve())
+        return cls(Path(root).expanduser().resolve(), catalog, data_path, s3)

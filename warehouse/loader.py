@@ -1,138 +1,133 @@
-"""Appending a night to the lake: every table's file first, the run's marker last."""
+"""Committing a night: every table's rows in one DuckLake transaction, so one snapshot."""
 
 from __future__ import annotations
 
-import itertools
+import json
 import logging
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
+from transforms.minhash import U32
+from transforms.records import SCHEMAS, table_of
+from warehouse.archive import ArchiveEntry, index_table
+from warehouse.catalog import ALIAS, MONTH_COLUMN
 from warehouse.faults import checkpoint
-from warehouse.home import Home
-from warehouse.lake import (
-    COMPRESSION,
-    marker_path,
-    part_path,
-    publish,
-    temp_path,
-    write_parquet_atomically,
-)
+from warehouse.nearindex import index_rows
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
-PARTITION_KEY = "published_month"
-_WRITING_THREADS = 2
+AUTHOR = "wirehouse"
+# The counts a night's snapshot carries in its extra info (besides run_id and kind).
+SNAPSHOT_COUNTS = ("files_new", "articles", "duplicates", "quarantined", "failure_ratio")
 
 
-def append_articles(home: Home, run_id: str, staged: Iterable[Path], kept: set[str]) -> int:
-    """Stream the kept rows of the staged files into one file per publication month.
+@dataclass(slots=True)
+class NightRows:
+    """What one night adds: staged articles (Parquet) filtered to the kept ones, and rows."""
 
-    Each staged file's months are written on two threads (Parquet's encoding and compression
-    run without the GIL), each month's file by one thread at a time.
+    run_row: Row
+    staged: Sequence[Path] = ()
+    kept: set[str] = field(default_factory=set)
+    tables: dict[str, list[Row]] = field(default_factory=dict)  # duplicates, quarantine, files
+    archived: list[ArchiveEntry] = field(default_factory=list)
+    kept_ids: list[str] = field(default_factory=list)
+    kept_signatures: U32 = field(default_factory=lambda: np.empty((0, 0), dtype=np.uint32))
+
+
+def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
+    """Write the night in one transaction: its snapshot's id, labelled with the run id.
+
+    A refused night commits its `runs` row alone. Nothing of the night is visible before the
+    commit, and a crash before it leaves only unreferenced data files, which `recover` deletes.
     """
-    writers: dict[str, tuple[pq.ParquetWriter, Path, Path]] = {}
-    kept_names = pa.array(sorted(kept), pa.string())
-    written = 0
+    run_id = night.run_row["run_id"]
+    con.execute("BEGIN")
     try:
-        with ThreadPoolExecutor(_WRITING_THREADS, thread_name_prefix="articles") as pool:
-            for path in staged:
-                table = pq.read_table(path, schema=ARTICLES_SCHEMA)
-                table = table.filter(pc.is_in(table.column("dump_file"), value_set=kept_names))
-                parts = [
-                    (_writer_for(writers, home, run_id, month), rows)
-                    for month, rows in _by_month(table)
-                ]
-                written += sum(pool.map(_write, parts))
+        if night.run_row["status"] == "succeeded":
+            insert_articles(con, night.staged, night.kept)
+            checkpoint("load:articles")
+            for table, rows in night.tables.items():
+                insert_rows(con, table, sorted(rows, key=lambda row: row["dump_file"]))
+            checkpoint("load:rows")
+            archived = index_table(night.archived)
+            insert_arrow(con, "archive_index", _with_run(archived, run_id))
+            for table, rows in index_rows(night.kept_ids, night.kept_signatures, run_id).items():
+                insert_arrow(con, table, rows)
+            checkpoint("load:index")
+        insert_rows(con, "runs", [night.run_row])
+        label(con, night.run_row)
+        checkpoint("load:commit")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    checkpoint("load:committed")
+    return snapshot_of(con, run_id)
+
+
+def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[Path], kept: set[str]) -> int:
+    """The kept rows of the staged Parquet files, by publication time (files prune by day)."""
+    if not staged or not kept:
+        return 0
+    con.register("kept_files", pa.table({"dump_file": pa.array(sorted(kept), pa.string())}))
+    try:
+        count = con.execute(
+            f"INSERT INTO articles BY NAME SELECT s.*, "
+            f"strftime(timezone('UTC', s.published_at), '%Y-%m') AS {MONTH_COLUMN} "
+            "FROM read_parquet($files) s SEMI JOIN kept_files k USING (dump_file) "
+            "ORDER BY s.published_at, s.dump_file",
+            {"files": [str(p) for p in staged]},
+        ).fetchall()
     finally:
-        for writer, _tmp, _final in writers.values():
-            writer.close()
-    for _writer, tmp, final in writers.values():
-        publish(tmp, final)
-    checkpoint("load:articles")
-    return written
+        con.unregister("kept_files")
+    return int(count[0][0]) if count else 0
 
 
-def append_rows(home: Home, run_id: str, tables: dict[str, list[Row]]) -> dict[str, int]:
-    """Write the night's small tables (duplicates, quarantine, files), sorted for determinism."""
-    written: dict[str, int] = {}
-    for table, rows in tables.items():
-        if rows:
-            ordered = sorted(rows, key=lambda row: row["dump_file"])
-            write_parquet_atomically(_arrow(table, ordered), part_path(home, table, run_id))
-            written[table] = len(rows)
-    checkpoint("load:rows")
-    return written
+def insert_rows(con: duckdb.DuckDBPyConnection, table: str, rows: list[Row]) -> None:
+    """Rows (dicts) of one of the contract's tables."""
+    if rows:
+        insert_arrow(con, table, table_of(rows, SCHEMAS[table]))
 
 
-def commit_run(home: Home, run_row: Row, delay_seconds: float = 0.0) -> datetime:
-    """Commit a run by writing its `runs` row, last; its rows appear to queries `delay` later.
-
-    A query lists each scan's files in turn, so two scans of one query can list the lake on
-    either side of a commit. The marker therefore carries `visible_at`, a moment ahead, and the
-    views show a run only to queries that started after it (see `warehouse.catalog`): by then
-    the marker is on disk for every scan to find. Returns `visible_at` at once: the caller does
-    what needs no reading back, then `wait_until_visible(visible_at)`.
-    """
-    checkpoint("load:commit")
-    visible_at = datetime.now(UTC) + timedelta(seconds=delay_seconds)
-    marker = {**run_row, "visible_at": visible_at}
-    write_parquet_atomically(_arrow("runs", [marker]), marker_path(home, run_row["run_id"]))
-    late = datetime.now(UTC) - visible_at
-    if delay_seconds and late > timedelta(0):
-        log.warning(
-            "the commit marker of %s took %.1f s longer than WIREHOUSE_VISIBILITY_DELAY_SECONDS "
-            "to write; a query started in that window could have seen part of the run",
-            run_row["run_id"],
-            late.total_seconds(),
-        )
-    return visible_at
+def insert_arrow(con: duckdb.DuckDBPyConnection, table: str, rows: pa.Table) -> None:
+    """An Arrow table's rows into a lake table, columns matched by name."""
+    if rows.num_rows == 0:
+        return
+    con.register("incoming", rows)
+    try:
+        con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM incoming")
+    finally:
+        con.unregister("incoming")
 
 
-def _write(part: tuple[pq.ParquetWriter, pa.Table]) -> int:
-    """Write one month's rows with that month's writer; how many rows."""
-    writer, rows = part
-    writer.write_table(rows)
-    return int(rows.num_rows)
+def label(con: duckdb.DuckDBPyConnection, run_row: Row, message: str | None = None) -> None:
+    """Name the transaction's snapshot after its run, its counts as extra info."""
+    kind = run_row.get("kind") or "nightly"
+    info = {"run_id": run_row["run_id"], "kind": kind, "status": run_row["status"]}
+    info.update({k: run_row.get(k) for k in SNAPSHOT_COUNTS})
+    con.execute(
+        f"CALL {ALIAS}.set_commit_message(?, ?, extra_info => ?)",
+        [AUTHOR, message or f"{kind} {run_row['run_id']}", json.dumps(info, default=str)],
+    )
 
 
-def _by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    """The table's rows by publication month, months in order, rows in order within each.
-
-    One stable sort, then slices of the sorted table: filtering the table once per month
-    scanned it as many times as the night has months.
-    """
-    months = pc.strftime(table.column("published_at"), format="%Y-%m")
-    order = pc.sort_indices(months)  # stable: rows keep their order within a month
-    table = table.take(order)
-    start = 0
-    for month, run in itertools.groupby(months.take(order).to_pylist()):
-        count = sum(1 for _ in run)
-        yield month, table.slice(start, count)
-        start += count
+def snapshot_of(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The id of the last snapshot labelled with this run id."""
+    rows = con.execute(
+        f"SELECT max(snapshot_id) FROM {ALIAS}.snapshots() "
+        "WHERE json_extract_string(commit_extra_info, '$.run_id') = ?",
+        [run_id],
+    ).fetchall()
+    if not rows or rows[0][0] is None:
+        raise LookupError(f"no snapshot names run {run_id}")
+    return int(rows[0][0])
 
 
-def _writer_for(
-    writers: dict[str, tuple[pq.ParquetWriter, Path, Path]], home: Home, run_id: str, month: str
-) -> pq.ParquetWriter:
-    if month not in writers:
-        final = part_path(home, "articles", run_id, f"{PARTITION_KEY}={month}")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_path(final)
-        writers[month] = (
-            pq.ParquetWriter(tmp, ARTICLES_SCHEMA, compression=COMPRESSION),
-            tmp,
-            final,
-        )
-    return writers[month][0]
-
-
-def _arrow(table: str, rows: list[Row]) -> pa.Table:
-    return table_of(rows, SCHEMAS[table])
+def _with_run(table: pa.Table, run_id: str) -> pa.Table:
+    return table.append_column("run_id", pa.array([run_id] * table.num_rows, pa.string()))

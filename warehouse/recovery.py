@@ -4,37 +4,37 @@ from __future__ import annotations
 
 import logging
 import shutil
-from pathlib import Path
 
-from warehouse.archive import remove_pack_files
+import duckdb
+
+from warehouse.archive import remove_unindexed
+from warehouse.catalog import ALIAS
 from warehouse.faults import checkpoint
 from warehouse.home import Home
-from warehouse.lake import (
-    latest_visible_at,
-    remove_uncommitted,
-    succeeded_run_ids,
-    wait_until_visible,
-)
-from warehouse.nearindex import index_dir, remove_runs
 
 log = logging.getLogger(__name__)
 
 
-def recover(home: Home) -> list[Path]:
-    """Delete uncommitted table files, temp files, staging, and packs of runs that did not load."""
-    removed = remove_uncommitted(home)
-    succeeded = succeeded_run_ids(home)
-    removed += remove_pack_files(home, succeeded)
-    removed += remove_runs(index_dir(home.lake), succeeded)
+def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Delete data files no snapshot references, unindexed archive packs, and staging.
+
+    Only safe under the run lock: a writer in flight has files no snapshot references yet.
+    """
+    removed = orphaned_data_files(con, delete=True)
+    removed += [str(p) for p in remove_unindexed(home, con)]
     if home.staging.exists():
         shutil.rmtree(home.staging)
-        removed.append(home.staging)
-    # A run killed in its last second committed rows that are not visible yet: wait for them,
-    # or this run would not find them in its ledger and would load their files again.
-    visible_at = latest_visible_at(home)
-    if visible_at is not None:
-        wait_until_visible(visible_at)
+        removed.append(str(home.staging))
     checkpoint("recovered")
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
     return removed
+
+
+def orphaned_data_files(con: duckdb.DuckDBPyConnection, delete: bool = False) -> list[str]:
+    """Data files under the data path that no snapshot references (a killed writer's)."""
+    rows = con.execute(
+        f"CALL ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true, dry_run => ?)",
+        [not delete],
+    ).fetchall()
+    return [str(row[0]) for row in rows]

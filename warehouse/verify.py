@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from warehouse.archive import INDEX_SCHEMA, read_archived
-from warehouse.catalog import lake_connection
+from warehouse.archive import read_archived
+from warehouse.catalog import ALIAS, LAKE_SCHEMAS, lake_connection
 from warehouse.home import Home
 from warehouse.inbox import dump_name
-from warehouse.lake import committed_run_ids, is_placeholder, succeeded_run_ids
 from warehouse.lock import lock_holder
+from warehouse.recovery import orphaned_data_files
 
 # name -> (what it promises, a query returning the offending rows; empty when it holds)
 CHECKS: dict[str, tuple[str, str]] = {
@@ -70,7 +68,7 @@ class Violation:
 
 
 def violations(con: duckdb.DuckDBPyConnection, sample: int = 5) -> list[Violation]:
-    """Run every check over the committed views; an empty list means the warehouse is sound."""
+    """Run every check over the tables; an empty list means the warehouse is sound."""
     found: list[Violation] = []
     for name, (promise, query) in CHECKS.items():
         rows = con.execute(query).fetchall()
@@ -99,11 +97,11 @@ _ARCHIVE_CHECK = """
 
 
 def verify(home: Home, inbox: Path | None = None, deep: bool = False) -> list[Violation]:
-    """All the checks: the views' invariants, lake files, archive, and the inbox if given."""
-    found = lake_file_violations(home)
-    if any(v.check == "lake_files_readable" for v in found):
-        return found  # the views cannot even be opened over an unreadable file
+    """All the checks: the tables' invariants, data files, archive, and the inbox if given."""
     with lake_connection(home) as con:
+        found = data_file_violations(con, home)
+        if any(v.check == "data_files_readable" for v in found):
+            return found  # the tables cannot even be read over a missing or broken file
         found += violations(con)
         found += archive_violations(con, home, deep)
         if inbox is not None:
@@ -111,35 +109,52 @@ def verify(home: Home, inbox: Path | None = None, deep: bool = False) -> list[Vi
     return found
 
 
-def lake_file_violations(home: Home) -> list[Violation]:
-    """Every Parquet file of a committed run is readable; leftovers of others are reported."""
-    committed = committed_run_ids(home)
-    unreadable: list[tuple[object, ...]] = []
-    uncommitted: list[tuple[object, ...]] = []
-    for path in sorted(home.lake.rglob("*.parquet")):
-        if path.parent.name != "runs" and path.stem not in committed and not is_placeholder(path):
-            uncommitted.append((str(path),))
-            continue
-        try:
-            pq.read_metadata(path)
-        except (OSError, pa.ArrowInvalid) as error:
-            unreadable.append((str(path), str(error)))
+def data_file_violations(con: duckdb.DuckDBPyConnection, home: Home) -> list[Violation]:
+    """Every data file the catalog references reads; none lies there unreferenced."""
+    files = [
+        path
+        for table in LAKE_SCHEMAS
+        for (path,) in con.execute(
+            f"SELECT data_file FROM ducklake_list_files('{ALIAS}', ?)", [table]
+        ).fetchall()
+    ]
+    unreadable = _unreadable(con, files)
     found = []
     if unreadable:
-        found.append(
-            _violation("lake_files_readable", "every committed Parquet file reads", unreadable)
-        )
-    if uncommitted and lock_holder(home.lock) is None:  # a run in progress has files in flight
-        promise = "no files of runs that never committed (the next run removes them)"
-        found.append(_violation("no_uncommitted_files", promise, uncommitted))
+        promise = "every data file of the current snapshot reads"
+        found.append(_violation("data_files_readable", promise, unreadable))
+    if lock_holder(home) is None:  # a run in progress has files in flight
+        # DuckLake lists unreferenced files only on a writable attachment (a dry run: no change)
+        with lake_connection(home, read_only=False) as writable:
+            stray = [(path,) for path in orphaned_data_files(writable)]
+        if stray:
+            promise = "no data files that no snapshot references (the next run removes them)"
+            found.append(_violation("no_unreferenced_files", promise, stray))
     return found
+
+
+def _unreadable(con: duckdb.DuckDBPyConnection, files: list[str]) -> list[tuple[object, ...]]:
+    """Files whose Parquet footer cannot be read: all at once, one by one only on a failure."""
+    if not files:
+        return []
+    try:
+        con.execute("SELECT count(*) FROM parquet_file_metadata($files)", {"files": files})
+        return []
+    except duckdb.Error:
+        pass
+    broken: list[tuple[object, ...]] = []
+    for path in files:
+        try:
+            con.execute("SELECT count(*) FROM parquet_file_metadata(?)", [path])
+        except duckdb.Error as error:
+            broken.append((path, str(error).splitlines()[0]))
+    return broken
 
 
 def archive_violations(
     con: duckdb.DuckDBPyConnection, home: Home, deep: bool = False
 ) -> list[Violation]:
     """Every file's raw bytes are in the archive; with `deep`, re-read and re-hashed too."""
-    _register_archive_index(con, home)
     missing = con.execute(_ARCHIVE_CHECK).fetchall()
     found = []
     if missing:
@@ -148,7 +163,7 @@ def archive_violations(
         corrupt = [
             (sha,)
             for (sha,) in con.execute("SELECT DISTINCT dump_sha256 FROM archive_index").fetchall()
-            if _rehash(home, sha) != sha
+            if _rehash(home, con, sha) != sha
         ]
         if corrupt:
             found.append(_violation("archive_intact", "archived bytes hash to their name", corrupt))
@@ -173,18 +188,11 @@ def inbox_violations(con: duckdb.DuckDBPyConnection, home: Home, inbox: Path) ->
     return [_violation("inbox_accounted_for", promise, missed)]
 
 
-def _register_archive_index(con: duckdb.DuckDBPyConnection, home: Home) -> None:
-    """The archive index of succeeded runs (an index of a run that did not commit is ignored)."""
-    succeeded = sorted(succeeded_run_ids(home))
-    files = [
-        str(p) for p in sorted((home.archive / "index").glob("*.parquet")) if p.stem in succeeded
-    ]
-    table = pq.read_table(files, schema=INDEX_SCHEMA) if files else INDEX_SCHEMA.empty_table()
-    con.register("archive_index", table)
-
-
-def _rehash(home: Home, sha256: str) -> str | None:
-    data = read_archived(home, sha256)
+def _rehash(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> str | None:
+    try:
+        data = read_archived(home, con, sha256)
+    except OSError:
+        return None
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
