@@ -28,9 +28,12 @@ console = Console()
 err = Console(stderr=True)
 
 STATUS_SQL = (
-    "SELECT run_id, status, started_at, round(epoch(finished_at) - epoch(started_at), 1) "
-    "AS seconds, files_new, articles, duplicates, quarantined, failure_ratio "
-    "FROM runs ORDER BY started_at DESC LIMIT ?"
+    "SELECT r.run_id, coalesce(r.kind, 'nightly') AS kind, r.status, s.snapshot, r.started_at, "
+    "round(epoch(r.finished_at) - epoch(r.started_at), 1) AS seconds, r.files_new, r.articles, "
+    "r.duplicates, r.quarantined, r.failure_ratio FROM runs r LEFT JOIN ("
+    "SELECT json_extract_string(commit_extra_info, '$.run_id') AS run_id, "
+    "max(snapshot_id) AS snapshot FROM wh.snapshots() GROUP BY ALL) s USING (run_id) "
+    "ORDER BY r.started_at DESC LIMIT ?"
 )
 FIRST_QUERY = (
     "SELECT published_month, count(*) AS articles, sum(word_count) AS words "
@@ -178,15 +181,21 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def sql(args: argparse.Namespace) -> int:
-    """Run one read-only query on the warehouse and print the result."""
+    """Run one read-only query on the warehouse (as it is, or as of a run) and print the result."""
+    from contextlib import closing
+
     import duckdb
 
-    from warehouse.catalog import lake_connection
+    from warehouse.catalog import connect_as_of
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
     statements = _parse_sql(args.query)
-    with lake_connection(settings.home) as con:
+    try:
+        lake = connect_as_of(settings.home, args.as_of)
+    except LookupError as error:
+        raise UserError(str(error)) from None
+    with closing(lake) as con:
         try:
             result = con.execute(statements)
             columns = [d[0] for d in result.description or []]
@@ -197,8 +206,91 @@ def sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def shell(args: argparse.Namespace) -> int:
+    """Open the duckdb command-line tool on the warehouse, read-only, tables by bare names."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    import duckdb
+
+    from warehouse.catalog import attach_statements, install_extensions
+
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    program = shutil.which("duckdb", path=os.path.dirname(sys.executable)) or shutil.which("duckdb")
+    if program is None:
+        raise UserError("the duckdb command-line tool is not installed (run `make venv`)")
+    with duckdb.connect() as con:
+        folder = install_extensions(con)
+    statements = [
+        f"SET extension_directory = '{folder}'",
+        *attach_statements(settings.home, read_only=True),
+    ]
+    # Statements (an S3 secret among them) go in a private file, not on the command line.
+    with tempfile.TemporaryDirectory(prefix="wirehouse-shell-") as folder_name:
+        init = Path(folder_name) / "init.sql"
+        init.write_text(";\n".join(statements) + ";\n")
+        init.chmod(0o600)
+        return subprocess.run([program, "-init", str(init), *args.duckdb_args]).returncode
+
+
+def rollback(args: argparse.Namespace) -> int:
+    """Roll a night back (and, with --cascade, the later nights that depend on it)."""
+    from warehouse.maintenance import RollbackRefused
+
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    _use_prefect()
+    from flows.operations import rollback_night
+    from warehouse.lock import RunLocked
+
+    try:
+        done = rollback_night(args.run_id, cascade=args.cascade, home=str(settings.home.root))
+    except (RollbackRefused, RunLocked) as error:
+        raise UserError(str(error)) from None
+    for night, removed in done["nights"].items():
+        rows = ", ".join(f"{n:,} {table}" for table, n in removed.items() if n)
+        console.print(f"rolled back [bold]{night}[/]: {rows or 'no rows'}")
+    console.print("its files are read again by the next night")
+    return 0
+
+
+def compact(args: argparse.Namespace) -> int:
+    """Merge small files, expire snapshots past the retention, delete unreferenced files."""
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    _use_prefect()
+    from flows.operations import compact_lake
+    from warehouse.lock import RunLocked
+
+    try:
+        done = compact_lake(home=str(settings.home.root))
+    except RunLocked as error:
+        raise UserError(str(error)) from None
+    console.print(
+        f"data files {done['files_before']:,} -> {done['files_after']:,}; "
+        f"{done['snapshots_expired']:,} snapshots expired (older than "
+        f"{settings.snapshot_retention_days:g} days), {done['files_deleted']:,} files deleted"
+    )
+    return 0
+
+
+def _use_prefect() -> None:
+    """Start Prefect's temporary server unless an API is configured, and wait for it."""
+    server = _temporary_server()
+    if server is None or not server.wanted():
+        return
+    from flows.server import ServerNotReady
+
+    try:
+        server.use_when_ready()
+    except ServerNotReady as error:
+        raise UserError(str(error)) from None
+
+
 def status(args: argparse.Namespace) -> int:
-    """Show recent runs and their counts."""
+    """Show recent runs, their snapshots and their counts."""
     from warehouse.catalog import lake_connection
 
     settings = Settings.from_env(home=args.home)
@@ -344,7 +436,23 @@ def _parser() -> argparse.ArgumentParser:
     served.set_defaults(command=serve)
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")
+    query.add_argument("--as-of", metavar="RUN_ID", help="the warehouse right after that run")
     query.set_defaults(command=sql)
+    opened = commands.add_parser(
+        "shell", help="open the duckdb command-line tool on the warehouse (read-only)"
+    )
+    opened.add_argument("duckdb_args", nargs="*", help="passed on to duckdb (after --)")
+    opened.set_defaults(command=shell)
+    undo = commands.add_parser("rollback", help="roll a night back; its files are read again")
+    undo.add_argument("run_id")
+    undo.add_argument(
+        "--cascade", action="store_true", help="also roll back later nights that depend on it"
+    )
+    undo.set_defaults(command=rollback)
+    tidy = commands.add_parser(
+        "compact", help="merge small files, expire old snapshots, delete unreferenced files"
+    )
+    tidy.set_defaults(command=compact)
     recent = commands.add_parser("status", help="show recent runs and their counts")
     recent.add_argument("--limit", type=int, default=10)
     recent.set_defaults(command=status)

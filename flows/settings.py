@@ -1,17 +1,17 @@
-"""Configuration of a run: the only place that reads environment variables."""
+"""Configuration of a run: with `warehouse.home.Home.from_env`, the only reader of environment
+variables (where the warehouse lives is read there, so that analysts' `warehouse.connect()`
+finds it without importing the flows)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from transforms.minhash import THRESHOLD as NEAR_THRESHOLD
 from warehouse.bundles import BundleLimits
-from warehouse.home import Home, S3Access
+from warehouse.home import Home
 
-DEFAULT_HOME = "./data"
 # A site redesign that breaks the parser sends most of a night to quarantine; a normal night
 # of mixed outlets (see the sample inbox) stays far below half.
 DEFAULT_MAX_FAILURE_RATIO = 0.5
@@ -75,7 +75,7 @@ class Settings:
     ) -> Settings:
         """Settings from arguments, then WIREHOUSE_* environment variables, then defaults."""
         env = os.environ
-        the_home = home_from_env(home)
+        the_home = Home.from_env(home)
         the_inbox = Path(inbox or env.get("WIREHOUSE_INBOX") or the_home.inbox)
         settings = cls(
             home=the_home,
@@ -114,46 +114,6 @@ class Settings:
             max_total_bytes=self.max_bundle_bytes,
             max_ratio=self.max_compression_ratio,
         )
-
-
-def home_from_env(home: str | Path | None = None) -> Home:
-    """The home, its DuckLake catalog and data path: arguments, then WIREHOUSE_*, then defaults.
-
-    WIREHOUSE_CATALOG is `sqlite:<path>` (default `$WIREHOUSE_HOME/catalog.sqlite`) or
-    `postgres:<libpq connection string>`; WIREHOUSE_DATA_PATH a folder (default
-    `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`, reached with the standard AWS_* settings.
-    """
-    env = os.environ
-    catalog = env.get("WIREHOUSE_CATALOG", "")
-    if catalog and not catalog.startswith(("sqlite:", "postgres:")):
-        raise ValueError(
-            f"WIREHOUSE_CATALOG={catalog!r}: give sqlite:<path> or postgres:<connection string>"
-        )
-    if catalog.startswith("sqlite:"):
-        catalog = "sqlite:" + str(Path(catalog.removeprefix("sqlite:")).expanduser().resolve())
-    data_path = env.get("WIREHOUSE_DATA_PATH", "")
-    if data_path and "://" not in data_path:
-        data_path = str(Path(data_path).expanduser().resolve())
-    return Home.at(
-        home or env.get("WIREHOUSE_HOME") or DEFAULT_HOME,
-        catalog=catalog,
-        data_path=data_path,
-        s3=s3_from_env() if data_path.startswith("s3://") else None,
-    )
-
-
-def s3_from_env() -> S3Access:
-    """S3 credentials and endpoint from the standard AWS_* variables."""
-    env = os.environ
-    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
-    parsed = urlsplit(endpoint) if endpoint else None
-    return S3Access(
-        key_id=env.get("AWS_ACCESS_KEY_ID", ""),
-        secret=env.get("AWS_SECRET_ACCESS_KEY", ""),
-        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
-        endpoint=parsed.netloc if parsed else None,
-        use_ssl=parsed is None or parsed.scheme == "https",
-    )
 
 
 @dataclass(frozen=True, slots=True)

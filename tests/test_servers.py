@@ -13,8 +13,6 @@ import psycopg
 if TYPE_CHECKING:
     from tests.servers import PostgresServer, S3Server
 
-# The fixtures (a no-op once tests/conftest.py has `pytest_plugins = ["tests.servers"]` too).
-pytest_plugins = ["tests.servers"]
 
 DUCKDB_VERSION = "v1.5.5"
 

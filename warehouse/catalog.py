@@ -98,6 +98,10 @@ def attach_statements(
     if home.s3 is not None:
         statements.append(s3_secret(home.s3))
     options = [f"DATA_PATH {literal(home.data_url)}"]
+    if not home.data_path:
+        # The default data path is the home's `lake/`: a home moved or copied whole (catalog and
+        # files together) keeps working. A data path set explicitly must match the catalog's.
+        options.append("OVERRIDE_DATA_PATH true")
     if read_only:
         options.append("READ_ONLY")
     if snapshot is not None:
@@ -160,6 +164,30 @@ def lake_connection(
         yield con
     finally:
         con.close()
+
+
+def snapshot_of(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
+    """The id of the last snapshot labelled with this run id (the warehouse right after it)."""
+    rows = con.execute(
+        f"SELECT max(snapshot_id) FROM {ALIAS}.snapshots() "
+        "WHERE json_extract_string(commit_extra_info, '$.run_id') = ?",
+        [run_id],
+    ).fetchall()
+    if not rows or rows[0][0] is None:
+        raise LookupError(
+            f"no snapshot of run {run_id}: not a run of this warehouse, or its snapshot has "
+            "expired (see WIREHOUSE_SNAPSHOT_RETENTION_DAYS)"
+        )
+    return int(rows[0][0])
+
+
+def connect_as_of(home: Home, run_id: str | None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the warehouse as it was right after a run (None: as it is)."""
+    if run_id is None:
+        return connect(home)
+    with lake_connection(home) as con:
+        snapshot = snapshot_of(con, run_id)
+    return connect(home, snapshot=snapshot)
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

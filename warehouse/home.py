@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_HOME = "./data"
 
 # The contract's tables, in the order a night writes them.
 TABLES = ("articles", "duplicates", "quarantine", "files", "runs")
@@ -103,3 +107,44 @@ class Home:
     ) -> Home:
         """A home at an absolute version of the given path."""
         return cls(Path(root).expanduser().resolve(), catalog, data_path, s3)
+
+    @classmethod
+    def from_env(cls, root: str | Path | None = None) -> Home:
+        """The home, its catalog and data path: the argument, then WIREHOUSE_*, then defaults.
+
+        WIREHOUSE_CATALOG is `sqlite:<path>` (default `$WIREHOUSE_HOME/catalog.sqlite`) or
+        `postgres:<libpq connection string>`; WIREHOUSE_DATA_PATH a folder (default
+        `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`, reached with the standard AWS_*
+        settings.
+        """
+        env = os.environ
+        catalog = env.get("WIREHOUSE_CATALOG", "")
+        if catalog and not catalog.startswith(("sqlite:", "postgres:")):
+            raise ValueError(
+                f"WIREHOUSE_CATALOG={catalog!r}: give sqlite:<path> or postgres:<connection string>"
+            )
+        if catalog.startswith("sqlite:"):
+            catalog = "sqlite:" + str(Path(catalog.removeprefix("sqlite:")).expanduser().resolve())
+        data_path = env.get("WIREHOUSE_DATA_PATH", "")
+        if data_path and "://" not in data_path:
+            data_path = str(Path(data_path).expanduser().resolve())
+        return cls.at(
+            root or env.get("WIREHOUSE_HOME") or DEFAULT_HOME,
+            catalog=catalog,
+            data_path=data_path,
+            s3=s3_from_env() if data_path.startswith("s3://") else None,
+        )
+
+
+def s3_from_env() -> S3Access:
+    """S3 credentials and endpoint from the standard AWS_* variables."""
+    env = os.environ
+    endpoint = env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
+    parsed = urlsplit(endpoint) if endpoint else None
+    return S3Access(
+        key_id=env.get("AWS_ACCESS_KEY_ID", ""),
+        secret=env.get("AWS_SECRET_ACCESS_KEY", ""),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+        endpoint=parsed.netloc if parsed else None,
+        use_ssl=parsed is None or parsed.scheme == "https",
+    )

@@ -16,7 +16,7 @@ import pyarrow as pa
 from transforms.minhash import U32
 from transforms.records import SCHEMAS, table_of
 from warehouse.archive import ArchiveEntry, index_table
-from warehouse.catalog import ALIAS, MONTH_COLUMN
+from warehouse.catalog import ALIAS, MONTH_COLUMN, snapshot_of
 from warehouse.faults import checkpoint
 from warehouse.nearindex import index_rows
 
@@ -115,18 +115,6 @@ def label(con: duckdb.DuckDBPyConnection, run_row: Row, message: str | None = No
         f"CALL {ALIAS}.set_commit_message(?, ?, extra_info => ?)",
         [AUTHOR, message or f"{kind} {run_row['run_id']}", json.dumps(info, default=str)],
     )
-
-
-def snapshot_of(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """The id of the last snapshot labelled with this run id."""
-    rows = con.execute(
-        f"SELECT max(snapshot_id) FROM {ALIAS}.snapshots() "
-        "WHERE json_extract_string(commit_extra_info, '$.run_id') = ?",
-        [run_id],
-    ).fetchall()
-    if not rows or rows[0][0] is None:
-        raise LookupError(f"no snapshot names run {run_id}")
-    return int(rows[0][0])
 
 
 def _with_run(table: pa.Table, run_id: str) -> pa.Table:

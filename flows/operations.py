@@ -1,0 +1,66 @@
+"""Operations on the warehouse as Prefect flows, so that they show in the UI like the nights."""
+
+from __future__ import annotations
+
+import uuid
+from contextlib import closing
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from flows.settings import Settings
+from transforms.records import PARSER_VERSION, RUNS_SCHEMA
+from warehouse.catalog import open_lake
+from warehouse.lock import run_lock
+from warehouse.maintenance import compact, rollback
+from warehouse.recovery import recover
+
+
+def operation_row(kind: str, settings: Settings, message: str) -> dict[str, Any]:
+    """The `runs` row an operation that changes rows records about itself."""
+    started = datetime.now(UTC)
+    row: dict[str, Any] = {name: None for name in RUNS_SCHEMA.names}
+    row.update(
+        run_id=f"{kind}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+        kind=kind,
+        started_at=started,
+        finished_at=started,
+        status="succeeded",
+        message=message,
+        parser_version=PARSER_VERSION,
+        flow_run_id=_flow_run_id(),
+    )
+    return row
+
+
+@flow(name="rollback", log_prints=False)
+def rollback_night(run_id: str, cascade: bool = False, home: str | None = None) -> dict[str, Any]:
+    """Undo a night: its rows leave every table in a compensating snapshot (newest first)."""
+    settings = Settings.from_env(home=home)
+    with run_lock(settings.home), closing(open_lake(settings.home)) as lake:
+        recover(settings.home, lake)
+        op = operation_row("rollback", settings, f"rollback of {run_id}")
+        done = rollback(lake, run_id, op, cascade=cascade)
+    for night, removed in done.nights.items():
+        get_run_logger().info("rolled back %s: %s", night, removed)
+    return {"run_id": done.run_id, "nights": done.nights}
+
+
+@flow(name="compact", log_prints=False)
+def compact_lake(home: str | None = None) -> dict[str, Any]:
+    """Merge small files, expire snapshots past the retention, delete unreferenced files."""
+    settings = Settings.from_env(home=home)
+    with run_lock(settings.home), closing(open_lake(settings.home)) as lake:
+        done = compact(lake, settings.snapshot_retention_days)
+    get_run_logger().info("compacted: %s", done)
+    return asdict(done)
+
+
+def _flow_run_id() -> str | None:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    return str(run.id) if run is not None else None
