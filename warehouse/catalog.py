@@ -94,7 +94,8 @@ def attach_statements(
     home: Home, *, read_only: bool = False, snapshot: int | None = None
 ) -> list[str]:
     """The statements that attach the lake as `wh` and make it the default database."""
-    statements = []
+    # Partitions by year(published_at) and month(...) follow the session's time zone: UTC.
+    statements = ["SET TimeZone = 'UTC'"]
     if home.s3 is not None:
         statements.append(s3_secret(home.s3))
     options = [f"DATA_PATH {literal(home.data_url)}"]
@@ -104,6 +105,10 @@ def attach_statements(
         options.append("OVERRIDE_DATA_PATH true")
     if read_only:
         options.append("READ_ONLY")
+    elif home.catalog_spec.startswith("sqlite:"):
+        # Kept in the file: in SQLite's default journal a reader's open transaction makes the
+        # night's COMMIT fail ("database is locked"); with a write-ahead log it never does.
+        options.append("META_JOURNAL_MODE 'WAL'")
     if snapshot is not None:
         options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
     target = literal(f"ducklake:{home.catalog_spec}")
@@ -143,6 +148,8 @@ def connect(
             f"no warehouse at {home.catalog_spec}: run `wirehouse ingest` first "
             "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
         )
+    if not read_only:
+        _make_folders(home)
     con = duckdb.connect(":memory:")
     try:
         install_extensions(con)
@@ -152,6 +159,14 @@ def connect(
         con.close()
         raise
     return con
+
+
+def _make_folders(home: Home) -> None:
+    """The local folders a writer needs: the SQLite catalog's and the data path's."""
+    if home.catalog_spec.startswith("sqlite:"):
+        Path(home.catalog_spec.removeprefix("sqlite:")).parent.mkdir(parents=True, exist_ok=True)
+    if home.data_is_local:
+        Path(home.data_url).mkdir(parents=True, exist_ok=True)
 
 
 @contextmanager
@@ -225,6 +240,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
                     f"ALTER TABLE {table} ADD COLUMN {identifier(column.name)} "
                     f"{sql_type(column.type)}"
                 )
+    if "articles" not in existing:  # a new lake: its options are kept in the catalog
+        statements.insert(0, f"CALL {ALIAS}.set_option('parquet_compression', 'zstd')")
     if statements:
         con.execute("BEGIN")
         for statement in statements:

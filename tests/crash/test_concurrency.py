@@ -32,7 +32,7 @@ def test_a_second_run_during_a_run_leaves_it_alone(
     time.sleep(1.0)  # the first run holds the home's lock, paused after its recovery
     second = zygote.run(inbox, home, stderr=log)
     assert second["exit"] == 1
-    assert "another run is in progress on this home" in log.read_text()
+    assert "another run is in progress on this warehouse" in log.read_text()
     assert zygote.wait(first["pid"])["exit"] == 0
     assert snapshot(home) == state  # loaded once, by the first run only
 

@@ -108,17 +108,17 @@ def test_a_server_that_does_not_answer_in_time_is_one_clear_error(
     assert "did not answer within 1 s" in errors[0]
     assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in errors[0]
     assert not _servers_of(tmp_path / "prefect")
-    assert not (home / "lake" / "runs").is_dir() or not any((home / "lake" / "runs").iterdir())
+    assert not (home / "catalog.sqlite").exists()  # nothing was started, nothing recorded
 
 
 def _flow_runs_of(api_url: str, home: Path) -> list[str | None]:
     """The states, on the server at api_url, of the flow runs the warehouse's runs name."""
-    import duckdb
     from prefect.client.orchestration import get_client
 
-    markers = str(home / "lake" / "runs" / "*.parquet")
-    query = f"SELECT flow_run_id FROM '{markers}'"
-    ids = [row[0] for row in duckdb.connect().execute(query).fetchall()]
+    import warehouse
+
+    with warehouse.connect(home) as con:
+        ids = [row[0] for row in con.execute("SELECT flow_run_id FROM runs").fetchall()]
     assert ids and all(ids), ids
     with get_client(sync_client=True) as client:
         assert str(client.api_url).rstrip("/") == api_url.rstrip("/")
@@ -241,6 +241,6 @@ def test_sql_is_read_only_and_bad_sql_is_one_line(
 def test_a_second_run_during_a_run_exits_with_a_clear_message(
     sample_inbox: Path, home: Path, api_url: str
 ) -> None:
-    with run_lock(Home.at(home).lock):
+    with run_lock(Home.at(home)):
         result = run("ingest", "--inbox", str(sample_inbox), home=home, api_url=api_url)
     one_line_error(result, 2, "another run is in progress")

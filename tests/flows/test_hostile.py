@@ -181,13 +181,13 @@ def test_bundles_keep_their_raw_bytes_and_members_are_read_from_memory(
         rows = con.execute(
             "SELECT dump_file, dump_sha256, bytes FROM files WHERE dump_file LIKE 'bundles/%'"
         ).fetchall()
-    raw = {name: sha for name, sha, _ in rows if "!" not in name}
-    for name, sha in raw.items():  # the archives themselves, unpacked or refused
-        assert read_archived(Home.at(home), sha) == (inbox / name).read_bytes()
-    with zipfile.ZipFile(inbox / "bundles/night.zip") as archive:
-        member = archive.read("pages/1537674b.txt")
-    [(sha, size)] = [(s, b) for n, s, b in rows if n == "bundles/night.zip!pages/1537674b.txt"]
-    assert size == len(member) and read_archived(Home.at(home), sha) == member
+        raw = {name: sha for name, sha, _ in rows if "!" not in name}
+        for name, sha in raw.items():  # the archives themselves, unpacked or refused
+            assert read_archived(Home.at(home), con, sha) == (inbox / name).read_bytes()
+        with zipfile.ZipFile(inbox / "bundles/night.zip") as archive:
+            member = archive.read("pages/1537674b.txt")
+        [(sha, size)] = [(s, b) for n, s, b in rows if n == "bundles/night.zip!pages/1537674b.txt"]
+        assert size == len(member) and read_archived(Home.at(home), con, sha) == member
     # a .gz is its dump: hashed and sized decompressed, so it is a same_file copy of the plain one
     gz = fates(home)["gz/same-page.txt.gz"]
     assert gz == {"status": "duplicate", "kind": "same_file"}

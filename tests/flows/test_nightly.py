@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import duckdb
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
+import warehouse
 from flows.nightly import NightFailed, nightly_ingest
 from tests.conftest import CASES
 from tests.state import snapshot
@@ -48,8 +46,8 @@ def seed_only_night(sample_inbox: Path, folder: Path, name: str = SEED) -> Path:
 
 
 def query(home: Path, sql: str) -> list[tuple[Any, ...]]:
-    """Rows from the analysts' warehouse.duckdb, opened the way an analyst would."""
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    """Rows from the warehouse, opened the way an analyst's notebook would."""
+    with warehouse.connect(home) as con:
         return con.execute(sql).fetchall()
 
 
@@ -64,8 +62,9 @@ def test_samples_land_with_every_dump_accounted_for(sample_inbox: Path, home: Pa
     with lake_connection(Home.at(home)) as con:
         assert violations(con) == []
     # raw bytes kept, content-addressed
-    for name, sha in query(home, "SELECT dump_file, dump_sha256 FROM files"):
-        assert read_archived(Home.at(home), sha) == (sample_inbox / name).read_bytes()
+    with lake_connection(Home.at(home)) as con:
+        for name, sha in con.execute("SELECT dump_file, dump_sha256 FROM files").fetchall():
+            assert read_archived(Home.at(home), con, sha) == (sample_inbox / name).read_bytes()
     counts = summary["counts"]
     assert counts["articles"] + counts["duplicates"] + counts["quarantined"] == len(inbox_files)
 
@@ -200,22 +199,21 @@ def test_an_analyst_holding_the_catalog_does_not_fail_the_run(
         [
             sys.executable,
             "-c",
-            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
-            "c.execute('SELECT count(*) FROM articles').fetchall(); print('open', flush=True); "
+            "import sys, time, warehouse; c = warehouse.connect(sys.argv[1]); c.execute('BEGIN'); "
+            "print(c.execute('SELECT count(*) FROM articles').fetchall()[0][0], flush=True); "
             "time.sleep(120)",
-            str(home / "warehouse.duckdb"),
+            str(home),
         ],
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
-        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
-        summary = ingest(sample_inbox, home)
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "1"
+        summary = ingest(sample_inbox, home)  # while the analyst's transaction stays open
     finally:
         holder.kill()
         holder.wait()
     assert summary["status"] == "succeeded"
-    assert summary["catalog_current"] is False  # views could not be refreshed, data committed
     assert query(home, "SELECT count(*) FROM files")[0][0] == len(list(sample_inbox.rglob("*.txt")))
 
 
@@ -224,22 +222,19 @@ def test_a_killed_runs_leftovers_are_removed_and_never_visible(
 ) -> None:
     ingest(sample_inbox, home)
     before = snapshot(home)
-    # what a run killed before its commit leaves: files of a run with no marker, a temp file
-    lake = home / "lake"
+    # what a run killed before its commit leaves: data files no snapshot references, a pack
+    # no index row names, its staging
     dead = "20990101T000000Z-dead00"
-    orphan = lake / "articles" / "published_month=2019-05" / f"{dead}.parquet"
-    table = pq.read_table(next((lake / "articles" / "published_month=2019-05").glob("*.parquet")))
-    table = table.set_column(
-        table.schema.get_field_index("run_id"), "run_id", pa.array([dead] * table.num_rows)
-    )
-    pq.write_table(table, orphan)
-    temp = lake / "files" / ".x.parquet.tmp-123"
-    temp.write_bytes(b"partial")
+    orphan = home / "lake" / "main" / "articles" / "ducklake-dead.parquet"
+    orphan.write_bytes(next((home / "lake" / "main" / "files").glob("*.parquet")).read_bytes())
     pack = home / "archive" / "packs" / f"{dead}-00000.pack"
     pack.write_bytes(b"raw bytes of a run that never committed")
+    staged = home / "staging" / dead / "parsed-00000.parquet"
+    staged.parent.mkdir(parents=True)
+    staged.write_bytes(b"partial")
     assert snapshot(home) == before  # invisible to readers already
     ingest(sample_inbox, home)
-    assert not orphan.exists() and not temp.exists() and not pack.exists()
+    assert not orphan.exists() and not pack.exists() and not staged.exists()
     assert snapshot(home) == before
 
 
@@ -253,23 +248,25 @@ def test_data_docs_are_built_into_the_home(
     assert summary["run_id"] in docs.read_text()  # the index lists this night's validations
 
 
-def test_the_report_waits_for_the_run_to_be_visible(
+def test_the_report_reads_the_committed_night_back(
     sample_inbox: Path, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The load commits without waiting out the delay; the report refreshes the views and
-    # builds Data Docs meanwhile, then reads the run back (its figures and invariants).
-    monkeypatch.setenv("WIREHOUSE_VISIBILITY_DELAY_SECONDS", "2")
     monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "1")
     summary = ingest(sample_inbox, home)
     assert summary["status"] == "succeeded" and summary["violations"] == []
-    counts, warehouse = summary["counts"], summary["warehouse"]
+    counts, totals = summary["counts"], summary["warehouse"]
     assert counts["articles"] > 0 and summary["data_docs"] is not None
-    assert warehouse["articles"] == counts["articles"]
-    assert warehouse["files"] == counts["files"]
-    assert warehouse["succeeded runs"] == 1
-    [(visible_at,)] = query(home, "SELECT visible_at FROM runs")
-    started = datetime.fromisoformat(summary["started_at"])
-    assert summary["seconds"] >= (visible_at - started).total_seconds() - 0.001
+    assert totals["articles"] == counts["articles"]
+    assert totals["files"] == counts["files"]
+    assert totals["succeeded runs"] == 1
+    # the night is one snapshot, labelled with its run id and counts
+    [(message, info)] = query(
+        home,
+        "SELECT commit_message, commit_extra_info FROM wh.snapshots() WHERE snapshot_id = "
+        f"{summary['snapshot']}",
+    )
+    assert message == f"nightly {summary['run_id']}"
+    assert json.loads(info)["articles"] == counts["articles"]
 
 
 def test_an_updated_story_is_a_near_copy_of_the_first(

@@ -1,59 +1,59 @@
-"""A query sees whole runs: the ones visible when it started, never part of one being committed."""
+"""A night is one DuckLake snapshot: readers see whole nights, time travel reaches past ones."""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
+import pyarrow.parquet as pq
 
-from transforms.records import SCHEMAS, table_of
-from warehouse.catalog import lake_connection
+from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
+from warehouse.catalog import connect_as_of, lake_connection, open_lake
 from warehouse.home import Home
-from warehouse.lake import (
-    ensure_tables,
-    marker_path,
-    part_path,
-    wait_until_visible,
-    write_parquet_atomically,
-)
-from warehouse.loader import append_rows, commit_run
-from warehouse.recovery import recover
+from warehouse.loader import NightRows, commit_night
+from warehouse.recovery import orphaned_data_files, recover
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM duplicates), "
     "(SELECT count(*) FROM files), (SELECT count(*) FROM runs WHERE status = 'succeeded')"
 )
-# Rows each run adds to articles, duplicates and files.
-SHAPE = (3, 2, 1)
+# Rows each night adds to articles, duplicates and files.
+SHAPE = (30, 20, 1)
 
 
 def _row(table: str, **values: Any) -> dict[str, Any]:
     return {name: values.get(name) for name in SCHEMAS[table].names}
 
 
-def _write_run_files(home: Home, run_id: str) -> None:
-    """A run's data files, in the order the nightly load writes them, without its marker."""
-    articles = [_row("articles", article_id=f"{run_id}-{i}", run_id=run_id) for i in range(3)]
-    path = part_path(home, "articles", run_id, f"published_month=2024-{len(run_id) % 12 + 1:02d}")
-    write_parquet_atomically(table_of(articles, SCHEMAS["articles"]), path)
-    append_rows(
-        home,
-        run_id,
-        {
-            "duplicates": [
-                _row("duplicates", dump_file=f"{run_id}/d{i}", run_id=run_id) for i in range(2)
-            ],
-            "files": [_row("files", dump_file=f"{run_id}/f", run_id=run_id)],
-        },
-    )
-
-
-def _run_row(run_id: str) -> dict[str, Any]:
+def night(home: Home, run_id: str) -> NightRows:
+    """A night's rows: articles staged as Parquet (as parsing stages them), the rest as rows."""
     now = datetime.now(UTC)
-    return _row("runs", run_id=run_id, status="succeeded", started_at=now, finished_at=now)
+    names = [f"{run_id}/a{i}" for i in range(SHAPE[0])]
+    articles = [
+        _row(
+            "articles",
+            article_id=f"{run_id}-{i}",
+            dump_file=name,
+            run_id=run_id,
+            published_at=datetime(2024, 1 + i % 12, 1 + i % 28, tzinfo=UTC),
+        )
+        for i, name in enumerate(names)
+    ]
+    staged = home.root / "staging" / f"{run_id}.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table_of(articles, ARTICLES_SCHEMA), staged)
+    tables = {
+        "duplicates": [
+            _row("duplicates", dump_file=f"{run_id}/d{i}", run_id=run_id) for i in range(SHAPE[1])
+        ],
+        "files": [_row("files", dump_file=f"{run_id}/f", run_id=run_id)],
+    }
+    run_row = _row(
+        "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
+    )
+    return NightRows(run_row, [staged], set(names), tables)
 
 
 def _consistent(counts: tuple[int, ...]) -> bool:
@@ -61,66 +61,83 @@ def _consistent(counts: tuple[int, ...]) -> bool:
     return all(rows == size * runs for rows, size in zip(tables, SHAPE, strict=True))
 
 
-def test_a_long_open_session_never_sees_part_of_a_commit(tmp_path: Path) -> None:
+def test_a_long_open_session_never_sees_part_of_a_night(tmp_path: Path) -> None:
     home = Home.at(tmp_path / "home")
-    ensure_tables(home)
-    runs = 40
+    writer = open_lake(home)
+    nights = 25
 
-    def nights() -> None:
-        for night in range(runs):
-            run_id = f"run-{night:03d}"
-            _write_run_files(home, run_id)
-            wait_until_visible(commit_run(home, _run_row(run_id), delay_seconds=0.02))
+    def commit_nights() -> None:
+        for n in range(nights):
+            commit_night(writer, night(home, f"run-{n:03d}"))
 
-    writer = threading.Thread(target=nights)
+    thread = threading.Thread(target=commit_nights)
     seen: list[tuple[int, ...]] = []
     with lake_connection(home) as analyst:  # opened once, as a notebook keeps it
-        writer.start()
-        while writer.is_alive():
+        thread.start()
+        while thread.is_alive():
             seen.append(tuple(analyst.execute(COUNTS).fetchall()[0]))
-        writer.join()
+        thread.join()
         final = tuple(analyst.execute(COUNTS).fetchall()[0])
-    assert final == (3 * runs, 2 * runs, runs, runs)
-    assert len(set(seen)) > 3, "the reader should have watched several commits land"
+    writer.close()
+    assert final == (SHAPE[0] * nights, SHAPE[1] * nights, nights, nights)
+    assert len(set(seen)) > 3, "the reader should have watched several nights land"
     assert [counts for counts in seen if not _consistent(counts)] == []
 
 
-def test_a_run_appears_at_its_visible_at_and_the_next_run_waits_for_it(tmp_path: Path) -> None:
+def test_inside_a_transaction_every_query_sees_the_same_snapshot(tmp_path: Path) -> None:
     home = Home.at(tmp_path / "home")
-    ensure_tables(home)
-    _write_run_files(home, "run-killed")
-    # a run killed between writing its marker and the moment its rows become visible
-    marker = {**_run_row("run-killed"), "visible_at": datetime.now(UTC) + timedelta(seconds=1)}
-    write_parquet_atomically(table_of([marker], SCHEMAS["runs"]), marker_path(home, "run-killed"))
-    with lake_connection(home) as con:
-        assert con.execute(COUNTS).fetchall()[0] == (0, 0, 0, 0)
-        recover(home)  # the next night starts: it must find the killed run's rows in its ledger
-        assert con.execute(COUNTS).fetchall()[0] == (3, 2, 1, 1)
+    with open_lake(home) as writer:
+        commit_night(writer, night(home, "run-one"))
+        with lake_connection(home) as analyst:
+            analyst.execute("BEGIN")
+            assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
+            commit_night(writer, night(home, "run-two"))
+            assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
+            analyst.execute("COMMIT")
+            assert analyst.execute(COUNTS).fetchall()[0] == (60, 40, 2, 2)
 
 
-def test_inside_a_transaction_every_query_sees_the_same_runs(tmp_path: Path) -> None:
+def test_each_night_is_one_snapshot_named_after_its_run(tmp_path: Path) -> None:
     home = Home.at(tmp_path / "home")
-    ensure_tables(home)
-    _write_run_files(home, "run-one")
-    commit_run(home, _run_row("run-one"))
-    with lake_connection(home) as analyst:
-        analyst.execute("BEGIN")
-        assert analyst.execute(COUNTS).fetchall()[0] == (3, 2, 1, 1)
-        _write_run_files(home, "run-two")
-        commit_run(home, _run_row("run-two"))
-        assert analyst.execute(COUNTS).fetchall()[0] == (3, 2, 1, 1)
-        analyst.execute("COMMIT")
-        assert analyst.execute(COUNTS).fetchall()[0] == (6, 4, 2, 2)
+    with open_lake(home) as writer:
+        first = commit_night(writer, night(home, "run-one"))
+        second = commit_night(writer, night(home, "run-two"))
+        labels = writer.execute(
+            "SELECT snapshot_id, commit_message, "
+            "json_extract_string(commit_extra_info, '$.run_id') FROM wh.snapshots() "
+            "WHERE snapshot_id > ? ORDER BY snapshot_id",
+            [first - 1],
+        ).fetchall()
+    assert second == first + 1
+    assert labels == [(first, "nightly run-one", "run-one"), (second, "nightly run-two", "run-two")]
+    with connect_as_of(home, "run-one") as before:
+        assert before.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
+    with connect_as_of(home, None) as now:
+        assert now.execute(COUNTS).fetchall()[0] == (60, 40, 2, 2)
 
 
-def test_an_old_home_gets_the_new_runs_column(tmp_path: Path) -> None:
+def test_a_night_that_never_commits_shows_nothing_and_its_files_are_removed(
+    tmp_path: Path,
+) -> None:
     home = Home.at(tmp_path / "home")
-    ensure_tables(home)
-    old = SCHEMAS["runs"].remove(SCHEMAS["runs"].get_field_index("visible_at"))
-    placeholder = home.table_dir("runs") / "_schema.parquet"
-    write_parquet_atomically(old.empty_table(), placeholder)
-    write_parquet_atomically(
-        pa.Table.from_pylist([_run_row("run-old")], schema=old), marker_path(home, "run-old")
+    writer = open_lake(home)
+    commit_night(writer, night(home, "run-one"))
+    dying = night(home, "run-dies")
+    writer.execute("BEGIN")
+    writer.execute(
+        "INSERT INTO articles BY NAME SELECT *, '2024-01' AS published_month "
+        "FROM read_parquet(?)",
+        [str(dying.staged[0])],
     )
-    with lake_connection(home) as con:  # rewrites the placeholder, then reads both
-        assert con.execute("SELECT run_id, visible_at FROM runs").fetchall() == [("run-old", None)]
+    writer.close()  # gone without a commit, as a killed process is
+    # What a writer killed during its commit leaves: data files no snapshot references.
+    stray = home.lake / "main" / "articles" / "ducklake-killed-mid-commit.parquet"
+    stray.write_bytes(dying.staged[0].read_bytes())
+    with lake_connection(home) as analyst:
+        assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
+    with open_lake(home) as next_run:
+        assert orphaned_data_files(next_run) == [str(stray)]
+        recover(home, next_run)
+        assert orphaned_data_files(next_run) == []
+        assert not stray.exists()
+        assert next_run.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
