@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from warehouse.catalog import lake_connection
+from warehouse.catalog import exists, lake_connection
 from warehouse.home import Home
 
 # Columns that legitimately differ between two runs over the same inputs.
@@ -16,6 +16,8 @@ DATA_TABLES = ("articles", "duplicates", "quarantine", "files")
 def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
     """Every data table's visible rows, volatile lineage columns aside, in a stable order."""
     out = {}
+    if not exists(Home.at(home)):
+        return empty_snapshot()  # killed before its catalog was made: nothing to see
     with lake_connection(Home.at(home)) as con:
         for table in DATA_TABLES:
             described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()

@@ -9,6 +9,7 @@ once into an extension folder of that environment, with DuckDB's signature check
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from transforms.records import SCHEMAS
+from warehouse.files import temp_path
 from warehouse.home import Home, S3Access
 
 ALIAS = "wh"
@@ -214,6 +216,8 @@ def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
 
 def open_lake(home: Home) -> duckdb.DuckDBPyConnection:
     """A read-write connection to the lake, its tables created or given new columns first."""
+    if not exists(home):
+        _create_sqlite_catalog(home)
     con = connect(home, read_only=False)
     try:
         ensure_tables(con)
@@ -221,6 +225,21 @@ def open_lake(home: Home) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
+
+
+def _create_sqlite_catalog(home: Home) -> None:
+    """A new SQLite catalog with its tables, built under a temporary name and renamed into
+    place, so that a process killed while creating it leaves no half-made catalog."""
+    final = Path(home.catalog_spec.removeprefix("sqlite:"))
+    building = temp_path(final)
+    for leftover in building.parent.glob(f"{building.name}*"):
+        leftover.unlink()  # one killed while building (its WAL and journal files too)
+    con = connect(Home(home.root, f"sqlite:{building}", home.data_path, home.s3), read_only=False)
+    try:
+        ensure_tables(con)
+    finally:
+        con.close()
+    os.replace(building, final)
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:

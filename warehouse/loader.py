@@ -54,11 +54,14 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
             checkpoint("load:articles")
             for table, rows in night.tables.items():
                 insert_rows(con, table, sorted(rows, key=lambda row: row["dump_file"]))
+                checkpoint(f"load:{table}")
             checkpoint("load:rows")
             archived = index_table(night.archived)
             insert_arrow(con, "archive_index", _with_run(archived, run_id))
+            checkpoint("load:archive_index")
             for table, rows in index_rows(night.kept_ids, night.kept_signatures, run_id).items():
                 insert_arrow(con, table, rows)
+                checkpoint(f"load:{table}")
             checkpoint("load:index")
         insert_rows(con, "runs", [night.run_row])
         label(con, night.run_row)

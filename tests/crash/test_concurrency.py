@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pytest
 
+import warehouse
 from tests.crash.conftest import Zygote
 from tests.state import empty_snapshot, snapshot
 
@@ -44,11 +44,11 @@ def test_an_analyst_reading_during_a_run_never_sees_half_of_it(
     first_night = tmp_path / "night1"
     shutil.copytree(inbox / "2019", first_night / "2019")
     assert zygote.run(first_night, home)["exit"] == 0
-    analyst = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
+    analyst = warehouse.connect(home)  # held open through the night, as a notebook is
     before = analyst.execute(COUNTS).fetchall()[0]
     # hold the second night at each step of its load, while the analyst keeps querying
-    pauses = "load:articles:1,load:rows:1,publish.before:index:1,publish.before:runs:1"
-    env = {"WIREHOUSE_PAUSE_AT": pauses, "WIREHOUSE_VISIBILITY_DELAY_SECONDS": "1"}
+    pauses = "load:articles:1,load:rows:1,load:index:1,load:commit:1"
+    env = {"WIREHOUSE_PAUSE_AT": pauses}
     run = zygote.run(inbox, home, env, op="start")
     seen = set()
     deadline = time.monotonic() + 15  # the pauses alone take 4 s
@@ -115,11 +115,11 @@ def test_a_transient_disk_error_is_retried(
 ) -> None:
     state, _, _ = reference
     home, log = tmp_path / "home", tmp_path / "checkpoints.log"
-    env = {"WIREHOUSE_FAIL_AT": "publish.before:runs:1", "WIREHOUSE_CHECKPOINT_LOG": str(log)}
+    env = {"WIREHOUSE_FAIL_AT": "load:commit:1", "WIREHOUSE_CHECKPOINT_LOG": str(log)}
     answer = zygote.run(inbox, home, env)
     assert answer["exit"] == 0
     # the commit failed once (disk full) and the load task's retry wrote it
-    assert log.read_text().split().count("publish.before:runs") == 2
+    assert log.read_text().split().count("load:commit") == 2
     assert snapshot(home) == state
 
 
@@ -127,7 +127,7 @@ def test_a_run_that_cannot_finish_fails_readably_and_changes_nothing(
     zygote: Zygote, inbox: Path, tmp_path: Path
 ) -> None:
     home, log = tmp_path / "home", tmp_path / "run.err"
-    answer = zygote.run(inbox, home, {"WIREHOUSE_FAIL_AT": "publish.before:runs:99"}, stderr=log)
+    answer = zygote.run(inbox, home, {"WIREHOUSE_FAIL_AT": "load:commit:99"}, stderr=log)
     assert answer["exit"] == 1
     assert "no space left on device" in log.read_text()
     assert snapshot(home) == empty_snapshot()
