@@ -57,6 +57,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.neardup_speed
+	$(VENV)/bin/python -m bench.lake
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

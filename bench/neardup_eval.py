@@ -4,7 +4,8 @@ Deterministic for a seed. Stories are rendered with the benchmark's Xinhua templ
 (bench/render.py: `CITY, Mon D (Xinhua) -- ` lead). Byte-identical BBC files (exact duplicates,
 another stage's job) are dropped, and so are stories that already overlap another story
 (shingle Jaccard >= 0.2: the corpus' own rewrites, whose true label is unknown).
-- history: the first half of the originals, appended to an on-disk index as a past run;
+- history: the first half of the originals, committed to the near-duplicate index of a DuckLake
+  in a temporary folder as one past night;
 - night: the other half (new stories), one edited copy of each of `copy_share` of all the
   originals (its label: the original), and hard negatives: for an original, the most similar
   other story of its category (same topic), rendered with the original's dateline lead and, for
@@ -27,11 +28,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import duckdb
+
 from bench.render import REPO, Story, _edit_word, load_corpus, page_of, shared_dir
 from transforms.dedupe import Candidate
-from transforms.minhash import THRESHOLD, shingles, signatures
+from transforms.minhash import THRESHOLD, U32, shingles, signatures
 from transforms.neardup import near_links
 from warehouse import nearindex
+from warehouse.catalog import open_lake
+from warehouse.home import Home
+from warehouse.loader import insert_arrow
 
 BASELINE = REPO / "tests" / "baselines" / "neardup.json"
 EDITS = ("paragraph_changed", "paragraph_added", "paragraph_dropped", "typo", "dateline")
@@ -97,10 +103,12 @@ def evaluate(
     truth = {c.dump_file: d.copy_of for c, d in zip(candidates, labelled.night, strict=True)}
     copies = sum(1 for target in truth.values() if target is not None)
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        nearindex.append(folder, "history", [d.article_id for d in labelled.history], history_sigs)
-        low = min(thresholds)
-        matches = nearindex.history_matches(folder, night_sigs, {"history"}, low)
+        con = open_lake(Home.at(tmp))
+        try:
+            index_night(con, "history", [d.article_id for d in labelled.history], history_sigs)
+            matches = nearindex.history_matches(con, night_sigs, min(thresholds))
+        finally:
+            con.close()
     results = []
     for threshold in thresholds:
         _kept, links = near_links(candidates, night_sigs, matches, threshold)
@@ -119,6 +127,20 @@ def evaluate(
             }
         )
     return results
+
+
+def index_night(
+    con: duckdb.DuckDBPyConnection, run_id: str, article_ids: list[str], sigs: U32
+) -> None:
+    """Commit one night's near-duplicate index rows in one transaction, as a night does."""
+    con.execute("BEGIN")
+    try:
+        for table, rows in nearindex.index_rows(article_ids, sigs, run_id).items():
+            insert_arrow(con, table, rows)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _distinct_stories(stories: list[Story]) -> list[Story]:

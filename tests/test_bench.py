@@ -27,3 +27,23 @@ def test_margin_needs_two_sizes_and_leaves_out_what_was_not_run() -> None:
     }
     # A larger night measured faster than a smaller one (noise): no rate, rather than a negative.
     assert margin([_row(5_000, 15.0, 5.0), _row(6_000, 14.0, 6.0)]) == {"flow": 1_000.0}
+
+
+def test_lake_bench_prints_and_returns_its_figures(tmp_path: Any, capsys: Any) -> None:
+    import json
+
+    from bench.lake import main
+
+    written = tmp_path / "lake.json"
+    assert main(["--nights", "3", "--per-night", "12", "--json", str(written)]) == 0
+    out = capsys.readouterr().out
+    for words in ("before compact:", "after:", "rollback of bench-2025-01-03", "read"):
+        assert words in out, out
+    figures = json.loads(written.read_text())
+    assert figures["articles"] == 36
+    assert figures["articles_files_before"] >= 3  # a file a night at least (months may split)
+    assert figures["query_before"]["files_read"] >= 1
+    assert figures["query_after"]["files_read"] <= figures["query_before"]["files_read"]
+    assert figures["articles_files_after"] <= figures["articles_months"]
+    assert figures["rolled_back"]["articles"] == 12
+    assert len(figures["query_after"]["seconds_all"]) == 5
