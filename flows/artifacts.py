@@ -59,6 +59,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             ("already recorded (skipped)", counts.get("already_recorded", 0)),
             ("still being written (next night)", counts.get("unsettled", 0)),
             ("**articles loaded**", counts["articles"]),
+            ("of them undated (no time on the page)", counts.get("undated", 0)),
             ("duplicates", counts["duplicates"]),
             ("quarantined", counts["quarantined"]),
             ("failure ratio", f"{summary.get('failure_ratio', 0.0):.1%}"),

@@ -109,7 +109,8 @@ def _by_month(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
     One stable sort, then slices of the sorted table: filtering the table once per month
     scanned it as many times as the night has months.
     """
-    months = pc.strftime(table.column("published_at"), format="%Y-%m")
+    # An article that states no time (a page of another outlet) goes to `undated`.
+    months = pc.fill_null(pc.strftime(table.column("published_at"), format="%Y-%m"), "undated")
     order = pc.sort_indices(months)  # stable: rows keep their order within a month
     table = table.take(order)
     start = 0

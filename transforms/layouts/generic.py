@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from transforms.dates import date_near, find_dates
 from transforms.layouts.prose import Kind, Unit, is_prose, main_run, page_lines, page_units
@@ -46,8 +47,12 @@ _WORDS = re.compile(r"\w+")
 _SITE_TRIM = re.compile(r"^[\W_]+|[\W_]+$")
 
 
-def parse_generic(text: str, *, require_time: bool = True) -> Article | Rejection:
-    """Parse a page of any layout into an Article, or say why it is not one."""
+def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article | Rejection:
+    """Parse a page of any layout into an Article, or say why it is not one.
+
+    A page that is an article but states no time is kept, undated (`published_at_source`
+    "none"); relative times are read against `captured_at`, the dump's capture time.
+    """
     if not text.strip():
         return Rejection("empty_dump", "The dump holds nothing but whitespace.")
     lines = page_lines(text)
@@ -67,8 +72,6 @@ def parse_generic(text: str, *, require_time: bool = True) -> Article | Rejectio
     mention = date_near(joined, anchor, *_DATE_NEAR) or date_near(
         joined, anchor, *_DATE_FAR, in_prose=False
     )
-    if mention is None and require_time:
-        return Rejection("no_publication_time", "No publication time was found near the article.")
     paragraphs = _paragraphs(run)
     place, agency = _dateline(paragraphs)
     body = "\n\n".join(paragraphs)
@@ -77,6 +80,7 @@ def parse_generic(text: str, *, require_time: bool = True) -> Article | Rejectio
         published_at=mention.value if mention is not None else None,
         body=body,
         layout=LAYOUT,
+        published_at_source="page" if mention is not None else "none",
         # The wire named in the dateline is exact; the site read off the title line is a guess.
         source=agency or site or "unknown",
         editor=None,
