@@ -214,10 +214,22 @@ def test_never_raises_on_spliced_page_pieces(parts: list[str]) -> None:
 
 def test_a_date_deep_in_the_prose_is_not_taken_for_the_publication_time() -> None:
     # A Yahoo page whose byline has no year ("Fri Dec 28, 6:09 PM ET"); the only full date is
-    # "Sept. 11, 2001" in the middle of a paragraph. Better undated than dated 2001.
+    # "Sept. 11, 2001" in the middle of a paragraph. The byline's year is completed from the
+    # page's copyright year (2007), where Dec 28 is a Friday, as written: inferred.
     from tests.conftest import SAMPLES
 
     page = SAMPLES / "web-pages" / "9a5adea6-fd55-43a3-9575-34c34d5936c0.txt"
     result = parse_generic(page.read_text(encoding="utf-8"))
     assert isinstance(result, Article)
-    assert (result.published_at, result.published_at_source) == (None, "none")
+    assert result.published_at == datetime(2007, 12, 28, 23, 9, tzinfo=UTC)
+    assert result.published_at_source == "inferred"
+
+
+def test_relative_time_is_counted_back_from_the_capture_time() -> None:
+    # "5 days ago" under the headline, and nothing else: against the dump's file time.
+    text = (CASES / "afp_without_date.txt").read_text(encoding="utf-8")
+    captured = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
+    article = parse_generic(text, captured_at=captured)
+    assert isinstance(article, Article)
+    assert article.published_at == datetime(2008, 1, 15, 12, 0, tzinfo=UTC)
+    assert article.published_at_source == "inferred"

@@ -5,18 +5,16 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from transforms.dates import date_near, find_dates
+from transforms.dates import find_dates
 from transforms.layouts.prose import Kind, Unit, is_prose, main_run, page_lines, page_units
+from transforms.layouts.published import publication_time
 from transforms.records import Article, Rejection
 from transforms.text import language_of
 
 LAYOUT = "generic"
 # Fewer words than a short news brief: what is left is a caption, a teaser or a link list.
 _MIN_BODY_WORDS = 40
-# Where (characters before, after the article start) a date is looked for: near first, where
-# the byline and time stand; then anywhere, since a date far off still beats none.
 _TITLE_AFTER_START = 40
-_DATE_NEAR, _DATE_FAR = (1500, 1000), (50_000, 50_000)
 
 _SEPARATOR = re.compile(r"\s+(?:[|»:•~]{1,2}|[-–—]{1,2})\s+|\s*\|\s*|_English_Xinhua\b|\s+[-–—]+$")
 _PREFIX_SITE = re.compile(
@@ -69,18 +67,16 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
         return Rejection("no_title", "No headline was found on the page.")
     joined = "\n".join(lines)
     anchor = sum(len(x) + 1 for x in lines[:first_line])
-    mention = date_near(joined, anchor, *_DATE_NEAR) or date_near(
-        joined, anchor, *_DATE_FAR, in_prose=False
-    )
     paragraphs = _paragraphs(run)
-    place, agency = _dateline(paragraphs)
+    place, agency, lead = _dateline(paragraphs)
+    published_at, published_from = publication_time(joined, anchor, lead, captured_at)
     body = "\n\n".join(paragraphs)
     return Article(
         title=title,
-        published_at=mention.value if mention is not None else None,
+        published_at=published_at,
         body=body,
         layout=LAYOUT,
-        published_at_source="page" if mention is not None else "none",
+        published_at_source=published_from,
         # The wire named in the dateline is exact; the site read off the title line is a guess.
         source=agency or site or "unknown",
         editor=None,
@@ -190,8 +186,9 @@ def _site(prefix: str, suffix: str) -> str | None:
     return None
 
 
-def _dateline(paragraphs: list[str]) -> tuple[str | None, str | None]:
-    """The place of a dateline opening the body ("NEW YORK (AP) -") and the agency it names."""
+def _dateline(paragraphs: list[str]) -> tuple[str | None, str | None, str | None]:
+    """The place of a dateline opening the body ("NEW YORK (AP) -"), the agency it names, and
+    the dateline itself."""
     for paragraph in paragraphs[:2]:
         match = _DATELINE.match(paragraph)
         if match is None:
@@ -199,8 +196,8 @@ def _dateline(paragraphs: list[str]) -> tuple[str | None, str | None]:
         agency = match.group("agency") or match.group("wire") or match.group("pre")
         place = match.group("place")
         if agency or _CAPS_PLACE.match(place):
-            return place, agency
-    return None, None
+            return place, agency, match.group(0)
+    return None, None, None
 
 
 def _looks_like_code(line: str) -> bool:
