@@ -233,3 +233,30 @@ def test_relative_time_is_counted_back_from_the_capture_time() -> None:
     assert isinstance(article, Article)
     assert article.published_at == datetime(2008, 1, 15, 12, 0, tzinfo=UTC)
     assert article.published_at_source == "inferred"
+
+
+def test_the_body_stops_at_the_rights_notice_under_the_story() -> None:
+    story = (
+        "The council said on Monday that the vote would go ahead as planned next week, after "
+        "a long debate in which members of all parties spoke about the new budget. "
+    )
+    after = (
+        "Are you paying on a high-interest mortgage? Considering refinancing? Enter basic "
+        "information about your home and we will find the offers that are right for you today. "
+    )
+    page = "\n\n".join(
+        [
+            "Council vote goes ahead - Example News",
+            "Council vote goes ahead",
+            "Jan 14, 2008 10:00 AM EST",
+            story * 2,
+            story,
+            "Copyright 2008 Example News. All rights reserved. This material may not be "
+            "published, broadcast, rewritten or redistributed.",
+            after * 3,
+            after * 2,
+        ]
+    )
+    article = parse_generic(page)
+    assert isinstance(article, Article)
+    assert article.paragraphs == [(story * 2).strip(), story.strip()]

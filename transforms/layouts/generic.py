@@ -26,6 +26,10 @@ _DATELINE = re.compile(
 )
 _CAPS_PLACE = re.compile(r"^[A-Z][A-Z'’.\- ]{2,}(?:,|$)")
 _LEADING_DATE_DASH = re.compile(r"\s*[-–—:|]\s*")
+# Where a story has ended: the rights notice under it.
+_END_OF_STORY = re.compile(
+    r"all rights reserved|may not be (?:published|reproduced|redistributed|rewritten)", re.I
+)
 _CONTINUED = re.compile(r"(?:Continued ?(?:\.{3}|…)|\(Continued\)|Story continues below)$", re.I)
 
 
@@ -41,7 +45,7 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
     units = page_units(lines)
     start, end = main_run(units)
     title_line = next((x for x in lines if x), "").casefold()
-    run = _body_units(units[start:end], title_line)
+    run = _body_units(_to_story_end(units[start:end]), title_line)
     body_words = sum(u.words for u in run)
     if not run or body_words < _MIN_BODY_WORDS or all(u.kind is not Kind.GOOD for u in run):
         return Rejection("not_an_article", "The page holds no block of article prose.")
@@ -69,6 +73,15 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
         page_code=None,
         language=language_of(body),
     )
+
+
+def _to_story_end(units: list[Unit]) -> list[Unit]:
+    """The run up to where the story ends: the rights notice under it, if any."""
+    first_prose = next((i for i, u in enumerate(units) if u.kind is Kind.GOOD), len(units))
+    for i in range(first_prose + 1, len(units)):
+        if _END_OF_STORY.search(units[i].text):
+            return units[:i]
+    return units
 
 
 def _body_units(units: list[Unit], title_line: str) -> list[Unit]:
