@@ -94,11 +94,14 @@ _ENDING_AT_YEAR = [
     ),
     # Numeric, US order unless the first part cannot be a month: "01/08/2008", "(14/01/2008)"
     re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})$"),
-    # The time between day and year, as in e-mail and log stamps: "Sat, 29 Dec 15:58:00 2007",
-    # "Sat Dec 29 15:58:00 2007"
+]
+# The time between day and year, as in e-mail and log stamps: "Sat, 29 Dec 15:58:00 2007",
+# "Sat Dec 29 15:58:00 2007". Tried only at a year that follows a time ("...:00 2007").
+_TIME_BEFORE_YEAR = [
     re.compile(r"\b(?P<d>\d{1,2})\s+" + _MONTH + _TIME_IN_DATE, re.I),
     re.compile(r"\b" + _MONTH + r"\s+(?P<d>\d{1,2})" + _TIME_IN_DATE, re.I),
 ]
+_AFTER_TIME = re.compile(r":\d\d\s+$")
 # ISO: "2008-01-11 11:37:09", "2008-01-11T11:37:09Z"
 _ISO = re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d-])")
 # Chinese and Japanese: "2008年1月15日"
@@ -138,9 +141,11 @@ def find_dates(text: str) -> list[DateMention]:
     found: dict[int, DateMention] = {}
     for year in _YEAR.finditer(text):
         end = year.end()
-        matches = [
-            p.search(text, max(0, year.start() - _BEFORE_YEAR), end) for p in _ENDING_AT_YEAR
-        ]
+        lo = max(0, year.start() - _BEFORE_YEAR)
+        patterns = _ENDING_AT_YEAR
+        if _AFTER_TIME.search(text, max(0, year.start() - 5), year.start()):
+            patterns = _TIME_BEFORE_YEAR
+        matches = [p.search(text, lo, end) for p in patterns]
         matches.append(_ISO.match(text, year.start()) or _CJK.match(text, year.start()))
         for match in matches:
             if match is not None:

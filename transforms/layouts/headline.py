@@ -68,6 +68,8 @@ _NAME_PREFIX = re.compile(r"^([^:]{2,40}):\s+(?=\S)")
 _BREADCRUMB = re.compile(r"^(?:home|you are here)\s*[:>/»|]", re.I)
 _NAME_GLUE = frozenset({"the", "of", "and", "&", "de", "la", "le", "el", "for", "on"})
 _SITE_NAME_WORDS = 5
+# How much of the first paragraph a candidate is compared with (headlines are shorter).
+_BODY_START = 400
 
 
 def headline(
@@ -76,11 +78,16 @@ def headline(
     """The headline and the site name the title line carries with it, if any."""
     first = next((x for x in lines[:body_line] if x), "")
     folded = first.casefold()
-    notices = " ".join(x.casefold() for x in lines if "©" in x or "opyright" in x)
-    body_start = " ".join(first_paragraph.casefold().split())
+    body_start = " ".join(first_paragraph[:_BODY_START].casefold().split())
+    notices: list[str] = []  # the page's copyright notices, gathered on first need
+
+    def notices_text() -> str:
+        if not notices:
+            notices.append(" ".join(x.casefold() for x in lines if "©" in x or "opyright" in x))
+        return notices[0]
 
     def is_name(text: str) -> bool:
-        return _is_site_name(text, notices)
+        return _is_site_name(text, notices_text)
 
     def usable(text: str) -> bool:
         # A line above the article that merely opens its first paragraph is no headline; a
@@ -155,7 +162,7 @@ def _headline_before(
     return best
 
 
-def _is_site_name(text: str, notices: str) -> bool:
+def _is_site_name(text: str, notices: Callable[[], str]) -> bool:
     """Whether a candidate is the site's or a section's name rather than a headline."""
     name = _SITE_TRIM.sub("", text).casefold()
     if not name or _DOMAIN.search(name) or text.rstrip().endswith(":"):
@@ -165,12 +172,11 @@ def _is_site_name(text: str, notices: str) -> bool:
     words = text.split()
     if len(words) > _SITE_NAME_WORDS:
         return False
-    if name in notices:  # named in a copyright notice: "©2008 The Sports Network"
-        return True
     bare = [_SITE_TRIM.sub("", w) for w in words if not w.startswith("(")]
     capitalised = all(w[:1].isupper() or w.casefold() in _NAME_GLUE for w in bare if w)
-    outlet = any(w.casefold() in _OUTLET_WORDS for w in bare)
-    return capitalised and outlet
+    if capitalised and any(w.casefold() in _OUTLET_WORDS for w in bare):
+        return True
+    return name in notices()  # named in a copyright notice: "©2008 The Sports Network"
 
 
 def _starts_body(text: str, body_start: str) -> bool:
