@@ -38,7 +38,10 @@ def lake_figures(home: Home, run_id: str) -> tuple[list[dict[str, Any]], dict[st
     with lake_connection(home) as con:
         days = con.execute(_ARTICLES_PER_DAY_SQL, [run_id]).fetchall()
         totals = con.execute(_TOTALS_SQL).fetchall()[0]
-    per_day = [{"day": day.isoformat(), "articles": int(n)} for day, n in days]
+    per_day = [  # articles that state no time are a row of their own
+        {"day": day.isoformat() if day is not None else "undated", "articles": int(n)}
+        for day, n in days
+    ]
     return per_day, dict(zip(_TOTAL_NAMES, map(int, totals), strict=True))
 
 
