@@ -26,8 +26,13 @@ T = TypeVar("T")
 SUITE_PATH = Path(__file__).parent / "suites" / "articles.json"
 # Identifies a row in results and in `failures`; unique per record by the warehouse contract.
 ROW_KEY = "dump_file"
-# A column the suite checks that the table does not carry: computed by _dataframe.
+# Columns the suite checks that the table does not carry: computed by _dataframe.
 DERIVED_TITLE_IS_BODY = "title_is_body"
+DERIVED_UNEXPLAINED_NULL = "published_at_unexplained_null"
+DERIVED_SOURCE_CONTRADICTS = "published_at_source_contradicts"
+# The one kind of article that may state no time: a page of another outlet marked undated. On
+# a Xinhua layout a missing time means a broken parser.
+UNDATED_LAYOUT, UNDATED_SOURCE = "generic", "none"
 # Filled in per run so that "no later than tomorrow" moves with the clock, not with the file.
 PUBLISHED_AT_MAX_PARAMETER = "published_at_max"
 PUBLISHED_AT_SLACK = timedelta(days=1)
@@ -284,13 +289,26 @@ def _validation_definition(gx: ModuleType, context: Any, suite: Any) -> Any:
 def _dataframe(table: pa.Table) -> Any:
     """The table as pandas for GX: nested columns (captions) dropped, timestamps tz-aware.
 
-    Plus `title_is_body`, computed here in one vectorised pass, which the suite expects false:
-    GX's own record-wise check (`expect_select_column_values_to_be_unique_within_record`) runs
-    a Python function per row, a fifth of a millisecond each.
+    Plus derived columns the suite expects false, each computed here in one vectorised pass:
+    `title_is_body` (GX's own record-wise check, `expect_select_column_values_to_be_unique_
+    within_record`, runs a Python function per row, a fifth of a millisecond each), and the
+    conditional checks on a missing publication time (GX's row conditions parse a pandas query
+    per expectation): `published_at_unexplained_null` (no time, and not a page of another
+    outlet marked undated) and `published_at_source_contradicts` (marked undated, yet a time).
     """
     flat = [f.name for f in table.schema if not pa.types.is_nested(f.type)]
     same = pc.equal(table.column("title"), table.column("body"))
-    return table.select(flat).append_column(DERIVED_TITLE_IS_BODY, same).to_pandas()
+    missing = pc.is_null(table.column("published_at"))
+    marked = pc.fill_null(pc.equal(table.column("published_at_source"), UNDATED_SOURCE), False)
+    generic = pc.fill_null(pc.equal(table.column("layout"), UNDATED_LAYOUT), False)
+    undated_ok = pc.and_(generic, marked)
+    return (
+        table.select(flat)
+        .append_column(DERIVED_TITLE_IS_BODY, same)
+        .append_column(DERIVED_UNEXPLAINED_NULL, pc.and_(missing, pc.invert(undated_ok)))
+        .append_column(DERIVED_SOURCE_CONTRADICTS, pc.and_(marked, pc.invert(missing)))
+        .to_pandas()
+    )
 
 
 def _raise_on_errors(results: Iterable[Any]) -> None:

@@ -38,7 +38,10 @@ def lake_figures(
     """This run's articles per publication day (UTC) and the warehouse's totals, once committed."""
     days = con.execute(_ARTICLES_PER_DAY_SQL, [run_id]).fetchall()
     totals = con.execute(_TOTALS_SQL).fetchall()[0]
-    per_day = [{"day": day.isoformat() if day else "undated", "articles": int(n)} for day, n in days]
+    per_day = [  # articles that state no time are a row of their own
+        {"day": day.isoformat() if day is not None else "undated", "articles": int(n)}
+        for day, n in days
+    ]
     return per_day, dict(zip(_TOTAL_NAMES, map(int, totals), strict=True))
 
 
@@ -59,6 +62,7 @@ def summary_markdown(summary: dict[str, Any]) -> str:
             ("already recorded (skipped)", counts.get("already_recorded", 0)),
             ("still being written (next night)", counts.get("unsettled", 0)),
             ("**articles loaded**", counts["articles"]),
+            ("of them undated (no time on the page)", counts.get("undated", 0)),
             ("duplicates", counts["duplicates"]),
             ("quarantined", counts["quarantined"]),
             ("failure ratio", f"{summary.get('failure_ratio', 0.0):.1%}"),

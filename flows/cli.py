@@ -364,6 +364,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("files new", f"{counts['files']:,}")
     table.add_row("already recorded (skipped)", f"{counts['already_recorded']:,}")
     table.add_row("[green]articles loaded", f"{counts['articles']:,}")
+    if counts.get("undated"):
+        table.add_row("  of them undated (no time on the page)", f"{counts['undated']:,}")
     for kind, n in counts["duplicates_by_kind"].items():
         table.add_row(f"duplicates: {kind}", f"{n:,}")
     for reason, n in counts["quarantined_by_reason"].items():

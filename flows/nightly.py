@@ -167,9 +167,7 @@ def validate(index: int, batch: ParsedBatch, settings: Settings, lineage: Lineag
 
 
 @task(name="dedupe", task_run_name="dedupe", cache_policy=NONE)
-def dedupe(
-    valid: list[ValidBatch], settings: Settings, lake: duckdb.DuckDBPyConnection
-) -> Deduped:
+def dedupe(valid: list[ValidBatch], settings: Settings, lake: duckdb.DuckDBPyConnection) -> Deduped:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
         return Deduped(set(), [], [], signatures([]))
@@ -218,7 +216,9 @@ def load(
         if run_row["status"] != "succeeded":
             remove_unindexed(home, con)  # its dumps are read again by the next night
     shutil.rmtree(home.staging / run_id, ignore_errors=True)
-    get_run_logger().info("committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot)
+    get_run_logger().info(
+        "committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot
+    )
     return snapshot
 
 

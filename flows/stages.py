@@ -145,7 +145,7 @@ def plan_night(arrivals: Arrivals, match: LedgerMatch) -> Plan:
     first_by_sha: dict[str, ToRead] = {}
     copies: dict[str, list[Dump]] = defaultdict(list)
     for found in arrivals.files:  # path order, so the first path of some bytes is kept
-        dump = Dump(found.dump_file, found.sha256, found.bytes)
+        dump = Dump(found.dump_file, found.sha256, found.bytes, found.mtime)
         if (found.dump_file, found.sha256) in match.pairs:
             plan.already_recorded += 1
         elif found.sha256 in match.by_sha:
@@ -313,6 +313,8 @@ def account(
             _copy_of(ledger, copy, fate[sha], lineage)
     for copy, seen in plan.known_copies:
         _copy_of(ledger, copy, seen, lineage)
+    undated = _undated(valid)
+    ledger.undated = sum(1 for name in ledger.articles if name in undated)
     symlink = Rejection("symlink", "A symbolic link in the inbox; links are never followed.")
     for link_dump in plan.symlinks:
         ledger.quarantined(link_dump, "read", symlink, lineage)
@@ -329,6 +331,17 @@ def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
     counts["already_recorded"] = plan.already_recorded
     counts["unsettled"] = len(plan.unsettled)
     return counts
+
+
+def _undated(valid: Sequence[ValidBatch]) -> set[str]:
+    """Dump files of valid articles that state no publication time."""
+    return {
+        name
+        for batch in valid
+        for name in batch.keys.filter(pc.is_null(batch.keys["published_at"]))[
+            "dump_file"
+        ].to_pylist()
+    }
 
 
 def _keys_of(valid: Sequence[ValidBatch], names: pa.Array) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -65,7 +66,8 @@ def parse_dumps(read: Sequence[tuple[Dump, bytes]], lineage: Lineage) -> ParsedD
         if isinstance(decoded, Rejection):
             rejected.append(Parsed(dump, decoded, "read"))
             continue
-        parsed = Parsed(dump, parse_dump(decoded.text), "parse", decoded.encoding)
+        captured = _utc(dump.captured_at)
+        parsed = Parsed(dump, parse_dump(decoded.text, captured), "parse", decoded.encoding)
         if isinstance(parsed.result, Article):
             bodies.append(parsed.result.body)
             texts.append(folded(parsed.result.body))
@@ -76,3 +78,8 @@ def parse_dumps(read: Sequence[tuple[Dump, bytes]], lineage: Lineage) -> ParsedD
             rejected.append(parsed)
     sigs = signatures(bodies, texts)
     return ParsedDumps(table_of(rows, ARTICLES_SCHEMA), articles, sigs, rejected)
+
+
+def _utc(seconds: float | None) -> datetime | None:
+    """A file time (POSIX seconds) as an aware UTC datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 # Pages before the web news era are misreadings (a "1987" in a sentence), not publication dates.
 MIN_YEAR = 1990
 MAX_YEAR = 2099
 
-_MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
+# Month names of the languages news pages are written in, full and abbreviated: English,
+# French, Spanish, German, Italian, Portuguese, Dutch. Accents both written and dropped.
+_MONTH_NAMES = (
+    "jan january janv janvier enero januar jänner jaenner gennaio janeiro januari ene",
+    "feb february fév févr fev fevr février fevrier febrero februar febbraio fevereiro februari",
+    "mar march mars marzo märz maerz marz março marco maart",
+    "apr april avr avril abril aprile",
+    "may mai mayo maggio maio mei",
+    "jun june juin junio juni giugno junho",
+    "jul july juil juillet julio juli luglio julho",
+    "aug august août aout agosto augustus ago",
+    "sep sept september septembre septiembre setiembre settembre setembro set",
+    "oct october octobre octubre oktober ottobre outubro okt",
+    "nov november novembre noviembre novembro",
+    "dec december déc décembre decembre diciembre dezember dicembre dezembro dic dez",
+)
+_MONTHS = {name: i for i, names in enumerate(_MONTH_NAMES, 1) for name in names.split()}
 
 # Offsets in hours. "ET"/"PT"/... without S/D are read as standard time (the pages are winter
 # 2007-08); IST is India's (the outlets using it are Indian); BST is British Summer Time.
@@ -27,33 +42,70 @@ _ZONES = {
     "akst": -9.0, "hst": -10.0,
 }  # fmt: skip
 
-_MONTH = (
-    r"(?P<mon>jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-)
+
+def word_alternation(words: Iterable[str]) -> str:
+    """A regex matching any of the words, as a trie: an alternation of ninety words tried at
+    every position of a page cost more than the rest of the date search."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+    return _trie_regex(trie)
+
+
+def _trie_regex(node: dict[str, Any]) -> str:
+    """The regex of one trie node (longest branches first, so a word is never cut short)."""
+    branches = [re.escape(c) + _trie_regex(child) for c, child in node.items() if c]
+    optional = "" in node
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if optional:
+        return ("(?:" + body + ")?") if len(branches) > 1 or len(body) > 1 else body + "?"
+    return body
+
+
+# A whole word: "mars" is not "marshal", "mai" not "main".
+_MONTH = r"(?P<mon>" + word_alternation(_MONTHS) + r")\.?(?![^\W\d_])"
 _ZONE = (
     r"(?P<tz>(?:gmt|utc)\s?[+-]\s?\d{1,2}(?::?\d{2})?|[+-]\d{2}:?\d{2}|z\b|"
     + "|".join(sorted((z for z in _ZONES if z != "z"), key=len, reverse=True))
     + r")\b"
 )
 _TIME = (
-    r"(?P<hh>\d{1,2})(?::|\.(?=\d{2}\s?[ap]\.?\s?m\b))(?P<mi>\d{2})(?::(?P<ss>\d{2}))?(?:\.\d+)?"
+    r"(?P<hh>\d{1,2})(?::|h(?=\d{2}\b)|\.(?=\d{2}\s?[ap]\.?\s?m\b))(?P<mi>\d{2})(?::(?P<ss>\d{2}))?(?:\.\d+)?"
     r"\s?(?P<ap>[ap]\.?\s?m\b\.?)?(?:\s*\(?\s*" + _ZONE + r")?"
 )
+_TIME_IN_DATE = r"\s+(?P<hh>\d{1,2}):(?P<mi>\d{2})(?::(?P<ss>\d{2}))?\s+(?P<y>\d{4})$"
 # Each pattern ends at the year (they are tried at every year found), except ISO that starts there.
 _ENDING_AT_YEAR = [
-    # Month D, YYYY: "Sunday, December 30, 2007", "Jan. 12, 2008", "JAN 9 2008"
-    re.compile(_MONTH + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?,?\s+(?P<y>\d{4})$", re.I),
-    # D Month YYYY: "16 January 2008", "12-Jan-2008", "02 Jan 2008"
+    # Month D, YYYY: "Sunday, December 30, 2007", "Jan. 12, 2008", "JAN 9 2008",
+    # "January 10. 2008"
+    re.compile(_MONTH + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?[,.]?\s+(?P<y>\d{4})$", re.I),
+    # D Month YYYY: "16 January 2008", "12-Jan-2008", "9th, Jan 2008", "15. Januar 2008",
+    # "15 de enero de 2008", "1er janvier 2008"
     re.compile(
-        r"\b(?P<d>\d{1,2})(?:st|nd|rd|th)?(?:\s+of)?[\s-]+" + _MONTH + r",?[\s-]+(?P<y>\d{4})$",
+        r"\b(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?(?:\s+(?:of|de))?[\s-]+"
+        + _MONTH
+        + r",?(?:\s+de)?[\s-]+(?P<y>\d{4})$",
         re.I,
     ),
     # Numeric, US order unless the first part cannot be a month: "01/08/2008", "(14/01/2008)"
     re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})$"),
 ]
+# The time between day and year, as in e-mail and log stamps: "Sat, 29 Dec 15:58:00 2007",
+# "Sat Dec 29 15:58:00 2007". Tried only at a year that follows a time ("...:00 2007").
+_TIME_BEFORE_YEAR = [
+    re.compile(r"\b(?P<d>\d{1,2})\s+" + _MONTH + _TIME_IN_DATE, re.I),
+    re.compile(r"\b" + _MONTH + r"\s+(?P<d>\d{1,2})" + _TIME_IN_DATE, re.I),
+]
+_AFTER_TIME = re.compile(r":\d\d\s+$")
 # ISO: "2008-01-11 11:37:09", "2008-01-11T11:37:09Z"
 _ISO = re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d-])")
+# Chinese and Japanese: "2008年1月15日"
+_CJK = re.compile(r"(?P<y>\d{4})\s?年\s?(?P<m>\d{1,2})\s?月\s?(?P<d>\d{1,2})\s?日")
 # Numeric with a two-digit year: "01/13/08", "15/01/08 15:46" (read as 20YY, or 19YY from 90).
 _SHORT_YEAR = re.compile(
     r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d\d)(?![\d/.])"
@@ -62,10 +114,15 @@ _SHORT_YEAR = re.compile(
 _YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
 # The longest date text that can stand before its year ("Wednesday, 17th of September ").
 _BEFORE_YEAR = 32
-_TIME_AFTER = re.compile(r"(?:[\s,|@\-–—]|T(?=\d))*(?:at\s+|-\s*)?" + _TIME, re.I)
-_TIME_BEFORE = re.compile(_TIME + r"[\s,|]*(?:on\s+)?(?:[a-z]{3,9}\.?,?\s+)?$", re.I)
+# "at", and its French, Spanish, Portuguese, German, Italian and Dutch words, may stand between.
+_TIME_AFTER = re.compile(
+    r"(?:[\s,|@\-–—]|T(?=\d))*(?:(?:at|à|a las|às|um|alle(?: ore)?|om)\s+|-\s*)?" + _TIME, re.I
+)
+_TIME_BEFORE = re.compile(_TIME + r"[\s,|\-–—]*(?:on\s+)?(?:[a-z]{3,9}\.?,?\s+)?$", re.I)
 _ZONE_ALONE = re.compile(r"\s*\(?\s*" + _ZONE, re.I)
 _SPACE = re.compile(r"\s+")
+# Shared with transforms/partial_dates.py (dates without a year, relative times).
+MONTH_PATTERN, TIME_PATTERN, MONTH_NUMBERS = _MONTH, _TIME, _MONTHS
 _OFFSET = re.compile(r"([+-])\s?(\d{1,2}):?(\d{2})?$")
 
 
@@ -84,10 +141,12 @@ def find_dates(text: str) -> list[DateMention]:
     found: dict[int, DateMention] = {}
     for year in _YEAR.finditer(text):
         end = year.end()
-        matches = [
-            p.search(text, max(0, year.start() - _BEFORE_YEAR), end) for p in _ENDING_AT_YEAR
-        ]
-        matches.append(_ISO.match(text, year.start()))
+        lo = max(0, year.start() - _BEFORE_YEAR)
+        patterns = _ENDING_AT_YEAR
+        if _AFTER_TIME.search(text, max(0, year.start() - 5), year.start()):
+            patterns = _TIME_BEFORE_YEAR
+        matches = [p.search(text, lo, end) for p in patterns]
+        matches.append(_ISO.match(text, year.start()) or _CJK.match(text, year.start()))
         for match in matches:
             if match is not None:
                 _add(found, _mention(text, match))
@@ -115,7 +174,7 @@ def date_near(
     lo, hi = max(0, anchor - before), anchor + after
     for mention in find_dates(text[lo:hi]):
         pos = lo + mention.start
-        if not in_prose and _inside_prose(text, pos):
+        if not in_prose and inside_prose(text, pos):
             continue
         # A date after the anchor is more often a comment stamp or an aside: weigh it double.
         distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
@@ -128,7 +187,7 @@ def date_near(
     return DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
 
 
-def _inside_prose(text: str, pos: int) -> bool:
+def inside_prose(text: str, pos: int) -> bool:
     """A date mid-sentence in a long paragraph is about an event, not when the page was made.
 
     A paragraph may open with its date ("16 January 2008 – The Security Council ..."): those
@@ -146,11 +205,18 @@ def _mention(text: str, match: re.Match[str]) -> DateMention | None:
     if day is None:
         return None
     end, start = match.end(), match.start()
+    if match.groupdict().get("hh"):  # the time stands between day and year
+        inside = with_time_of_day(day, match)
+        if inside is None:
+            return None
+        zone = _ZONE_ALONE.match(text, end, min(len(text), end + 12))
+        offset = _offset_hours(zone.group("tz")) if zone is not None else None
+        return DateMention(start, end, inside - timedelta(hours=offset or 0.0), True)
     tm = _TIME_AFTER.match(text, end, min(len(text), end + 40))
     if tm is None:
         tm = _TIME_BEFORE.search(text, max(0, start - 40), start)
     if tm is not None:
-        value = _with_time(day, tm)
+        value = with_time_of_day(day, tm)
         if value is not None:
             return DateMention(min(start, tm.start()), max(end, tm.end()), value, True)
     zone = _ZONE_ALONE.match(text, end, min(len(text), end + 12))
@@ -166,7 +232,7 @@ def _ymd(match: re.Match[str]) -> datetime | None:
     if year < 100:
         year += 1900 if year >= 90 else 2000
     if parts.get("mon"):
-        month = _MONTHS[parts["mon"][:3].lower()]
+        month = _MONTHS[parts["mon"].lower()]
     elif parts.get("m"):
         month = int(parts["m"])
     else:
@@ -182,18 +248,19 @@ def _ymd(match: re.Match[str]) -> datetime | None:
         return None
 
 
-def _with_time(day: datetime, tm: re.Match[str]) -> datetime | None:
+def with_time_of_day(day: datetime, tm: re.Match[str]) -> datetime | None:
     """The day at the matched time of day, shifted to UTC by its zone when one is written."""
-    hour, minute = int(tm.group("hh")), int(tm.group("mi"))
-    second = int(tm.group("ss") or 0)
-    ampm = (tm.group("ap") or "").lower()
+    parts = tm.groupdict()
+    hour, minute = int(parts["hh"]), int(parts["mi"])
+    second = int(parts["ss"] or 0)
+    ampm = (parts.get("ap") or "").lower()
     if ampm:
         if not 1 <= hour <= 12:
             return None
         hour = hour % 12 + (12 if ampm.startswith("p") else 0)
     if hour > 23 or minute > 59 or second > 59:
         return None
-    offset = _offset_hours(tm.group("tz")) if tm.group("tz") else None
+    offset = _offset_hours(parts["tz"]) if parts.get("tz") else None
     # No zone written: the time is taken as UTC, the only reading that needs no guess.
     local = day.replace(hour=hour, minute=minute, second=second)
     return local - timedelta(hours=offset or 0.0)

@@ -15,16 +15,19 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, slots=True)
 class Dump:
-    """One file of the night to account for: its inbox name, size and content hash."""
+    """One file of the night to account for: its inbox name, size, content hash and file time."""
 
     dump_file: str
     sha256: str
     bytes: int
+    # When the dump was captured: its file's modification time (POSIX seconds), the reference
+    # for relative times on the page ("3 hours ago"). None when unknown.
+    captured_at: float | None = None
 
-    def __reduce__(self) -> tuple[type[Dump], tuple[str, str, int]]:
+    def __reduce__(self) -> tuple[type[Dump], tuple[str, str, int, float | None]]:
         # Pickled by the tens of thousands to and from the parse workers: its fields as a
         # tuple cost a quarter of what a dataclass's default pickling does.
-        return (Dump, (self.dump_file, self.sha256, self.bytes))
+        return (Dump, (self.dump_file, self.sha256, self.bytes, self.captured_at))
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,7 @@ class Ledger:
     duplicates: list[Row] = field(default_factory=list)
     quarantine: list[Row] = field(default_factory=list)
     files: list[Row] = field(default_factory=list)
+    undated: int = 0  # kept articles without a publication time (counted apart, not failures)
 
     def file(self, dump: Dump, status: str, article_id: str | None, lineage: Lineage) -> None:
         """Record a file's fate in the `files` ledger."""
@@ -136,6 +140,7 @@ class Ledger:
             "articles": len(self.articles),
             "duplicates": len(self.duplicates),
             "quarantined": len(self.quarantine),
+            "undated": self.undated,
             "files": len(self.files),
             "unpacked": sum(1 for row in self.files if row["status"] == "unpacked"),
             "duplicates_by_kind": dict(sorted(Counter(r["kind"] for r in self.duplicates).items())),
@@ -158,6 +163,7 @@ def article_row(parsed: Parsed, article: Article, lineage: Lineage, fingerprint:
         "source": article.source,
         "title": article.title,
         "published_at": article.published_at,
+        "published_at_source": article.published_at_source,
         "editor": article.editor,
         "dateline": article.dateline,
         "body": article.body,
@@ -176,6 +182,10 @@ def article_row(parsed: Parsed, article: Article, lineage: Lineage, fingerprint:
     }
 
 
+# The partition of articles that state no publication time (a page of another outlet).
+UNDATED_MONTH = "undated"
+
+
 def published_month(published_at: datetime | None) -> str:
-    """The partition an article lands in: its UTC publication month."""
-    return published_at.strftime("%Y-%m") if published_at is not None else "unknown"
+    """The partition an article lands in: its UTC publication month, or `undated`."""
+    return published_at.strftime("%Y-%m") if published_at is not None else UNDATED_MONTH

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 
 from transforms.layouts.chinaview import (
     is_chinaview_2008,
@@ -37,8 +38,12 @@ LAYOUTS: tuple[tuple[str, Detector, Parser], ...] = (
 _HTML = re.compile(r"^\s*(?:<!doctype html|<html\b|<head\b|<\?xml)", re.I)
 
 
-def parse_dump(text: str) -> ParseResult:
-    """The article a dump's text holds, or why it holds none."""
+def parse_dump(text: str, captured_at: datetime | None = None) -> ParseResult:
+    """The article a dump's text holds, or why it holds none.
+
+    `captured_at` is when the dump was captured (its file time, UTC): relative times on a page
+    of another outlet ("3 hours ago") are read against it.
+    """
     text = normalise_newlines(text)
     if not text.strip():
         return Rejection("empty_dump", "The dump is empty or holds only whitespace.")
@@ -53,4 +58,4 @@ def parse_dump(text: str) -> ParseResult:
             if isinstance(result, Rejection) and result.layout is None:
                 return replace(result, layout=name)
             return result
-    return parse_generic(text)
+    return parse_generic(text, captured_at=captured_at)

@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 
 # Bumped whenever a parser change can alter the fields it extracts; stored on every article.
-PARSER_VERSION = "2.0.0"
+PARSER_VERSION = "2.1.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +19,9 @@ class Article:
     published_at: datetime | None  # timezone-aware, UTC
     body: str  # paragraphs joined by a blank line, each once, no page chrome
     layout: str  # which parser produced it: xinhua-2019, chinaview-2008, generic, ...
+    # Where published_at came from: "page" (written there in full), "inferred" (a relative
+    # time against the capture time, or a year completed from elsewhere on the page), "none".
+    published_at_source: str = "page"
     source: str = "Xinhua"
     editor: str | None = None
     dateline: str | None = None
@@ -52,6 +55,7 @@ ARTICLES_SCHEMA = pa.schema(
         ("source", pa.string()),
         ("title", pa.string()),
         ("published_at", _TS),
+        ("published_at_source", pa.string()),  # page | inferred | none
         ("editor", pa.string()),
         ("dateline", pa.string()),
         ("body", pa.string()),

@@ -16,8 +16,8 @@ from types import TracebackType
 import duckdb
 import pyarrow as pa
 
-from warehouse.home import Home
 from warehouse.files import publish, temp_path
+from warehouse.home import Home
 
 # (sha256, pack, offset, length): where one dump's bytes are.
 ArchiveEntry = tuple[str, str, int, int]
@@ -85,7 +85,7 @@ def index_table(entries: list[ArchiveEntry]) -> pa.Table:
 def read_archived(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> bytes | None:
     """The raw bytes kept for a hash, or None if the archive does not hold them."""
     rows = con.execute(
-        "SELECT pack, \"offset\", length FROM archive_index WHERE dump_sha256 = ? LIMIT 1",
+        'SELECT pack, "offset", length FROM archive_index WHERE dump_sha256 = ? LIMIT 1',
         [sha256],
     ).fetchall()
     if not rows:

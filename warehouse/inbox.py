@@ -27,6 +27,7 @@ class InboxFile:
     path: Path
     bytes: int
     sha256: str
+    mtime: float | None = None  # the file's modification time: when the dump was captured
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +54,10 @@ def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
     found.scan(str(inbox), "")
     unsettled = found.unsettled
     settled = _settled(found.candidates, settle_seconds, unsettled)
-    files = [InboxFile(name, path, info.st_size, sha256_of(path)) for name, path, info in settled]
+    files = [
+        InboxFile(name, path, info.st_size, sha256_of(path), info.st_mtime)
+        for name, path, info in settled
+    ]
     by_name = lambda f: f.dump_file  # noqa: E731
     links = sorted(found.symlinks, key=by_name)
     return Arrivals(sorted(files, key=by_name), links, sorted(unsettled))

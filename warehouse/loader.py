@@ -25,6 +25,8 @@ Row = dict[str, Any]
 AUTHOR = "wirehouse"
 # The counts a night's snapshot carries in its extra info (besides run_id and kind).
 SNAPSHOT_COUNTS = ("files_new", "articles", "duplicates", "quarantined", "failure_ratio")
+# The publication month of an article of another outlet that states no time.
+UNDATED = "undated"
 
 
 @dataclass(slots=True)
@@ -82,7 +84,8 @@ def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[Path], kept
     try:
         count = con.execute(
             f"INSERT INTO articles BY NAME SELECT s.*, "
-            f"strftime(timezone('UTC', s.published_at), '%Y-%m') AS {MONTH_COLUMN} "
+            f"coalesce(strftime(timezone('UTC', s.published_at), '%Y-%m'), '{UNDATED}') "
+            f"AS {MONTH_COLUMN} "
             "FROM read_parquet($files) s SEMI JOIN kept_files k USING (dump_file) "
             "ORDER BY s.published_at, s.dump_file",
             {"files": [str(p) for p in staged]},

@@ -76,7 +76,8 @@ def _advisory_lock(dsn: str, wait_seconds: float) -> Iterator[None]:
                 break
             if time.monotonic() >= deadline:
                 holder = con.execute(
-                    "SELECT string_agg(coalesce(a.client_addr::text, 'local') || ' pid ' || a.pid, ', ') "
+                    "SELECT string_agg(coalesce(a.client_addr::text, 'local') || ' pid ' "
+                    "|| a.pid, ', ') "
                     "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
                     "WHERE l.locktype = 'advisory' AND l.granted",
                 ).fetchone()

@@ -52,10 +52,8 @@ def dependents(con: duckdb.DuckDBPyConnection, run_id: str) -> list[str]:
 
 
 def rollback_plan(con: duckdb.DuckDBPyConnection, run_id: str, cascade: bool) -> list[str]:
-    """The nights to roll back, newest first: the night, and with `cascade` all that depend on it."""
-    found = con.execute(
-        "SELECT status, kind FROM runs WHERE run_id = ?", [run_id]
-    ).fetchall()
+    """The nights to roll back, newest first: the night, and with `cascade` those after it."""
+    found = con.execute("SELECT status, kind FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if not found:
         raise RollbackRefused(f"no run {run_id} in this warehouse (see `wirehouse status`)")
     status, kind = found[0]
@@ -102,8 +100,10 @@ def rollback(
             }
             con.execute(
                 "UPDATE runs SET status = 'rolled_back', message = ? WHERE run_id = ?",
-                [f"rolled back by {op_row['run_id']} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
-                 night],
+                [
+                    f"rolled back by {op_row['run_id']} at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+                    night,
+                ],
             )
             last = position == len(nights) - 1
             if last:

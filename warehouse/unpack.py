@@ -63,7 +63,7 @@ def _open_gzip(
         out.archived.append(keep_large(home, found.sha256, found.path))
         return
     path, sha = _stage(staging, data)
-    out.arrivals.files.append(InboxFile(found.dump_file, path, len(data), sha))
+    out.arrivals.files.append(InboxFile(found.dump_file, path, len(data), sha, found.mtime))
 
 
 def _open_bundle(
@@ -88,7 +88,7 @@ def _open_bundle(
             )
         else:
             path, sha = _stage(staging, member.data)
-            opened.append(InboxFile(name, path, member.size, sha))
+            opened.append(InboxFile(name, path, member.size, sha, found.mtime))
     out.arrivals.bundles.append(found)
     out.arrivals.files.extend(opened)
     out.arrivals.refused.extend(refused)

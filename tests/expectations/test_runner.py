@@ -32,6 +32,7 @@ def article_row(n: int, **changes: Any) -> dict[str, Any]:
         "source": "Xinhua",
         "title": f"Pompeo calls Lavrov over Venezuela, story {n}",
         "published_at": datetime(2019, 5, 1, 20, 38, 54, tzinfo=UTC),
+        "published_at_source": "page",
         "editor": "huaxia",
         "dateline": "WASHINGTON",
         "body": BODY,
@@ -86,10 +87,13 @@ def test_other_valid_variants_pass(tmp_path: Path) -> None:
             layout="generic",
             published_at=NOW + timedelta(hours=20),
         ),
+        # A page of another outlet that states no time: kept, marked undated.
+        article_row(4, layout="generic", published_at=None, published_at_source="none"),
+        article_row(5, layout="generic", published_at_source="inferred"),
     )
     outcome = run(table, tmp_path / "gx")
     assert outcome.failures == {}
-    assert outcome.passed.num_rows == 3
+    assert outcome.passed.num_rows == 5
 
 
 @pytest.mark.parametrize(
@@ -105,7 +109,32 @@ def test_other_valid_variants_pass(tmp_path: Path) -> None:
             {"published_at": NOW + timedelta(days=2)},
             "expect_column_values_to_be_between(published_at)",
         ),
-        ({"published_at": None}, "expect_column_values_to_not_be_null(published_at)"),
+        # A Xinhua layout without a time is a broken parser, whatever the source says.
+        (
+            {"published_at": None},
+            "expect_column_values_to_be_in_set(published_at_unexplained_null)",
+        ),
+        (
+            {"published_at": None, "published_at_source": "none"},
+            "expect_column_values_to_be_in_set(published_at_unexplained_null)",
+        ),
+        # Another outlet's page without a time must say so.
+        (
+            {"published_at": None, "layout": "generic"},
+            "expect_column_values_to_be_in_set(published_at_unexplained_null)",
+        ),
+        (
+            {"layout": "generic", "published_at_source": "none"},
+            "expect_column_values_to_be_in_set(published_at_source_contradicts)",
+        ),
+        (
+            {"published_at_source": "guessed"},
+            "expect_column_values_to_be_in_set(published_at_source)",
+        ),
+        (
+            {"published_at_source": None},
+            "expect_column_values_to_not_be_null(published_at_source)",
+        ),
         (
             {"page_code": "0100200707500000000000000111000013802802x1"},
             "expect_column_values_to_match_regex(page_code)",

@@ -67,6 +67,20 @@ def test_samples_land_with_every_dump_accounted_for(sample_inbox: Path, home: Pa
             assert read_archived(Home.at(home), con, sha) == (sample_inbox / name).read_bytes()
     counts = summary["counts"]
     assert counts["articles"] + counts["duplicates"] + counts["quarantined"] == len(inbox_files)
+    # Pages of other outlets that state no time load undated, counted apart, in their partition.
+    undated = query(
+        home,
+        "SELECT published_month, layout, count(*) FROM articles "
+        "WHERE published_at IS NULL GROUP BY ALL",
+    )
+    assert undated == [("undated", "generic", counts["undated"])]
+    assert counts["undated"] > 0
+    sources = query(
+        home,
+        "SELECT count(*) FROM articles WHERE published_at_source = 'none' "
+        "AND published_month = 'undated'",
+    )
+    assert sources == [(counts["undated"],)]
 
 
 def test_seed_article_has_every_field_right(sample_inbox: Path, home: Path) -> None:

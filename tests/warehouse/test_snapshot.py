@@ -125,8 +125,7 @@ def test_a_night_that_never_commits_shows_nothing_and_its_files_are_removed(
     dying = night(home, "run-dies")
     writer.execute("BEGIN")
     writer.execute(
-        "INSERT INTO articles BY NAME SELECT *, '2024-01' AS published_month "
-        "FROM read_parquet(?)",
+        "INSERT INTO articles BY NAME SELECT *, '2024-01' AS published_month FROM read_parquet(?)",
         [str(dying.staged[0])],
     )
     writer.close()  # gone without a commit, as a killed process is

@@ -1,0 +1,113 @@
+"""Dates on pages of other outlets: full dates in many formats and languages, partial ones."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from transforms.dates import find_dates, word_alternation
+from transforms.partial_dates import date_without_year, page_year, relative_time
+
+CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("17:59 - 9th, Jan 2008", datetime(2008, 1, 9, 17, 59, tzinfo=UTC)),
+        ("Sat, 29 Dec 15:58:00 2007", datetime(2007, 12, 29, 15, 58, tzinfo=UTC)),
+        ("Sat Dec 29 15:58:00 2007 GMT", datetime(2007, 12, 29, 15, 58, tzinfo=UTC)),
+        ("Last modified: January 10. 2008 12:00AM", datetime(2008, 1, 10, tzinfo=UTC)),
+        ("Mon Dec 31, 2007 6:20pm EST", datetime(2007, 12, 31, 23, 20, tzinfo=UTC)),
+        ("15 janvier 2008", datetime(2008, 1, 15, tzinfo=UTC)),
+        ("Publié le 15 février 2008 à 14h32", datetime(2008, 2, 15, 14, 32, tzinfo=UTC)),
+        ("15. Januar 2008, 14:32 Uhr", datetime(2008, 1, 15, 14, 32, tzinfo=UTC)),
+        ("Actualizado: 15 de enero de 2008", datetime(2008, 1, 15, tzinfo=UTC)),
+        ("12 gennaio 2008", datetime(2008, 1, 12, tzinfo=UTC)),
+        ("3 de março de 2008", datetime(2008, 3, 3, tzinfo=UTC)),
+        ("2008年1月15日", datetime(2008, 1, 15, tzinfo=UTC)),
+    ],
+)
+def test_full_dates_in_many_formats(text: str, expected: datetime) -> None:
+    assert [m.value for m in find_dates(text)] == [expected]
+
+
+@pytest.mark.parametrize("text", ["Mars 2008 rover", "the main event of 2008", "Marshal 12 2008x"])
+def test_words_that_are_not_dates(text: str) -> None:
+    assert find_dates(text) == []
+
+
+def test_word_alternation_matches_whole_words_longest_first() -> None:
+    pattern = re.compile(word_alternation(["mar", "march", "mars", "may"]) + r"\b")
+    assert [pattern.match(w) is not None for w in ("mar", "march", "mars", "may", "ma")] == [
+        True,
+        True,
+        True,
+        True,
+        False,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "year", "captured", "expected"),
+    [
+        # The weekday decides between the copyright year and the one before.
+        ("Fri Dec 28, 6:09 PM ET", 2008, None, datetime(2007, 12, 28, 23, 9, tzinfo=UTC)),
+        ("Sat 19 Jan, 10:45 AM", 2008, None, datetime(2008, 1, 19, 10, 45, tzinfo=UTC)),
+        ("01/09 18:48:47 ET", 2008, None, datetime(2008, 1, 9, 23, 48, 47, tzinfo=UTC)),
+        # Not after the capture: December in a January capture is last year's.
+        ("12/30 10:34:59 ET", None, CAPTURED, datetime(2007, 12, 30, 15, 34, 59, tzinfo=UTC)),
+        ("Tuesday January 15", None, CAPTURED, datetime(2008, 1, 15, tzinfo=UTC)),
+        # A weekday no candidate year has: no date rather than a wrong one.
+        ("Wednesday January 15", 2008, None, None),
+        # Nothing to complete the year from.
+        ("Fri Dec 28, 6:09 PM ET", None, None, None),
+        # A full date is not a date without a year; a bare fraction is no date.
+        ("Jan 12, 2008", 2008, None, None),
+        ("1/2", 2008, None, None),
+    ],
+)
+def test_dates_without_a_year(
+    text: str, year: int | None, captured: datetime | None, expected: datetime | None
+) -> None:
+    assert date_without_year(text, 0, len(text), 0, year, captured) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("5 days ago", datetime(2008, 1, 15, 12, tzinfo=UTC)),
+        (
+            "By A WRITER, Associated Press Writer 1 hour, 24 minutes ago",
+            datetime(2008, 1, 20, 10, 36, tzinfo=UTC),
+        ),
+        ("an hour ago", datetime(2008, 1, 20, 11, tzinfo=UTC)),
+        ("il y a 3 heures", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("vor 2 Stunden", datetime(2008, 1, 20, 10, tzinfo=UTC)),
+        ("hace 2 días", datetime(2008, 1, 18, 12, tzinfo=UTC)),
+        ("Nothing relative here, three months ago or so.", None),
+    ],
+)
+def test_relative_times(text: str, expected: datetime | None) -> None:
+    assert relative_time(text, 0, len(text), 0, CAPTURED) == expected
+
+
+def test_a_relative_time_inside_a_paragraph_does_not_count() -> None:
+    text = "The minister, who arrived 2 days ago from Paris, " * 5
+    assert relative_time(text, 0, len(text), 0, CAPTURED) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Copyright © 2006-07 East Coast Media (P) Ltd.", 2007),
+        ("© Artslink.co.za 1997 - 2007. All Rights Reserved.", 2007),
+        ("Guardian Unlimited © Guardian News and Media Limited 2008", 2008),
+        ("© 2004 The Citizen ... Copyright 2008 AFP", 2008),
+        ("No notice, though 2008 is mentioned.", None),
+    ],
+)
+def test_page_year_from_copyright_notices(text: str, expected: int | None) -> None:
+    assert page_year(text) == expected

@@ -1,0 +1,74 @@
+"""The headline of a page of another outlet: never a site's or section's name, agreement decides."""
+
+from __future__ import annotations
+
+from transforms.layouts.headline import headline
+
+LEDE = (
+    "St. Louis, MO (Sports Network) - Andy McDonald registered two goals and an assist, as "
+    "the St. Louis Blues pummeled the Columbus Blue Jackets."
+)
+
+
+def _page(*above: str) -> tuple[list[str], int]:
+    """Lines of a page whose article starts right after `above`."""
+    lines = [*above, LEDE]
+    return lines, len(lines) - 1
+
+
+def test_a_site_name_named_in_the_lede_is_not_the_headline() -> None:
+    lines, start = _page(
+        "The Sports Network - National Hockey League",
+        "Minor Leagues",
+        "McDonald scores a pair as Blues rout Jackets",
+        "",
+        "©2008 The Sports Network. All Rights Reserved.",
+    )
+    assert headline(lines, start, LEDE, LEDE)[0] == "McDonald scores a pair as Blues rout Jackets"
+
+
+def test_a_title_line_that_is_only_the_outlet_gives_way_to_the_headline_above_the_article() -> None:
+    lines, start = _page("Winnipeg Free Press", "Editorials", "Capping the deal", "Mon Jan 7 2008")
+    assert headline(lines, start, LEDE, LEDE)[0] == "Capping the deal"
+
+
+def test_web_addresses_and_breadcrumbs_are_names() -> None:
+    lines, start = _page("News | Africa - Reuters.com", "Sarkozy defends himself against critics")
+    assert headline(lines, start, LEDE, LEDE)[0] == "Sarkozy defends himself against critics"
+    lines, start = _page("Home:Britain/Ireland", "Junk food advertising ban comes into force")
+    assert headline(lines, start, LEDE, LEDE)[0] == "Junk food advertising ban comes into force"
+
+
+def test_a_site_prefix_is_removed_and_the_repeat_decides() -> None:
+    lines, start = _page(
+        "SportsNet News: Blues rout Jackets behind McDonald - SportsNet",
+        "Blues rout Jackets behind McDonald",
+        "Some other story about hockey trades",
+    )
+    title, site = headline(lines, start, LEDE, LEDE)
+    assert title == "Blues rout Jackets behind McDonald"
+    assert site == "SportsNet"
+
+
+def test_headings_of_other_stories_under_a_related_marker_are_not_the_headline() -> None:
+    lines, start = _page(
+        "Cape Argus",
+        "Blues pummel Jackets in Central Division clash",
+        "Related Articles",
+        "Blues sign veteran defenceman for two years",
+        "Jackets coach defends struggling goaltender",
+        "Blues win again in overtime thriller",
+    )
+    assert headline(lines, start, LEDE, LEDE)[0] == "Blues pummel Jackets in Central Division clash"
+
+
+def test_the_opening_of_the_body_is_not_the_headline() -> None:
+    first = "Harbhajan Singh has been defended by his captain. " + LEDE
+    lines = [
+        "BBC SPORT",
+        "India withdraw tour quit threat",
+        "",
+        "Harbhajan Singh has been defended by his captain",
+        first,
+    ]
+    assert headline(lines, 4, first, first)[0] == "India withdraw tour quit threat"

@@ -1,0 +1,215 @@
+"""The headline of a page of another outlet, and the site name its title line carries.
+
+Candidates are the segments of the page's title line (its first line: "Headline - Site") and
+the headline-like lines just above the article. Never taken: the site's or a section's name,
+a line that is the start of the body, or a heading that stands below a "Related" marker (another
+story's). Where the page repeats its headline (in the title line and above the article), that
+agreement decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from transforms.dates import find_dates
+
+# How far below the article start a repeat of the headline is still looked for: it may stand
+# below a subscription nag the main run starts with.
+_REPEAT_AFTER_START = 40
+# How far above the article start a headline line is looked for.
+_LINES_BEFORE = 25
+# ... and, when neither that nor the title line gives one, how far up it is looked for.
+_LINES_FAR = 60
+
+_SEPARATOR = re.compile(r"\s+(?:[|»:•~]{1,2}|[-–—]{1,2})\s+|\s*\|\s*|_English_Xinhua\b|\s+[-–—]+$")
+_PREFIX_SITE = re.compile(
+    r"^(AFP|AP|Reuters|UPI|The Press Association|Press Association|ANI|IANS|PTI|BBC News"
+    r"|CNN(?:\.com)?|Xinhua|RIA Novosti|dpa|Bloomberg)\s*:\s+",
+    re.I,
+)
+_FROM_SITE = re.compile(r"\s*\(from ([^()]{2,60})\)\s*$", re.I)
+_NOT_HEADLINE = re.compile(
+    r"^(?:by\b|posted |updated |published |last updated|\(|\d+[/:.]\d|\d+$)", re.I
+)
+# Each word from its start: "print" is chrome, "Sprint" is not.
+_CHROME_LINE = re.compile(
+    r"©|\b(?:refer to a friend|filed under|advertise(?:ment)?s?\b|sponsor|e-?mail|print|"
+    r"comments?\b|share\b|"
+    r"subscribe|newsletter|sign (?:in|up)|log ?in|search|more (?:news|stories)|section front|"
+    r"copyright|click|photo|associated press\b|staff writer|correspondent|terms of|privacy|"
+    r"have your say|recommend|current location|contact us|site map|rss\b)",
+    re.I,
+)
+# A line that opens a list of other stories: headings below it, above the article, are theirs.
+_OTHER_STORIES = re.compile(
+    r"^(?:related\b|see also|more (?:on|from|in|news|stories|headlines)\b|also (?:in|on)\b"
+    r"|other (?:news|stories)|top stories|latest (?:news|stories|headlines)|most (?:popular|read))",
+    re.I,
+)
+# Two headings or more under such a line are a list of stories, not one headline.
+_STORY_LIST = 2
+_WORDS = re.compile(r"\w+")
+_SITE_TRIM = re.compile(r"^[\W_]+|[\W_]+$")
+# What a site's or a section's name looks like: a web address, or a short name in capitals
+# made with the words outlets and sections are named with ("The Calgary Sun", "News Update
+# Service", "Premier League", "WORLD SOCCER").
+_DOMAIN = re.compile(r"\w\.(?:com|net|org|info|biz|co\.\w\w|com\.\w\w|\w\w)\b", re.I)
+_OUTLET_TEXT = """
+    news newspaper newspapers times post herald tribune journal daily sun press network service
+    services online radio tv television blog blogs magazine wire gazette chronicle telegraph
+    guardian express mail star observer review weekly sport sports league soccer football world
+    business entertainment home edition article update updates independent citizen standard
+    mirror globe record headlines channel media group bulletin today live free"""
+_OUTLET_WORDS = frozenset(_OUTLET_TEXT.split())
+# A site's or a section's name in front of the headline: "SFGate: ...", "ABC News: ...".
+_NAME_PREFIX = re.compile(r"^([^:]{2,40}):\s+(?=\S)")
+# Breadcrumbs: "Home:Britain/Ireland", "Home > News > Article", "You are here: ...".
+_BREADCRUMB = re.compile(r"^(?:home|you are here)\s*[:>/»|]", re.I)
+_NAME_GLUE = frozenset({"the", "of", "and", "&", "de", "la", "le", "el", "for", "on"})
+_SITE_NAME_WORDS = 5
+# How much of the first paragraph a candidate is compared with (headlines are shorter).
+_BODY_START = 400
+
+
+def headline(
+    lines: list[str], body_line: int, lede: str, first_paragraph: str
+) -> tuple[str, str | None]:
+    """The headline and the site name the title line carries with it, if any."""
+    first = next((x for x in lines[:body_line] if x), "")
+    folded = first.casefold()
+    body_start = " ".join(first_paragraph[:_BODY_START].casefold().split())
+    notices: list[str] = []  # the page's copyright notices, gathered on first need
+
+    def notices_text() -> str:
+        if not notices:
+            notices.append(" ".join(x.casefold() for x in lines if "©" in x or "opyright" in x))
+        return notices[0]
+
+    def is_name(text: str) -> bool:
+        return _is_site_name(text, notices_text)
+
+    def usable(text: str) -> bool:
+        # A line above the article that merely opens its first paragraph is no headline; a
+        # segment of the title line is, even when the body happens to repeat it.
+        return not is_name(text) and not _starts_body(text, body_start)
+
+    # The page usually prints its headline again, as it appears inside the title line.
+    repeated = [
+        x
+        for x in lines[1 : body_line + _REPEAT_AFTER_START]
+        if len(x) >= 12
+        and x.casefold() in folded
+        and x.casefold() != folded
+        and len(_WORDS.findall(x)) >= 2
+        and not is_name(x)
+    ]
+    if repeated:
+        title = max(repeated, key=len)
+        at = folded.find(title.casefold())
+        return _without_name_prefix(title, is_name), _site(first[:at], first[at + len(title) :])
+    segments = [
+        s
+        for s in _SEPARATOR.split(_PREFIX_SITE.sub("", first))
+        if s and s.strip() and not is_name(s)
+    ]
+    best = max(segments, key=lambda s: len(_WORDS.findall(s)), default="")
+    lede_words = _content_words(lede)
+    near, near_score = _headline_before(lines, body_line, lede_words, usable, _LINES_BEFORE)
+    if near is None and not segments:  # rather a headline further up than no article
+        near, near_score = _headline_before(lines, body_line, lede_words, usable, _LINES_FAR)
+    best_score = _overlap(best, lede_words) + (0.3 if len(_WORDS.findall(best)) >= 4 else 0.0)
+    if best and not _looks_like_code(best) and (near is None or best_score >= near_score):
+        at = first.find(best)
+        site = _site(first[:at], first[at + len(best) :])
+        return _without_name_prefix(_FROM_SITE.sub("", best).strip(), is_name), site
+    return _without_name_prefix((near or "").strip(), is_name), None
+
+
+def _without_name_prefix(title: str, is_name: Callable[[str], bool]) -> str:
+    """The headline without a site's or a section's name in front ("SFGate: ...")."""
+    prefix = _NAME_PREFIX.match(title)
+    if prefix is None or not is_name(prefix.group(1)) or prefix.end() >= len(title):
+        return title
+    return title[prefix.end() :]
+
+
+def _headline_before(
+    lines: list[str],
+    body_line: int,
+    lede_words: set[str],
+    usable: Callable[[str], bool],
+    reach: int,
+) -> tuple[str | None, float]:
+    """The most headline-like line among those just above the article's first paragraph."""
+    best: tuple[str | None, float] = (None, 0.0)
+    window = lines[max(0, body_line - reach) : body_line]
+    below = 0  # headline-like lines seen so far, between the article and the line looked at
+    for distance, line in enumerate(reversed(window)):
+        if _OTHER_STORIES.match(line) and below >= _STORY_LIST:
+            # A list of other stories' headings stood between it and the article.
+            best, below = (None, 0.0), 0
+            continue
+        n = len(_WORDS.findall(line))
+        if not 3 <= n <= 30 or line.endswith(".") or _NOT_HEADLINE.match(line):
+            continue
+        if _looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line):
+            continue
+        below += 1
+        score = _overlap(line, lede_words) + 0.2 - 0.01 * distance
+        if score > best[1] and usable(line):
+            best = (line, score)
+    return best
+
+
+def _is_site_name(text: str, notices: Callable[[], str]) -> bool:
+    """Whether a candidate is the site's or a section's name rather than a headline."""
+    name = _SITE_TRIM.sub("", text).casefold()
+    if not name or _DOMAIN.search(name) or text.rstrip().endswith(":"):
+        return True
+    if _BREADCRUMB.match(text.strip()):
+        return True
+    words = text.split()
+    if len(words) > _SITE_NAME_WORDS:
+        return False
+    bare = [_SITE_TRIM.sub("", w) for w in words if not w.startswith("(")]
+    capitalised = all(w[:1].isupper() or w.casefold() in _NAME_GLUE for w in bare if w)
+    if capitalised and any(w.casefold() in _OUTLET_WORDS for w in bare):
+        return True
+    return name in notices()  # named in a copyright notice: "©2008 The Sports Network"
+
+
+def _starts_body(text: str, body_start: str) -> bool:
+    """Whether a candidate is the opening of the article's first paragraph."""
+    candidate = " ".join(text.casefold().split())
+    return len(candidate) >= 12 and body_start.startswith(candidate)
+
+
+def _content_words(text: str) -> set[str]:
+    """The lowercase words of a text that carry meaning (longer than three letters)."""
+    return {w for w in _WORDS.findall(text.casefold()) if len(w) > 3}
+
+
+def _overlap(line: str, words: set[str]) -> float:
+    """The share of a line's content words that also occur in a set of words."""
+    own = _content_words(line)
+    return len(own & words) / len(own) if own else 0.0
+
+
+def _site(prefix: str, suffix: str) -> str | None:
+    """The outlet named around the headline on the title line: the suffix, else the prefix."""
+    agency = _PREFIX_SITE.match(prefix.strip() + " ")
+    if agency is not None:
+        return agency.group(1)
+    suffix_parts = [p for p in _SEPARATOR.split(_FROM_SITE.sub(r" | \1", suffix)) if p.strip()]
+    prefix_parts = [p for p in _SEPARATOR.split(prefix) if p.strip()]
+    for part in suffix_parts[-1:] or prefix_parts[:1]:
+        name = _SITE_TRIM.sub("", part)
+        if 2 <= len(name) <= 60:
+            return name
+    return None
+
+
+def _looks_like_code(line: str) -> bool:
+    """Whether a line is script or markup rather than words (a semicolon ends a statement)."""
+    return any(c in line for c in "{}=<>") or line.rstrip().endswith(";")

@@ -1,0 +1,40 @@
+"""When a page of another outlet says it was published, and how it says it (page, inferred)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from transforms.dates import date_near
+from transforms.partial_dates import date_without_year, page_year, relative_time
+
+# Where (characters before, after the article start) a date is looked for: near first, where
+# the byline and time stand; then anywhere, since a date far off still beats none.
+_DATE_NEAR, _DATE_FAR = (1500, 1000), (50_000, 50_000)
+PAGE, INFERRED, NONE = "page", "inferred", "none"
+
+
+def publication_time(
+    text: str, anchor: int, dateline_lead: str | None, captured_at: datetime | None
+) -> tuple[datetime | None, str]:
+    """The page's publication time (UTC) near `anchor`, the article start, and its source.
+
+    A full date written on the page is `page`. Failing one: a date without a year (a byline's
+    "Fri Dec 28, 6:09 PM ET", a dateline's "Jan 17"), its year completed from the page's
+    copyright year or the capture time, or a relative time ("3 hours ago") counted back from
+    the capture time, both `inferred`. Nothing: None, `none`.
+    """
+    mention = date_near(text, anchor, *_DATE_NEAR) or date_near(
+        text, anchor, *_DATE_FAR, in_prose=False
+    )
+    if mention is not None:
+        return mention.value, PAGE
+    lo, hi = max(0, anchor - _DATE_NEAR[0]), anchor + _DATE_NEAR[1]
+    year = page_year(text)
+    found = date_without_year(text, lo, hi, anchor, year, captured_at)
+    if found is None and captured_at is not None:
+        found = relative_time(text, lo, hi, anchor, captured_at)
+    if found is None and dateline_lead is not None:
+        found = date_without_year(dateline_lead, 0, len(dateline_lead), 0, year, captured_at)
+    if found is None or (captured_at is not None and found > captured_at):
+        return None, NONE
+    return found, INFERRED
