@@ -13,12 +13,13 @@ VOLATILE = {"run_id", "ingested_at", "first_seen_at", "quarantined_at"}
 DATA_TABLES = ("articles", "duplicates", "quarantine", "files")
 
 
-def snapshot(home: Path) -> dict[str, list[tuple[Any, ...]]]:
+def snapshot(home: Path | Home) -> dict[str, list[tuple[Any, ...]]]:
     """Every data table's visible rows, volatile lineage columns aside, in a stable order."""
     out = {}
-    if not exists(Home.at(home)):
+    where = home if isinstance(home, Home) else Home.at(home)
+    if not exists(where):
         return empty_snapshot()  # killed before its catalog was made: nothing to see
-    with lake_connection(Home.at(home)) as con:
+    with lake_connection(where) as con:
         for table in DATA_TABLES:
             described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
             columns = [row[0] for row in described if row[0] not in VOLATILE]
