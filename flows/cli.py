@@ -256,6 +256,31 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def reprocess(args: argparse.Namespace) -> int:
+    """Re-parse the archived raw bytes with the current parser; replace the nights' rows."""
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    _use_prefect()
+    with imports_uncollected():
+        from flows.reprocess import reprocess_archive
+    from warehouse.lock import RunLocked
+
+    try:
+        done = reprocess_archive(
+            since=args.since, until=args.until, layout=args.layout, home=str(settings.home.root)
+        )
+    except RunLocked as error:
+        raise UserError(str(error)) from None
+    if not done["nights"]:
+        console.print("no night matches: nothing was reprocessed")
+        return 0
+    table = Table("night", "articles", "duplicates", "quarantined", title=f"{done['run_id']}")
+    for night, counts in done["nights"].items():
+        table.add_row(night, *(f"{counts[k]:,}" for k in ("articles", "duplicates", "quarantined")))
+    console.print(table)
+    return 0
+
+
 def compact(args: argparse.Namespace) -> int:
     """Merge small files, expire snapshots past the retention, delete unreferenced files."""
     settings = Settings.from_env(home=args.home)
@@ -451,6 +476,17 @@ def _parser() -> argparse.ArgumentParser:
         "--cascade", action="store_true", help="also roll back later nights that depend on it"
     )
     undo.set_defaults(command=rollback)
+    redo = commands.add_parser(
+        "reprocess", help="re-parse archived dumps with the current parser, in one snapshot"
+    )
+    redo.add_argument(
+        "--since", type=date.fromisoformat, help="first night (UTC day) that may start the replay"
+    )
+    redo.add_argument(
+        "--until", type=date.fromisoformat, help="last night (UTC day) that may start the replay"
+    )
+    redo.add_argument("--layout", help="start at the first night holding a dump of this layout")
+    redo.set_defaults(command=reprocess)
     tidy = commands.add_parser(
         "compact", help="merge small files, expire old snapshots, delete unreferenced files"
     )

@@ -11,6 +11,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Executor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,8 +172,11 @@ def parse_batch(
     max_bytes: int,
     lineage: Lineage,
     workers: Executor | None = None,
+    keep_raw: bool = True,
 ) -> ParsedBatch:
     """Read and archive a batch, parse it (in `workers` if given); stage its articles as Parquet.
+
+    `keep_raw=False` reads without archiving: a reprocess reads bytes the archive already holds.
 
     Reading and archiving stay in this process, with the crash checkpoints; decoding, parsing
     and signatures, the CPU of a night, go to the workers in slices of about `SLICE_BYTES`,
@@ -184,7 +188,7 @@ def parse_batch(
     slices = Slices(lineage, workers)
     pending: list[tuple[Dump, bytes]] = []
     held = 0
-    with PackWriter(home, lineage.run_id, index) as pack:
+    with PackWriter(home, lineage.run_id, index) if keep_raw else nullcontext() as pack:
         for item in batch:
             # The size seen at discovery spares reading a huge file; the capped read covers
             # growth since.
@@ -194,13 +198,14 @@ def parse_batch(
                 detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
                 too_large.append(Parsed(item.dump, Rejection("too_large", detail), "read"))
                 continue
-            pack.add(item.dump.sha256, data)
+            if pack is not None:
+                pack.add(item.dump.sha256, data)
             pending.append((item.dump, data))
             held += len(data)
             if held >= SLICE_BYTES:
                 slices.send(pending, held)
                 pending, held = [], 0
-        archived.extend(pack.entries)
+        archived.extend(pack.entries if pack is not None else [])
     if pending:
         slices.send(pending, held)
     parsed = ParsedDumps.concat(slices.results())

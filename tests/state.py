@@ -9,7 +9,7 @@ from warehouse.catalog import exists, lake_connection
 from warehouse.home import Home
 
 # Columns that legitimately differ between two runs over the same inputs.
-VOLATILE = {"run_id", "ingested_at", "first_seen_at", "quarantined_at"}
+VOLATILE = {"run_id", "ingested_at", "first_seen_at", "quarantined_at", "captured_at"}
 DATA_TABLES = ("articles", "duplicates", "quarantine", "files")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from transforms.records import PARSER_VERSION, Article, Rejection
@@ -72,6 +72,7 @@ class Ledger:
                 "article_id": article_id,
                 "run_id": lineage.run_id,
                 "first_seen_at": lineage.at,
+                "captured_at": _utc(dump.captured_at),
             }
         )
 
@@ -189,3 +190,8 @@ UNDATED_MONTH = "undated"
 def published_month(published_at: datetime | None) -> str:
     """The partition an article lands in: its UTC publication month, or `undated`."""
     return published_at.strftime("%Y-%m") if published_at is not None else UNDATED_MONTH
+
+
+def _utc(seconds: float | None) -> datetime | None:
+    """POSIX seconds as an aware UTC datetime."""
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

@@ -112,6 +112,7 @@ FILES_SCHEMA = pa.schema(
         ("article_id", pa.string()),  # the article it is (loaded) or copies (duplicate)
         ("run_id", pa.string()),
         ("first_seen_at", _TS),
+        ("captured_at", _TS),  # the file's time: what relative times on the page count from
     ]
 )
 

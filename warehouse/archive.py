@@ -9,6 +9,7 @@ refused run's, removed by the next run. Dumps too large to read are copied whole
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from pathlib import Path
 from types import TracebackType
@@ -95,6 +96,29 @@ def read_archived(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> by
         handle.seek(offset)
         data: bytes = handle.read(length)
         return data
+
+
+def read_many_archived(
+    home: Home, con: duckdb.DuckDBPyConnection, hashes: list[str]
+) -> dict[str, bytes]:
+    """The raw bytes kept for many hashes at once: one index query, each pack opened once."""
+    con.register("wanted", pa.table({"dump_sha256": pa.array(sorted(set(hashes)), pa.string())}))
+    try:
+        rows = con.execute(
+            "SELECT dump_sha256, any_value(pack ORDER BY pack), "
+            "any_value(\"offset\" ORDER BY pack), any_value(length ORDER BY pack) "
+            "FROM archive_index SEMI JOIN wanted USING (dump_sha256) GROUP BY dump_sha256 "
+            "ORDER BY 2, 3"
+        ).fetchall()
+    finally:
+        con.unregister("wanted")
+    found: dict[str, bytes] = {}
+    for pack, entries in itertools.groupby(rows, key=lambda row: row[1]):
+        with pack_path(home, pack).open("rb") as handle:
+            for sha, _pack, offset, length in entries:
+                handle.seek(offset)
+                found[sha] = handle.read(length)
+    return found
 
 
 def pack_path(home: Home, pack: str) -> Path:

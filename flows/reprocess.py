@@ -1,0 +1,270 @@
+"""`reprocess`: the nights replayed from the archive with the current parser, in one snapshot.
+
+The result is what the current parser would have built from the same files arriving in the
+same nights. A night's dedupe depends on every night before it, so the replay runs from the
+first selected night through the newest, in the order the nights ran, each against the history
+as replayed so far: all inside one DuckLake transaction, which first deletes the rows of the
+nights it replays and ends with one commit. The replayed rows keep their night's run id and
+times, so an unchanged parser changes no row, and rollback and time travel still see nights.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections import defaultdict
+from contextlib import closing
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import duckdb
+from prefect import flow, get_run_logger
+
+from flows.operations import operation_row
+from flows.settings import Settings
+from flows.stages import (
+    Deduped,
+    ParsedBatch,
+    Plan,
+    ToRead,
+    ValidBatch,
+    account,
+    dedupe_against_history,
+    parse_batch,
+    validate_batch,
+)
+from flows.workers import parse_workers
+from transforms.minhash import signatures
+from transforms.night import Dump, Ledger, Lineage
+from transforms.records import PARSER_VERSION, Rejection
+from warehouse.archive import read_many_archived
+from warehouse.catalog import open_lake
+from warehouse.ledger import match_ledger
+from warehouse.loader import insert_arrow, insert_articles, insert_rows, label
+from warehouse.lock import run_lock
+from warehouse.maintenance import NIGHT_TABLES
+from warehouse.nearindex import index_rows
+from warehouse.recovery import recover
+
+# Quarantined without being read, or not by the parser: a replay keeps these rows as they are.
+KEPT_AS_IS = {
+    "symlink",
+    "too_large",
+    "bundle_refused",
+    "corrupt_archive",
+    "unsafe_member",
+    "compression_bomb",
+    "unreadable_member",
+}
+REPLAYED_KINDS = ("nightly", "backfill")
+
+
+@dataclass(frozen=True, slots=True)
+class Night:
+    """A night to replay: its run id and when it started (its rows' lineage)."""
+
+    run_id: str
+    started_at: datetime
+
+
+def nights_to_replay(
+    con: duckdb.DuckDBPyConnection,
+    since: date | None = None,
+    until: date | None = None,
+    layout: str | None = None,
+) -> list[Night]:
+    """The first selected night and every later one, oldest first.
+
+    Selected: a succeeded night started on `since`..`until` (UTC days, both included) holding a
+    row of `layout` in `articles` or `quarantine` when a layout is given.
+    """
+    nights = [
+        Night(str(run_id), started)
+        for run_id, started in con.execute(
+            "SELECT run_id, started_at FROM runs WHERE status = 'succeeded' "
+            "AND coalesce(kind, 'nightly') IN (SELECT unnest($kinds)) ORDER BY started_at, run_id",
+            {"kinds": list(REPLAYED_KINDS)},
+        ).fetchall()
+    ]
+    with_layout = None
+    if layout is not None:
+        with_layout = {
+            str(r[0])
+            for r in con.execute(
+                "SELECT run_id FROM articles WHERE layout = $l UNION "
+                "SELECT run_id FROM quarantine WHERE layout = $l",
+                {"l": layout},
+            ).fetchall()
+        }
+    for position, night in enumerate(nights):
+        day = night.started_at.date()
+        if (since is not None and day < since) or (until is not None and day > until):
+            continue
+        if with_layout is None or night.run_id in with_layout:
+            return nights[position:]
+    return []
+
+
+def replay_plan(
+    con: duckdb.DuckDBPyConnection, settings: Settings, night: Night, recorded: list[Any]
+) -> Plan:
+    """The night as discovery would have planned it against the history replayed so far.
+
+    `recorded` are the night's ledger rows with their quarantine reason and detail, as the
+    night recorded them. Bytes to parse again are read from the archive into the staging folder.
+    """
+    plan = Plan()
+    readable = []
+    for dump_file, sha, size, status, captured, reason, detail in recorded:
+        dump = Dump(dump_file, sha, size, captured.timestamp() if captured else None)
+        if status == "unpacked":
+            plan.unpacked.append(dump)
+        elif reason == "symlink":
+            plan.symlinks.append(dump)
+        elif reason in KEPT_AS_IS:
+            plan.refused.append((dump, Rejection(reason, detail)))
+        else:
+            readable.append(dump)
+    match = match_ledger(con, [d.sha256 for d in readable])
+    first: dict[str, Dump] = {}
+    copies: defaultdict[str, list[Dump]] = defaultdict(list)
+    for dump in readable:  # path order: the first path of some bytes is the one read
+        if dump.sha256 in match.by_sha:
+            plan.known_copies.append((dump, match.by_sha[dump.sha256]))
+        elif dump.sha256 in first:
+            copies[dump.sha256].append(dump)
+        else:
+            first[dump.sha256] = dump
+    plan.to_read = _staged_from_archive(con, settings, night, list(first.values()))
+    plan.night_copies = dict(copies)
+    return plan
+
+
+def _staged_from_archive(
+    con: duckdb.DuckDBPyConnection, settings: Settings, night: Night, dumps: list[Dump]
+) -> list[ToRead]:
+    """The dumps' archived bytes written to the night's staging folder, to be read from there."""
+    staging = settings.home.staging / night.run_id / "replay"
+    staging.mkdir(parents=True, exist_ok=True)
+    found = read_many_archived(settings.home, con, [d.sha256 for d in dumps])
+    missing = [d.dump_file for d in dumps if d.sha256 not in found]
+    if missing:
+        raise LookupError(f"the archive holds no bytes for {len(missing)} dumps: {missing[:3]}")
+    out = []
+    for dump in dumps:
+        path = staging / dump.sha256
+        path.write_bytes(found[dump.sha256])
+        out.append(ToRead(dump, path))
+    return out
+
+
+def replay_night(
+    con: duckdb.DuckDBPyConnection, settings: Settings, night: Night, recorded: list[Any]
+) -> dict[str, int]:
+    """Parse, validate, dedupe and insert one night again, inside the open transaction."""
+    lineage = Lineage(night.run_id, night.started_at)
+    plan = replay_plan(con, settings, night, recorded)
+    batches = [
+        plan.to_read[i : i + settings.batch_size]
+        for i in range(0, len(plan.to_read), settings.batch_size)
+    ]
+    parsed: list[ParsedBatch] = []
+    with parse_workers(settings.parse_processes, len(batches)) as workers:
+        for index, batch in enumerate(batches):
+            parsed.append(
+                parse_batch(
+                    index, batch, settings.home, settings.max_dump_bytes, lineage, workers, False
+                )
+            )
+    valid: list[ValidBatch] = [validate_batch(b, settings.home, lineage) for b in parsed]
+    deduped = (
+        dedupe_against_history(valid, con, settings.near_threshold)
+        if any(batch.keys.num_rows for batch in valid)
+        else Deduped(set(), [], [], signatures([]))
+    )
+    ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
+    _insert_night(con, night, valid, deduped, ledger)
+    shutil.rmtree(settings.home.staging / night.run_id, ignore_errors=True)
+    return ledger.counts()
+
+
+def _insert_night(
+    con: duckdb.DuckDBPyConnection,
+    night: Night,
+    valid: list[ValidBatch],
+    deduped: Deduped,
+    ledger: Ledger,
+) -> None:
+    """The replayed night's rows, and its counts on its `runs` row."""
+    insert_articles(con, [b.passed for b in valid if b.passed is not None], deduped.kept)
+    for table, rows in (
+        ("duplicates", ledger.duplicates),
+        ("quarantine", ledger.quarantine),
+        ("files", ledger.files),
+    ):
+        insert_rows(con, table, sorted(rows, key=lambda row: row["dump_file"]))
+    for table, rows in index_rows(deduped.kept_ids, deduped.kept_signatures, night.run_id).items():
+        insert_arrow(con, table, rows)
+    counts = ledger.counts()
+    con.execute(
+        "UPDATE runs SET articles = ?, duplicates = ?, quarantined = ?, parser_version = ? "
+        "WHERE run_id = ?",
+        [
+            counts["articles"],
+            counts["duplicates"],
+            counts["quarantined"],
+            PARSER_VERSION,
+            night.run_id,
+        ],
+    )
+
+
+_RECORDED_SQL = (
+    "SELECT f.dump_file, f.dump_sha256, f.bytes, f.status, f.captured_at, q.reason, q.detail "
+    "FROM files f LEFT JOIN quarantine q ON q.dump_file = f.dump_file AND q.run_id = f.run_id "
+    "WHERE f.run_id = ? ORDER BY f.dump_file"
+)
+
+
+def reprocess(
+    con: duckdb.DuckDBPyConnection, settings: Settings, nights: list[Night], op: dict[str, Any]
+) -> dict[str, dict[str, int]]:
+    """Replay the nights in one transaction; per night, its counts after the replay."""
+    recorded = {n.run_id: con.execute(_RECORDED_SQL, [n.run_id]).fetchall() for n in nights}
+    done: dict[str, dict[str, int]] = {}
+    con.execute("BEGIN")
+    try:
+        ids = [n.run_id for n in nights]
+        for table in NIGHT_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest($ids))", {"ids": ids})
+        for night in nights:
+            done[night.run_id] = replay_night(con, settings, night, recorded[night.run_id])
+        insert_rows(con, "runs", [op])
+        label(con, op, f"reprocess of {len(nights)} nights from {ids[0]}" if ids else None)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return done
+
+
+@flow(name="reprocess", log_prints=False)
+def reprocess_archive(
+    since: date | None = None,
+    until: date | None = None,
+    layout: str | None = None,
+    home: str | None = None,
+) -> dict[str, Any]:
+    """Re-parse the archived raw bytes with the current parser; replace the nights' rows."""
+    settings = Settings.from_env(home=home)
+    with run_lock(settings.home), closing(open_lake(settings.home)) as lake:
+        recover(settings.home, lake)
+        nights = nights_to_replay(lake, since, until, layout)
+        op = operation_row("reprocess", settings, f"parser {PARSER_VERSION}")
+        if not nights:
+            get_run_logger().info("no night matches: nothing to reprocess")
+            return {"run_id": None, "nights": {}}
+        done = reprocess(lake, settings, nights, op)
+    for run_id, counts in done.items():
+        get_run_logger().info("replayed %s: %s", run_id, counts)
+    return {"run_id": op["run_id"], "nights": done}
