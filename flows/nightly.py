@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar, cast
 
@@ -50,6 +50,7 @@ from warehouse.catalog import cursor, open_lake
 from warehouse.inbox import find_arrivals
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
+from warehouse.maintenance import compact, needs_compaction
 from warehouse.recovery import recover
 from warehouse.verify import verify
 
@@ -222,6 +223,16 @@ def load(
     return snapshot
 
 
+@task(name="compact", task_run_name="compact", cache_policy=NONE)
+def maintain(settings: Settings, lake: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
+    """Compact the lake when small files have piled up (most nights: nothing to do)."""
+    if not needs_compaction(lake):
+        return None
+    done = asdict(compact(lake, settings.snapshot_retention_days))
+    get_run_logger().info("small files piled up, compacted: %s", done)
+    return done
+
+
 @task(name="report", task_run_name="report", cache_policy=NONE)
 def report(
     summary: dict[str, Any],
@@ -345,6 +356,9 @@ def _run_night(
         "data_docs": None,
         "stage_seconds": timings.seconds,
     }
+    if run_row["status"] == "succeeded":
+        with timings.stage("compact"):
+            summary["compacted"] = maintain(settings, _quoted(lake))
     with timings.stage("report"):
         run_names = [f"{lineage.run_id}-{b.index:05d}" for b in valid if b.passed is not None]
         summary = report(summary, settings, run_names, _quoted(ledger.quarantine), _quoted(lake))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -155,21 +155,24 @@ def compact(con: duckdb.DuckDBPyConnection, retention_days: float) -> Compacted:
     """Merge small files, expire snapshots past the retention, delete files nothing needs.
 
     Each step is a transaction of its own (DuckLake does not mix compaction with data
-    changes). Files merged away stay readable by the snapshots that still reference them, until
-    those expire; only then are they deleted.
+    changes). Files merged away stay for the snapshots of the retention, which still read them;
+    they are deleted by the first compaction past it.
     """
     before = sum(data_files(con, t) for t in LAKE_SCHEMAS)
     con.execute(f"CALL ducklake_flush_inlined_data('{ALIAS}')")
     con.execute(f"CALL ducklake_rewrite_data_files('{ALIAS}')")
     con.execute(f"CALL ducklake_merge_adjacent_files('{ALIAS}')")
+    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
     expired = con.execute(
-        f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => "
-        "now() - to_microseconds(CAST(? * 86400e6 AS BIGINT)))",
-        [retention_days],
+        f"CALL ducklake_expire_snapshots('{ALIAS}', older_than => ?)", [cutoff]
     ).fetchall()
-    deleted = con.execute(f"CALL ducklake_cleanup_old_files('{ALIAS}', cleanup_all => true)")
+    # Files merged away are scheduled for deletion at once, but the snapshots of the retention
+    # still read them: only those scheduled before the cutoff go.
+    deleted = con.execute(f"CALL ducklake_cleanup_old_files('{ALIAS}', older_than => ?)", [cutoff])
     deleted_files = len(deleted.fetchall())
-    orphans = con.execute(f"CALL ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true)")
+    orphans = con.execute(
+        f"CALL ducklake_delete_orphaned_files('{ALIAS}', older_than => ?)", [cutoff]
+    )
     deleted_files += len(orphans.fetchall())
     after = sum(data_files(con, t) for t in LAKE_SCHEMAS)
     return Compacted(before, after, len(expired), deleted_files)

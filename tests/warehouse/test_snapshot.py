@@ -3,57 +3,18 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import pyarrow.parquet as pq
-
-from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
+from tests.warehouse.synthetic import SHAPE, night
 from warehouse.catalog import connect_as_of, lake_connection, open_lake
 from warehouse.home import Home
-from warehouse.loader import NightRows, commit_night
+from warehouse.loader import commit_night
 from warehouse.recovery import orphaned_data_files, recover
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM duplicates), "
     "(SELECT count(*) FROM files), (SELECT count(*) FROM runs WHERE status = 'succeeded')"
 )
-# Rows each night adds to articles, duplicates and files.
-SHAPE = (30, 20, 1)
-
-
-def _row(table: str, **values: Any) -> dict[str, Any]:
-    return {name: values.get(name) for name in SCHEMAS[table].names}
-
-
-def night(home: Home, run_id: str) -> NightRows:
-    """A night's rows: articles staged as Parquet (as parsing stages them), the rest as rows."""
-    now = datetime.now(UTC)
-    names = [f"{run_id}/a{i}" for i in range(SHAPE[0])]
-    articles = [
-        _row(
-            "articles",
-            article_id=f"{run_id}-{i}",
-            dump_file=name,
-            run_id=run_id,
-            published_at=datetime(2024, 1 + i % 12, 1 + i % 28, tzinfo=UTC),
-        )
-        for i, name in enumerate(names)
-    ]
-    staged = home.root / "staging" / f"{run_id}.parquet"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table_of(articles, ARTICLES_SCHEMA), staged)
-    tables = {
-        "duplicates": [
-            _row("duplicates", dump_file=f"{run_id}/d{i}", run_id=run_id) for i in range(SHAPE[1])
-        ],
-        "files": [_row("files", dump_file=f"{run_id}/f", run_id=run_id)],
-    }
-    run_row = _row(
-        "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
-    )
-    return NightRows(run_row, [staged], set(names), tables)
 
 
 def _consistent(counts: tuple[int, ...]) -> bool:

@@ -1,0 +1,56 @@
+"""Synthetic nights for storage tests: rows of every table, committed without the flow."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
+from warehouse.home import Home
+from warehouse.loader import NightRows
+
+# Rows each night adds to articles, duplicates and files.
+SHAPE = (30, 20, 1)
+
+
+def row(table: str, **values: Any) -> dict[str, Any]:
+    """A row of a contract table: the values given, None elsewhere."""
+    return {name: values.get(name) for name in SCHEMAS[table].names}
+
+
+def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
+    """A night's rows: articles staged as Parquet, the rest as rows; its duplicates copy
+    articles of the night `copies_of` when given."""
+    now = datetime.now(UTC)
+    names = [f"{run_id}/a{i}" for i in range(SHAPE[0])]
+    articles = [
+        row(
+            "articles",
+            article_id=f"{run_id}-{i}",
+            dump_file=name,
+            run_id=run_id,
+            published_at=datetime(2024, 1 + i % 12, 1 + i % 28, tzinfo=UTC),
+        )
+        for i, name in enumerate(names)
+    ]
+    staged = home.root / "staging" / f"{run_id}.parquet"
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table_of(articles, ARTICLES_SCHEMA), staged)
+    tables = {
+        "duplicates": [
+            row(
+                "duplicates",
+                dump_file=f"{run_id}/d{i}",
+                duplicate_of=f"{copies_of}-{i}" if copies_of else None,
+                run_id=run_id,
+            )
+            for i in range(SHAPE[1])
+        ],
+        "files": [row("files", dump_file=f"{run_id}/f", run_id=run_id)],
+    }
+    run_row = row(
+        "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
+    )
+    return NightRows(run_row, [staged], set(names), tables)
