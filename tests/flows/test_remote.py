@@ -58,9 +58,8 @@ def test_the_run_lock_holds_across_homes_sharing_a_postgres_catalog(
     # two machines: each its own home folder (file lock), one catalog database
     first = Home.at(tmp_path / "machine-a", catalog=f"postgres:{postgres_dsn}")
     second = Home.at(tmp_path / "machine-b", catalog=f"postgres:{postgres_dsn}")
-    with run_lock(first):
-        with pytest.raises(RunLocked, match="held in the catalog database"):
-            with run_lock(second):
-                pass
+    refused = pytest.raises(RunLocked, match="held in the catalog database")
+    with run_lock(first), refused, run_lock(second):
+        pass
     with run_lock(second):  # released with the first run
         pass
