@@ -29,7 +29,7 @@ run: $(STAMP)
 	  "SELECT layout, count(*) AS articles, min(published_at) AS first, max(published_at) AS last FROM articles GROUP BY ALL ORDER BY articles DESC"
 	@echo
 	@echo "Try:  $(VENV)/bin/wirehouse --home data sql \"SELECT title, published_at, dateline FROM articles WHERE source = 'Xinhua' ORDER BY published_at\""
-	@echo "  or: $(VENV)/bin/duckdb -readonly data/warehouse.duckdb"
+	@echo "  or: $(VENV)/bin/wirehouse --home data shell"
 
 # Schedule and monitoring (README): `make ui` in one terminal, `make serve` in another.
 UI_PORT ?= 4200
