@@ -281,6 +281,27 @@ def reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def migrate(args: argparse.Namespace) -> int:
+    """Move a home of the Parquet layout before DuckLake into DuckLake (any writer does it too)."""
+    settings = Settings.from_env(home=args.home)
+    from warehouse.migrate import needs_migration
+
+    if not needs_migration(settings.home):
+        console.print(f"nothing to migrate in {settings.home.root}")
+        return 0
+    _use_prefect()
+    from flows.operations import migrate_home
+    from warehouse.lock import RunLocked
+
+    try:
+        done = migrate_home(home=str(settings.home.root))
+    except RunLocked as error:
+        raise UserError(str(error)) from None
+    rows = ", ".join(f"{n:,} {table}" for table, n in done["after"].items())
+    console.print(f"migrated: {rows}; the old files are in {done['backup']}")
+    return 0
+
+
 def compact(args: argparse.Namespace) -> int:
     """Merge small files, expire snapshots past the retention, delete unreferenced files."""
     settings = Settings.from_env(home=args.home)
@@ -373,7 +394,13 @@ def _parse_sql(query: str) -> str:
 
 def _require_warehouse(settings: Settings) -> None:
     from warehouse.catalog import exists
+    from warehouse.migrate import needs_migration
 
+    if needs_migration(settings.home):
+        raise UserError(
+            f"{settings.home.root} holds a warehouse of the layout before DuckLake: run "
+            "`wirehouse migrate` (or the next night) to move it into DuckLake first"
+        )
     if not exists(settings.home):
         raise UserError(
             f"no warehouse at {settings.home.catalog_spec}: run `wirehouse ingest` first "
@@ -487,6 +514,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     redo.add_argument("--layout", help="start at the first night holding a dump of this layout")
     redo.set_defaults(command=reprocess)
+    move = commands.add_parser("migrate", help="move a home of the layout before DuckLake into it")
+    move.set_defaults(command=migrate)
     tidy = commands.add_parser(
         "compact", help="merge small files, expire old snapshots, delete unreferenced files"
     )

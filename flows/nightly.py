@@ -46,12 +46,12 @@ from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
-from warehouse.catalog import cursor, open_lake
+from warehouse.catalog import cursor
 from warehouse.inbox import find_arrivals
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
-from warehouse.recovery import recover
+from warehouse.recovery import open_recovered
 from warehouse.verify import verify
 
 quiet_third_parties()
@@ -286,8 +286,8 @@ def nightly_ingest(
     if not settings.inbox.is_dir():
         raise NightFailed(f"no such inbox: {settings.inbox}")
     settings.home.ensure()
-    with run_lock(settings.home), night_collection(), closing(open_lake(settings.home)) as lake:
-        recover(settings.home, lake)
+    where = settings.home
+    with run_lock(where), night_collection(), closing(open_recovered(where)) as lake:
         return _run_night(settings, Window(since, until), run_kind(backfill), lake)
 
 

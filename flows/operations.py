@@ -12,10 +12,10 @@ from prefect import flow, get_run_logger
 
 from flows.settings import Settings
 from transforms.records import PARSER_VERSION, RUNS_SCHEMA
-from warehouse.catalog import open_lake
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, rollback
-from warehouse.recovery import recover
+from warehouse.migrate import migrate
+from warehouse.recovery import open_recovered
 
 
 def operation_row(kind: str, settings: Settings, message: str) -> dict[str, Any]:
@@ -39,8 +39,7 @@ def operation_row(kind: str, settings: Settings, message: str) -> dict[str, Any]
 def rollback_night(run_id: str, cascade: bool = False, home: str | None = None) -> dict[str, Any]:
     """Undo a night: its rows leave every table in a compensating snapshot (newest first)."""
     settings = Settings.from_env(home=home)
-    with run_lock(settings.home), closing(open_lake(settings.home)) as lake:
-        recover(settings.home, lake)
+    with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
         op = operation_row("rollback", settings, f"rollback of {run_id}")
         done = rollback(lake, run_id, op, cascade=cascade)
     for night, removed in done.nights.items():
@@ -48,11 +47,25 @@ def rollback_night(run_id: str, cascade: bool = False, home: str | None = None) 
     return {"run_id": done.run_id, "nights": done.nights}
 
 
+@flow(name="migrate", log_prints=False)
+def migrate_home(home: str | None = None) -> dict[str, Any]:
+    """Move a home of the Parquet layout into DuckLake: same ids and counts, one snapshot."""
+    settings = Settings.from_env(home=home)
+    done = migrate(settings.home)
+    get_run_logger().info("migrated: %s", done)
+    return {
+        "run_id": done.run_id,
+        "before": done.before,
+        "after": done.after,
+        "backup": str(done.backup),
+    }
+
+
 @flow(name="compact", log_prints=False)
 def compact_lake(home: str | None = None) -> dict[str, Any]:
     """Merge small files, expire snapshots past the retention, delete unreferenced files."""
     settings = Settings.from_env(home=home)
-    with run_lock(settings.home), closing(open_lake(settings.home)) as lake:
+    with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
         done = compact(lake, settings.snapshot_retention_days)
     get_run_logger().info("compacted: %s", done)
     return asdict(done)

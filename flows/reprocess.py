@@ -38,13 +38,12 @@ from transforms.minhash import signatures
 from transforms.night import Dump, Ledger, Lineage
 from transforms.records import PARSER_VERSION, Rejection
 from warehouse.archive import read_many_archived
-from warehouse.catalog import open_lake
 from warehouse.ledger import match_ledger
 from warehouse.loader import insert_arrow, insert_articles, insert_rows, label
 from warehouse.lock import run_lock
 from warehouse.maintenance import NIGHT_TABLES
 from warehouse.nearindex import index_rows
-from warehouse.recovery import recover
+from warehouse.recovery import open_recovered
 
 # Quarantined without being read, or not by the parser: a replay keeps these rows as they are.
 KEPT_AS_IS = {
@@ -257,8 +256,7 @@ def reprocess_archive(
 ) -> dict[str, Any]:
     """Re-parse the archived raw bytes with the current parser; replace the nights' rows."""
     settings = Settings.from_env(home=home)
-    with run_lock(settings.home), closing(open_lake(settings.home)) as lake:
-        recover(settings.home, lake)
+    with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
         nights = nights_to_replay(lake, since, until, layout)
         op = operation_row("reprocess", settings, f"parser {PARSER_VERSION}")
         if not nights:

@@ -8,11 +8,27 @@ import shutil
 import duckdb
 
 from warehouse.archive import remove_unindexed
-from warehouse.catalog import ALIAS
+from warehouse.catalog import ALIAS, open_lake
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 
 log = logging.getLogger(__name__)
+
+
+def open_recovered(home: Home) -> duckdb.DuckDBPyConnection:
+    """The lake, read-write, for a run holding the run lock: a home of the layout before
+    DuckLake migrated first (its files would otherwise look unreferenced), then `recover`."""
+    from warehouse.migrate import migrate, needs_migration
+
+    if needs_migration(home):
+        migrate(home, hold_lock=False)
+    con = open_lake(home)
+    try:
+        recover(home, con)
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:

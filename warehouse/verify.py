@@ -172,7 +172,10 @@ def archive_violations(
 
 def inbox_violations(con: duckdb.DuckDBPyConnection, home: Home, inbox: Path) -> list[Violation]:
     """Files that were in the inbox before the last successful run started, yet have no row."""
-    rows = con.execute("SELECT max(started_at) FROM runs WHERE status = 'succeeded'").fetchall()
+    rows = con.execute(
+        "SELECT max(started_at) FROM runs WHERE status = 'succeeded' "
+        "AND coalesce(kind, 'nightly') IN ('nightly', 'backfill')"
+    ).fetchall()
     last = rows[0][0]
     if last is None:
         return []

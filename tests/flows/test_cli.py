@@ -244,3 +244,45 @@ def test_a_second_run_during_a_run_exits_with_a_clear_message(
     with run_lock(Home.at(home)):
         result = run("ingest", "--inbox", str(sample_inbox), home=home, api_url=api_url)
     one_line_error(result, 2, "another run is in progress")
+
+
+def test_time_travel_shell_rollback_and_compact_from_the_command_line(
+    sample_inbox: Path, home: Path, tmp_path: Path, api_url: str
+) -> None:
+    first = tmp_path / "night1"
+    (first / "2019").mkdir(parents=True)
+    for dump in sorted((sample_inbox / "2019").rglob("*.txt"))[:2]:
+        (first / "2019" / dump.name).write_bytes(dump.read_bytes())
+    assert run("ingest", "--inbox", str(first), home=home, api_url=api_url).returncode == 0
+    assert run("ingest", "--inbox", str(sample_inbox), home=home, api_url=api_url).returncode == 0
+    import warehouse
+
+    count = "SELECT count(*) FROM articles"
+    with warehouse.connect(home) as con:
+        night1, night2 = [
+            r[0] for r in con.execute("SELECT run_id FROM runs ORDER BY 1").fetchall()
+        ]
+        total = con.execute(count).fetchall()[0][0]
+    with warehouse.connect(home, as_of=night1) as con:
+        then = con.execute(count).fetchall()[0][0]
+    assert 0 < then < total
+    back = run("sql", "--as-of", night1, count, home=home)
+    assert back.returncode == 0 and re.search(rf"\b{then}\b", back.stdout), back.stdout
+    shell = subprocess.run(
+        [*WIREHOUSE, "shell", "--", "-csv", "-c", "SELECT count(*) FROM articles"],
+        cwd=REPO,
+        env=dict(os.environ, WIREHOUSE_HOME=str(home)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == 0 and str(total) in shell.stdout.split(), shell.stderr
+    refused = run("rollback", night1, home=home, api_url=api_url)
+    assert refused.returncode == 2 and "--cascade" in refused.stderr  # night 2 copies its articles
+    undone = run("rollback", night2, home=home, api_url=api_url)
+    assert undone.returncode == 0 and f"rolled back {night2}" in undone.stdout, undone.stderr
+    now = run("sql", count, home=home)
+    assert re.search(rf"\b{then}\b", now.stdout), now.stdout
+    assert run("compact", home=home, api_url=api_url).returncode == 0
+    status = run("status", home=home)
+    assert "rolled_back" in status.stdout and "rollback" in status.stdout, status.stdout

@@ -303,3 +303,21 @@ def test_an_updated_story_is_a_near_copy_of_the_first(
     assert (of, kind) == (seed_id, "near")
     assert 0.4 <= similarity < 1.0
     assert query(home, "SELECT count(*) FROM articles") == [(1,)]
+
+
+def test_a_home_of_the_layout_before_ducklake_is_migrated_by_the_next_night(
+    sample_inbox: Path, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(CASES / "legacy-home", home)  # built by the Parquet-layout code
+    expected = json.loads((home / "EXPECTED.json").read_text())
+    summary = ingest(sample_inbox, home)
+    assert summary["counts"]["files"] == 0  # the old ledger's files are recorded, not re-read
+    counts = {t: query(home, f"SELECT count(*) FROM {t}")[0][0] for t in ("articles", "files")}
+    assert counts == {
+        "articles": expected["counts"]["articles"],
+        "files": expected["counts"]["files"],
+    }
+    kinds = [k for (k,) in query(home, "SELECT kind FROM runs ORDER BY started_at")]
+    assert kinds.count("migrate") == 1 and kinds[-1] == "nightly"
+    assert (home / "pre-ducklake").is_dir() and not (home / "lake" / "articles").exists()
