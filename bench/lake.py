@@ -116,6 +116,7 @@ def night_rows(
             "source": ["Xinhua"] * per_night,
             "title": [" ".join(b.split()[:8]).capitalize() for b in bodies],
             "published_at": published,
+            "published_at_source": ["page"] * per_night,
             "editor": ["huaxia"] * per_night,
             "dateline": ["BEIJING"] * per_night,
             "body": bodies,
@@ -145,6 +146,7 @@ def night_rows(
             "article_id": digest[:24],
             "run_id": run_id,
             "first_seen_at": ingested,
+            "captured_at": ingested,
         }
         for dump, digest, body in zip(dumps, digests, bodies, strict=True)
     ]
