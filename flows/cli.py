@@ -214,7 +214,7 @@ def shell(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from warehouse.catalog import attach_statements, install_extensions
+    from warehouse.catalog import attach_statements, install_extensions, literal
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
@@ -224,7 +224,7 @@ def shell(args: argparse.Namespace) -> int:
     with duckdb.connect() as con:
         folder = install_extensions(con)
     statements = [
-        f"SET extension_directory = '{folder}'",
+        f"SET extension_directory = {literal(str(folder))}",
         *attach_statements(settings.home, read_only=True),
     ]
     # Statements (an S3 secret among them) go in a private file, not on the command line.

@@ -226,9 +226,10 @@ def load(
 @task(name="compact", task_run_name="compact", cache_policy=NONE)
 def maintain(settings: Settings, lake: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
     """Compact the lake when small files have piled up (most nights: nothing to do)."""
-    if not needs_compaction(lake):
-        return None
-    done = asdict(compact(lake, settings.snapshot_retention_days))
+    with cursor(lake) as con:
+        if not needs_compaction(con):
+            return None
+        done = asdict(compact(con, settings.snapshot_retention_days))
     get_run_logger().info("small files piled up, compacted: %s", done)
     return done
 
