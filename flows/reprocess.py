@@ -38,6 +38,7 @@ from transforms.minhash import signatures
 from transforms.night import Dump, Ledger, Lineage
 from transforms.records import PARSER_VERSION, Rejection
 from warehouse.archive import read_many_archived
+from warehouse.catalog import transaction
 from warehouse.ledger import match_ledger
 from warehouse.loader import insert_arrow, insert_articles, insert_rows, label
 from warehouse.lock import run_lock
@@ -231,8 +232,7 @@ def reprocess(
     """Replay the nights in one transaction; per night, its counts after the replay."""
     recorded = {n.run_id: con.execute(_RECORDED_SQL, [n.run_id]).fetchall() for n in nights}
     done: dict[str, dict[str, int]] = {}
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         ids = [n.run_id for n in nights]
         for table in NIGHT_TABLES:
             con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest($ids))", {"ids": ids})
@@ -240,10 +240,6 @@ def reprocess(
             done[night.run_id] = replay_night(con, settings, night, recorded[night.run_id])
         insert_rows(con, "runs", [op])
         label(con, op, f"reprocess of {len(nights)} nights from {ids[0]}" if ids else None)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return done
 
 

@@ -207,6 +207,18 @@ def connect_as_of(home: Home, run_id: str | None) -> duckdb.DuckDBPyConnection:
     return connect(home, snapshot=snapshot)
 
 
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN, then COMMIT at the end of the block, or ROLLBACK if it raises."""
+    con.execute("BEGIN")
+    try:
+        yield
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A connection of its own (for another thread) to the same attached lake, in use."""
     other = con.cursor()
@@ -262,13 +274,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     if "articles" not in existing:  # a new lake: its options are kept in the catalog
         statements.insert(0, f"CALL {ALIAS}.set_option('parquet_compression', 'zstd')")
     if statements:
-        con.execute("BEGIN")
-        for statement in statements:
-            con.execute(statement)
-        con.execute(
-            f"CALL {ALIAS}.set_commit_message('wirehouse', 'schema: create or extend tables')"
-        )
-        con.execute("COMMIT")
+        with transaction(con):
+            for statement in statements:
+                con.execute(statement)
+            con.execute(
+                f"CALL {ALIAS}.set_commit_message('wirehouse', 'schema: create or extend tables')"
+            )
     return statements
 
 

@@ -16,7 +16,7 @@ import pyarrow as pa
 from transforms.minhash import U32
 from transforms.records import SCHEMAS, table_of
 from warehouse.archive import ArchiveEntry, index_table
-from warehouse.catalog import ALIAS, MONTH_COLUMN, snapshot_of
+from warehouse.catalog import ALIAS, MONTH_COLUMN, snapshot_of, transaction
 from warehouse.faults import checkpoint
 from warehouse.nearindex import index_rows
 
@@ -49,8 +49,7 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
     commit, and a crash before it leaves only unreferenced data files, which `recover` deletes.
     """
     run_id = night.run_row["run_id"]
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         if night.run_row["status"] == "succeeded":
             insert_articles(con, night.staged, night.kept)
             checkpoint("load:articles")
@@ -68,10 +67,6 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
         insert_rows(con, "runs", [night.run_row])
         label(con, night.run_row)
         checkpoint("load:commit")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     checkpoint("load:committed")
     return snapshot_of(con, run_id)
 

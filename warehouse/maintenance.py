@@ -9,7 +9,7 @@ from typing import Any
 
 import duckdb
 
-from warehouse.catalog import ALIAS, LAKE_SCHEMAS
+from warehouse.catalog import ALIAS, LAKE_SCHEMAS, transaction
 from warehouse.loader import insert_rows, label
 
 log = logging.getLogger(__name__)
@@ -92,8 +92,7 @@ def rollback(
     nights = rollback_plan(con, run_id, cascade)
     done = RolledBack(op_row["run_id"])
     for position, night in enumerate(nights):
-        con.execute("BEGIN")
-        try:
+        with transaction(con):
             removed = {
                 table: _count(con.execute(f"DELETE FROM {table} WHERE run_id = ?", [night]))
                 for table in NIGHT_TABLES
@@ -109,10 +108,6 @@ def rollback(
             if last:
                 insert_rows(con, "runs", [{**op_row, "finished_at": datetime.now(UTC)}])
             label(con, {**op_row, "articles": -removed["articles"]}, f"rollback of {night}")
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
         done.nights[night] = removed
         log.info("rolled back %s: %s", night, removed)
     return done

@@ -40,6 +40,7 @@ from warehouse.catalog import (
     identifier,
     literal,
     open_lake,
+    transaction,
 )
 from warehouse.faults import checkpoint
 from warehouse.home import Home
@@ -288,8 +289,7 @@ def commit_migration(con: duckdb.DuckDBPyConnection, old: OldLayout, before: dic
     """Every table's rows in one transaction, checked before the commit: the run's id."""
     started = datetime.now(UTC)
     run_row = _run_row(started, before)
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         copy_runs(con, old)
         for table in DATA_TABLES:
             copy_table(con, old, table)
@@ -299,10 +299,6 @@ def commit_migration(con: duckdb.DuckDBPyConnection, old: OldLayout, before: dic
         check(con, old, before)
         label(con, run_row, MESSAGE)
         checkpoint("migrate:copied")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     checkpoint("migrate:committed")
     return str(run_row["run_id"])
 
