@@ -39,8 +39,9 @@ def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     removed = orphaned_data_files(con, delete=True)
     removed += [str(p) for p in remove_unindexed(home, con)]
     if home.staging.exists():
+        if any(home.staging.iterdir()):  # a run that committed left it empty
+            removed.append(str(home.staging))
         shutil.rmtree(home.staging)
-        removed.append(str(home.staging))
     checkpoint("recovered")
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
