@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Executor
@@ -17,7 +16,6 @@ from typing import Any, TypeVar, cast
 import duckdb
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
-from prefect.context import get_run_context
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
@@ -26,6 +24,7 @@ from expectations.runner import build_docs, import_gx_in_background
 from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
 from flows.collector import night_collection, settle
+from flows.operations import flow_run_id, new_run_id
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
     Deduped,
@@ -296,7 +295,7 @@ def _run_night(
     settings: Settings, window: Window, kind: str, lake: duckdb.DuckDBPyConnection
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
-    lineage = Lineage(_new_run_id(started), started)
+    lineage = Lineage(new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
         plan = discover(settings, window, lineage, _quoted(lake))
@@ -411,7 +410,7 @@ def _run_row(
     loaded = message is None
     return {
         "run_id": lineage.run_id,
-        "flow_run_id": _flow_run_id(),
+        "flow_run_id": flow_run_id(),
         "kind": kind,
         "started_at": lineage.at,
         "finished_at": datetime.now(UTC),
@@ -427,18 +426,6 @@ def _run_row(
         "max_failure_ratio": settings.max_failure_ratio,
         "parser_version": PARSER_VERSION,
     }
-
-
-def _new_run_id(started: datetime) -> str:
-    return f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-
-
-def _flow_run_id() -> str | None:
-    try:
-        run = get_run_context().flow_run  # type: ignore[union-attr]
-    except Exception:
-        return None
-    return str(run.id) if run is not None else None
 
 
 def _quoted(value: T) -> T:

@@ -18,19 +18,33 @@ from warehouse.migrate import migrate
 from warehouse.recovery import open_recovered
 
 
-def operation_row(kind: str, settings: Settings, message: str) -> dict[str, Any]:
+def new_run_id(started: datetime) -> str:
+    """A run's id: when it started (UTC, sortable) and a random suffix."""
+    return f"{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def flow_run_id() -> str | None:
+    """The Prefect flow run this code runs in, if any."""
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    return str(run.id) if run is not None else None
+
+
+def operation_row(kind: str, message: str) -> dict[str, Any]:
     """The `runs` row an operation that changes rows records about itself."""
     started = datetime.now(UTC)
     row: dict[str, Any] = {name: None for name in RUNS_SCHEMA.names}
     row.update(
-        run_id=f"{kind}-{started:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}",
+        run_id=f"{kind}-{new_run_id(started)}",
         kind=kind,
         started_at=started,
         finished_at=started,
         status="succeeded",
         message=message,
         parser_version=PARSER_VERSION,
-        flow_run_id=_flow_run_id(),
+        flow_run_id=flow_run_id(),
     )
     return row
 
@@ -40,7 +54,7 @@ def rollback_night(run_id: str, cascade: bool = False, home: str | None = None) 
     """Undo a night: its rows leave every table in a compensating snapshot (newest first)."""
     settings = Settings.from_env(home=home)
     with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
-        op = operation_row("rollback", settings, f"rollback of {run_id}")
+        op = operation_row("rollback", f"rollback of {run_id}")
         done = rollback(lake, run_id, op, cascade=cascade)
     for night, removed in done.nights.items():
         get_run_logger().info("rolled back %s: %s", night, removed)
@@ -69,11 +83,3 @@ def compact_lake(home: str | None = None) -> dict[str, Any]:
         done = compact(lake, settings.snapshot_retention_days)
     get_run_logger().info("compacted: %s", done)
     return asdict(done)
-
-
-def _flow_run_id() -> str | None:
-    from prefect.context import FlowRunContext
-
-    context = FlowRunContext.get()
-    run = context.flow_run if context else None
-    return str(run.id) if run is not None else None

@@ -254,7 +254,7 @@ def reprocess_archive(
     settings = Settings.from_env(home=home)
     with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
         nights = nights_to_replay(lake, since, until, layout)
-        op = operation_row("reprocess", settings, f"parser {PARSER_VERSION}")
+        op = operation_row("reprocess", f"parser {PARSER_VERSION}")
         if not nights:
             get_run_logger().info("no night matches: nothing to reprocess")
             return {"run_id": None, "nights": {}}
