@@ -146,6 +146,11 @@ def _import_gx_while_starting(server: TemporaryServer | None) -> None:
         return
     with imports_uncollected():
         import_gx()
+    _use_when_ready(server)
+
+
+def _use_when_ready(server: TemporaryServer) -> None:
+    """Point Prefect at the temporary server once it answers; a clear error if it never does."""
     from flows.server import ServerNotReady
 
     try:
@@ -325,14 +330,8 @@ def compact(args: argparse.Namespace) -> int:
 def _use_prefect() -> None:
     """Start Prefect's temporary server unless an API is configured, and wait for it."""
     server = _temporary_server()
-    if server is None or not server.wanted():
-        return
-    from flows.server import ServerNotReady
-
-    try:
-        server.use_when_ready()
-    except ServerNotReady as error:
-        raise UserError(str(error)) from None
+    if server is not None and server.wanted():
+        _use_when_ready(server)
 
 
 def status(args: argparse.Namespace) -> int:
