@@ -37,6 +37,7 @@ class Home:
     catalog: str = ""
     data_path: str = ""
     s3: S3Access | None = None
+    archive_path: str = ""
 
     @property
     def catalog_spec(self) -> str:
@@ -65,9 +66,9 @@ class Home:
         return self.root / "lake"
 
     @property
-    def archive(self) -> Path:
-        """Raw dump bytes, content-addressed by SHA-256."""
-        return self.root / "archive"
+    def archive(self) -> str:
+        """Raw dump bytes, content-addressed by SHA-256: a folder or an `s3://bucket/prefix`."""
+        return (self.archive_path or str(self.root / "archive")).rstrip("/")
 
     @property
     def gx(self) -> Path:
@@ -91,8 +92,9 @@ class Home:
 
     def ensure(self) -> Home:
         """Create the folders a run writes to; returns self."""
-        for path in (self.reports, self.archive / "packs"):
-            path.mkdir(parents=True, exist_ok=True)
+        self.reports.mkdir(parents=True, exist_ok=True)
+        if "://" not in self.archive:
+            Path(self.archive, "packs").mkdir(parents=True, exist_ok=True)
         if self.data_is_local:
             Path(self.data_url).mkdir(parents=True, exist_ok=True)
         return self
@@ -104,9 +106,10 @@ class Home:
         catalog: str = "",
         data_path: str = "",
         s3: S3Access | None = None,
+        archive_path: str = "",
     ) -> Home:
         """A home at an absolute version of the given path."""
-        return cls(Path(root).expanduser().resolve(), catalog, data_path, s3)
+        return cls(Path(root).expanduser().resolve(), catalog, data_path, s3, archive_path)
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> Home:
@@ -114,8 +117,9 @@ class Home:
 
         WIREHOUSE_CATALOG is `sqlite:<path>` (default `$WIREHOUSE_HOME/catalog.sqlite`) or
         `postgres:<libpq connection string>`; WIREHOUSE_DATA_PATH a folder (default
-        `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`, reached with the standard AWS_*
-        settings.
+        `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`, and WIREHOUSE_ARCHIVE a folder
+        (default `$WIREHOUSE_HOME/archive`) or `s3://bucket/prefix/`, both reached with the
+        standard AWS_* settings (so is an inbox on S3).
         """
         env = os.environ
         catalog = env.get("WIREHOUSE_CATALOG", "")
@@ -128,11 +132,18 @@ class Home:
         data_path = env.get("WIREHOUSE_DATA_PATH", "")
         if data_path and "://" not in data_path:
             data_path = str(Path(data_path).expanduser().resolve())
+        archive = env.get("WIREHOUSE_ARCHIVE", "")
+        if archive and "://" not in archive:
+            archive = str(Path(archive).expanduser().resolve())
+        on_s3 = any(
+            v.startswith("s3://") for v in (data_path, archive, env.get("WIREHOUSE_INBOX", ""))
+        )
         return cls.at(
             root or env.get("WIREHOUSE_HOME") or DEFAULT_HOME,
             catalog=catalog,
             data_path=data_path,
-            s3=s3_from_env() if data_path.startswith("s3://") else None,
+            s3=s3_from_env() if on_s3 else None,
+            archive_path=archive,
         )
 
 
