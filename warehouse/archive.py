@@ -13,12 +13,15 @@ import itertools
 import shutil
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import duckdb
 import pyarrow as pa
+from fsspec import AbstractFileSystem
 
 from warehouse.files import publish, temp_path
 from warehouse.home import Home
+from warehouse.storage import filesystem, is_remote, join
 
 # (sha256, pack, offset, length): where one dump's bytes are.
 ArchiveEntry = tuple[str, str, int, int]
@@ -34,20 +37,32 @@ INDEX_SCHEMA = pa.schema(
 
 
 class PackWriter:
-    """Appends one batch's new dumps to one pack file; `entries` says where each one went."""
+    """Appends one batch's new dumps to one pack file; `entries` says where each one went.
+
+    In a local archive the pack is written under a hidden name and renamed when complete; on S3
+    it is uploaded as it is written (in parts) and appears whole when closed, or not at all.
+    """
 
     def __init__(self, home: Home, run_id: str, batch: int) -> None:
-        self.final = home.archive / "packs" / f"{run_id}-{batch:05d}.pack"
-        self.final.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = temp_path(self.final)
-        self.handle = self.tmp.open("wb")
+        self.name = f"{run_id}-{batch:05d}.pack"
+        self.final = join(home.archive, "packs", self.name)
         self.entries: list[ArchiveEntry] = []
+        self.offset = 0
+        self.fs: AbstractFileSystem | None = None
+        self.handle: IO[bytes]
+        if is_remote(self.final):
+            self.fs, path = filesystem(self.final, home.s3)
+            self.handle = self.fs.open(path, "wb")
+        else:
+            self.tmp = temp_path(Path(self.final))
+            self.tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = self.tmp.open("wb")
 
     def add(self, sha256: str, data: bytes) -> None:
         """Append a dump's bytes."""
-        offset = self.handle.tell()
         self.handle.write(data)
-        self.entries.append((sha256, self.final.name, offset, len(data)))
+        self.entries.append((sha256, self.name, self.offset, len(data)))
+        self.offset += len(data)
 
     def __enter__(self) -> PackWriter:
         return self
@@ -58,22 +73,36 @@ class PackWriter:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
+        complete = kind is None and bool(self.entries)
+        if self.fs is not None:
+            if complete:
+                self.handle.close()  # completes the upload
+            else:
+                self.handle.discard()  # type: ignore[attr-defined]  # fsspec: abort the upload
+            return
         self.handle.close()
-        if kind is None and self.entries:
-            publish(self.tmp, self.final)
+        if complete:
+            publish(self.tmp, Path(self.final))
         else:
             self.tmp.unlink(missing_ok=True)
 
 
-def keep_large(home: Home, sha256: str, source: Path) -> ArchiveEntry:
+def keep_large(home: Home, sha256: str, source: str | Path) -> ArchiveEntry:
     """Copy a dump too large to read into memory, streamed; its index entry."""
-    final = home.archive / "large" / sha256
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(final)
-    with source.open("rb") as src, tmp.open("wb") as dst:
+    final = join(home.archive, "large", sha256)
+    if is_remote(final) or is_remote(str(source)):
+        fs, path = filesystem(final, home.s3)
+        src_fs, src_path = filesystem(str(source), home.s3)
+        with src_fs.open(src_path, "rb") as src, fs.open(path, "wb") as dst:
+            shutil.copyfileobj(src, dst, 8 << 20)
+        return (sha256, f"large/{sha256}", 0, int(fs.size(path)))
+    target = Path(final)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(target)
+    with open(source, "rb") as src, tmp.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
-    publish(tmp, final)
-    return (sha256, f"large/{sha256}", 0, final.stat().st_size)
+    publish(tmp, target)
+    return (sha256, f"large/{sha256}", 0, target.stat().st_size)
 
 
 def index_table(entries: list[ArchiveEntry]) -> pa.Table:
@@ -92,7 +121,7 @@ def read_archived(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> by
     if not rows:
         return None
     pack, offset, length = rows[0]
-    with pack_path(home, pack).open("rb") as handle:
+    with _open(home, pack) as handle:
         handle.seek(offset)
         data: bytes = handle.read(length)
         return data
@@ -114,26 +143,41 @@ def read_many_archived(
         con.unregister("wanted")
     found: dict[str, bytes] = {}
     for pack, entries in itertools.groupby(rows, key=lambda row: row[1]):
-        with pack_path(home, pack).open("rb") as handle:
+        with _open(home, pack) as handle:
             for sha, _pack, offset, length in entries:
                 handle.seek(offset)
                 found[sha] = handle.read(length)
     return found
 
 
-def pack_path(home: Home, pack: str) -> Path:
+def pack_path(home: Home, pack: str) -> str:
     """Where the archive keeps a pack (or a large dump) named in the index."""
-    return home.archive / pack if pack.startswith("large/") else home.archive / "packs" / pack
+    return join(home.archive, pack if pack.startswith("large/") else f"packs/{pack}")
 
 
-def remove_unindexed(home: Home, con: duckdb.DuckDBPyConnection) -> list[Path]:
+def _open(home: Home, pack: str) -> IO[bytes]:
+    location = pack_path(home, pack)
+    if not is_remote(location):
+        return open(location, "rb")
+    fs, path = filesystem(location, home.s3)
+    handle: IO[bytes] = fs.open(path, "rb", block_size=1 << 20)
+    return handle
+
+
+def remove_unindexed(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     """Delete packs and large dumps no committed night's index names (a killed or refused run's)."""
     named = {pack for (pack,) in con.execute("SELECT DISTINCT pack FROM archive_index").fetchall()}
+    fs, root = filesystem(home.archive, home.s3)
     removed = []
-    found = [*(home.archive / "packs").glob("*"), *(home.archive / "large").glob("*")]
-    for path in found:
-        name = path.name if path.parent.name == "packs" else f"large/{path.name}"
-        if path.name.startswith(".") or name not in named:
-            path.unlink()
-            removed.append(path)
+    for folder in ("packs", "large"):
+        try:
+            found = fs.ls(f"{root}/{folder}", detail=False)
+        except FileNotFoundError:
+            continue
+        for path in found:
+            base = path.rstrip("/").rpartition("/")[2]
+            name = base if folder == "packs" else f"large/{base}"
+            if base.startswith(".") or name not in named:
+                fs.rm_file(path)
+                removed.append(path)
     return removed

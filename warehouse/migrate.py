@@ -435,10 +435,11 @@ def _old_files(home: Home, packs: set[str]) -> list[Path]:
     keep = {LAKE_SCHEMA_DIR, markers.name}
     found = sorted(home.lake.iterdir()) if home.lake.is_dir() else []
     sources = [p for p in found if p.name not in keep]
-    sources += [home.archive / "index", home.root / "warehouse.duckdb"]
+    archive = Path(home.archive)  # the old layout's archive was always the home's folder
+    sources += [archive / "index", home.root / "warehouse.duckdb"]
     sources += [home.root / "warehouse.duckdb.wal"]
     # Packs no index row names (a failed or killed old run's): a night would delete them.
-    sources += [p for p in sorted((home.archive / "packs").glob("*")) if p.name not in packs]
+    sources += [p for p in sorted((archive / "packs").glob("*")) if p.name not in packs]
     return [*sources, markers]
 
 

@@ -37,7 +37,7 @@ def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     Only safe under the run lock: a writer in flight has files no snapshot references yet.
     """
     removed = orphaned_data_files(con, delete=True)
-    removed += [str(p) for p in remove_unindexed(home, con)]
+    removed += remove_unindexed(home, con)
     if home.staging.exists():
         if any(home.staging.iterdir()):  # a run that committed left it empty
             removed.append(str(home.staging))

@@ -85,7 +85,7 @@ def assert_migrated(home: Home) -> None:
             assert not (home.root / pattern.format(run=run)).exists()
     assert (home.root / BACKUP / "warehouse.duckdb").is_file()
     assert [p.name for p in home.lake.iterdir()] == ["main"]
-    assert len(list((home.archive / "packs").glob("*.pack"))) == len(RUNS)
+    assert len(list((Path(home.archive) / "packs").glob("*.pack"))) == len(RUNS)
 
 
 def test_an_old_home_needs_migration_and_a_new_or_empty_one_does_not(

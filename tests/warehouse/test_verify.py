@@ -45,7 +45,7 @@ def checks(home: Home, **kwargs: object) -> set[str]:
 
 
 def test_corrupt_archive_bytes_are_found_by_the_deep_check(loaded: Home) -> None:
-    pack = next((loaded.archive / "packs").glob("*.pack"))
+    pack = next((Path(loaded.archive) / "packs").glob("*.pack"))
     data = bytearray(pack.read_bytes())
     data[100] ^= 0xFF
     pack.write_bytes(bytes(data))
