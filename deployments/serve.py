@@ -29,8 +29,13 @@ def nightly_schedule(schedule: NightSchedule) -> Schedule:
 
 
 def nightly_parameters(settings: Settings) -> dict[str, Any]:
-    """Default parameters of the scheduled runs: this home and inbox, as absolute paths."""
-    return {"home": str(settings.home.root), "inbox": str(settings.inbox)}
+    """Default parameters of the scheduled runs: this home and inbox, as absolute paths, and
+    the Dask scheduler if one is set."""
+    return {
+        "home": str(settings.home.root),
+        "inbox": str(settings.inbox),
+        "dask_scheduler": settings.dask_scheduler,
+    }
 
 
 def nightly_deployment(settings: Settings, schedule: NightSchedule) -> RunnerDeployment:

@@ -93,6 +93,7 @@ def ingest(args: argparse.Namespace) -> int:
         raise UserError(held)
     server = _temporary_server()
     with imports_uncollected():
+        from flows.cluster import ClusterRefused
         from flows.nightly import NightFailed, nightly_ingest
 
     status = console.status("starting Prefect…") if interactive else None
@@ -109,10 +110,11 @@ def ingest(args: argparse.Namespace) -> int:
             backfill=args.backfill,
             since=args.since,
             until=args.until,
+            dask_scheduler=args.dask_scheduler,
         )
     except RunLocked as error:
         raise UserError(str(error)) from None
-    except NightFailed as error:
+    except (NightFailed, ClusterRefused) as error:
         _stop(status, handler)
         err.print(f"[bold red]night failed:[/] {error}")
         return 1
@@ -169,7 +171,9 @@ def serve(args: argparse.Namespace) -> int:
     """Serve the scheduled `nightly` deployment from this process until interrupted."""
     from deployments.serve import nightly_schedule, serve_nightly
 
-    settings = Settings.from_env(home=args.home, inbox=args.inbox)
+    settings = Settings.from_env(
+        home=args.home, inbox=args.inbox, dask_scheduler=args.dask_scheduler
+    )
     if not settings.inbox.is_dir():
         raise UserError(
             f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)"
@@ -267,15 +271,23 @@ def reprocess(args: argparse.Namespace) -> int:
     _require_warehouse(settings)
     _use_prefect()
     with imports_uncollected():
+        from flows.cluster import ClusterRefused
         from flows.reprocess import reprocess_archive
     from warehouse.lock import RunLocked
 
     try:
         done = reprocess_archive(
-            since=args.since, until=args.until, layout=args.layout, home=str(settings.home.root)
+            since=args.since,
+            until=args.until,
+            layout=args.layout,
+            home=str(settings.home.root),
+            dask_scheduler=args.dask_scheduler,
         )
     except RunLocked as error:
         raise UserError(str(error)) from None
+    except ClusterRefused as error:
+        err.print(f"[bold red]reprocess refused:[/] {error}")
+        return 1
     if not done["nights"]:
         console.print("no night matches: nothing was reprocessed")
         return 0
@@ -457,6 +469,15 @@ def _stop(status: Status | None, handler: logging.Handler | None) -> None:
         status.stop()
 
 
+def _cluster_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--dask-scheduler",
+        metavar="ADDRESS",
+        help="parse on this Dask cluster, e.g. tcp://host:8786 "
+        "(default $WIREHOUSE_DASK_SCHEDULER; none: this machine)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wirehouse", description=__doc__)
     parser.add_argument("--home", help="the warehouse home (default $WIREHOUSE_HOME or ./data)")
@@ -470,6 +491,7 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_MAX_FAILURE_RATIO})",
     )
     run.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
+    _cluster_option(run)
     run.set_defaults(command=ingest, backfill=False, since=None, until=None)
     back = commands.add_parser(
         "backfill", help="ingest an old archive folder, or its files of a date range"
@@ -479,6 +501,7 @@ def _parser() -> argparse.ArgumentParser:
     back.add_argument("--until", type=date.fromisoformat, help="last day (UTC) of files to take")
     back.add_argument("--max-failure-ratio", type=float, help="as for ingest")
     back.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
+    _cluster_option(back)
     back.set_defaults(command=backfill, backfill=True)
     served = commands.add_parser(
         "serve", help="serve the scheduled nightly deployment from this process"
@@ -486,6 +509,7 @@ def _parser() -> argparse.ArgumentParser:
     served.add_argument("--inbox", type=Path, help="the inbox (default $WIREHOUSE_HOME/inbox)")
     served.add_argument("--cron", help="schedule (default $WIREHOUSE_SCHEDULE or 0 2 * * *)")
     served.add_argument("--timezone", help="IANA zone of the schedule (default UTC)")
+    _cluster_option(served)
     served.set_defaults(command=serve)
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")
@@ -512,6 +536,7 @@ def _parser() -> argparse.ArgumentParser:
         "--until", type=date.fromisoformat, help="last night (UTC day) that may start the replay"
     )
     redo.add_argument("--layout", help="start at the first night holding a dump of this layout")
+    _cluster_option(redo)
     redo.set_defaults(command=reprocess)
     move = commands.add_parser("migrate", help="move a home of the layout before DuckLake into it")
     move.set_defaults(command=migrate)

@@ -7,11 +7,10 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import Executor
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import duckdb
 from prefect import flow, get_run_logger, task
@@ -23,6 +22,14 @@ from prefect.utilities.annotations import quote
 from expectations.runner import build_docs, import_gx_in_background
 from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
+from flows.cluster import (
+    MOST_IN_FLIGHT,
+    Engine,
+    batch_size,
+    connected,
+    parse_engine,
+    parse_on_cluster,
+)
 from flows.collector import night_collection, settle
 from flows.operations import flow_run_id, new_run_id
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
@@ -40,7 +47,6 @@ from flows.stages import (
     summary_counts,
     validate_batch,
 )
-from flows.workers import parse_workers
 from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
@@ -52,6 +58,9 @@ from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
 from warehouse.recovery import open_recovered
 from warehouse.verify import verify
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 quiet_third_parties()
 
@@ -139,14 +148,20 @@ def parse(
     batch: list[ToRead],
     settings: Settings,
     lineage: Lineage,
-    workers: Executor | None = None,
+    engine: Engine,
 ) -> ParsedBatch:
     """Read, archive, decode and parse one batch of dumps; stage its articles."""
-    parsed = parse_batch(index, batch, settings.home, settings.max_dump_bytes, lineage, workers)
+    home, limit = settings.home, settings.max_dump_bytes
+    if engine.client is None:
+        parsed = parse_batch(index, batch, home, limit, lineage, engine.workers)
+        where = "this machine"
+    else:
+        parsed, where = parse_on_cluster(engine.client, index, batch, home, limit, lineage)
     get_run_logger().info(
-        "parsed %d dumps (%s ...): %d articles, %d rejected",
+        "parsed %d dumps (%s ...) on %s: %d articles, %d rejected",
         len(batch),
         batch[0].dump.dump_file,
+        where,
         len(parsed.articles),
         len(parsed.rejected),
     )
@@ -260,10 +275,10 @@ def report(
     return summary
 
 
-# Two threads feed the parse workers (one process per core; the threads mostly read, archive
-# and wait), and a third validates each parsed batch while later ones are still parsing.
-TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=3)
-_PARSING_AHEAD = 2
+# On one machine two threads feed the parse workers (one process per core; the threads mostly
+# read, archive and wait) and a third validates each parsed batch while later ones still parse.
+# On a cluster a thread waits for each batch in flight (one per worker thread, and one more).
+TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=MOST_IN_FLIGHT + 1)
 
 
 @flow(
@@ -280,19 +295,35 @@ def nightly_ingest(
     backfill: bool = False,
     since: date | None = None,
     until: date | None = None,
+    dask_scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Ingest the dumps that arrived in the inbox since the last run; returns the summary."""
-    settings = Settings.from_env(home=home, inbox=inbox, max_failure_ratio=max_failure_ratio)
+    """Ingest the dumps that arrived in the inbox since the last run; returns the summary.
+
+    `dask_scheduler` (or WIREHOUSE_DASK_SCHEDULER): parse on that Dask cluster's workers.
+    """
+    settings = Settings.from_env(
+        home=home, inbox=inbox, max_failure_ratio=max_failure_ratio, dask_scheduler=dask_scheduler
+    )
     if not settings.inbox.is_dir():
         raise NightFailed(f"no such inbox: {settings.inbox}")
     settings.home.ensure()
     where = settings.home
-    with run_lock(where), night_collection(), closing(open_recovered(where)) as lake:
-        return _run_night(settings, Window(since, until), run_kind(backfill), lake)
+    # The cluster is checked first: one that is unreachable fails the night before any work.
+    with (
+        connected(settings) as client,
+        run_lock(where),
+        night_collection(),
+        closing(open_recovered(where)) as lake,
+    ):
+        return _run_night(settings, Window(since, until), run_kind(backfill), lake, client)
 
 
 def _run_night(
-    settings: Settings, window: Window, kind: str, lake: duckdb.DuckDBPyConnection
+    settings: Settings,
+    window: Window,
+    kind: str,
+    lake: duckdb.DuckDBPyConnection,
+    client: Client | None,
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     lineage = Lineage(new_run_id(started), started)
@@ -305,17 +336,17 @@ def _run_night(
         # (a `wirehouse ingest` that started its own Prefect server imported it meanwhile).
         import_gx_in_background()
     with timings.stage("parse and validate"):
-        batches = list(_chunks(plan.to_read, settings.batch_size))
+        batches = list(_chunks(plan.to_read, batch_size(settings, client, len(plan.to_read))))
         pieces = max(len(batches), slices_in(plan.to_read))
-        with parse_workers(settings.parse_processes, pieces) as workers:
+        with parse_engine(settings, client, pieces) as engine:
 
             def parse_next(i: int) -> PrefectFuture[ParsedBatch]:
-                return parse.submit(i, _quoted(batches[i]), settings, lineage, _quoted(workers))
+                return parse.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
 
-            # Two batches parse at a time (one per task thread feeding the workers) and each
-            # is validated on the third thread as soon as it is parsed, in batch order: tasks
+            # A few batches parse at a time (on one machine two, each feeding the workers) and
+            # each is validated on another thread as soon as it is parsed, in batch order: tasks
             # submitted all at once would fill the threads with parsing and validate last.
-            parsing = [parse_next(i) for i in range(min(_PARSING_AHEAD, len(batches)))]
+            parsing = [parse_next(i) for i in range(min(engine.ahead, len(batches)))]
             parsed, validating = [], []
             for i in range(len(batches)):
                 parsed.append(parsing[i].result())

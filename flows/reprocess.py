@@ -15,25 +15,23 @@ from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from prefect import flow, get_run_logger
 
+from flows.cluster import batch_size, connected, parse_batches, parse_engine
 from flows.operations import operation_row
 from flows.settings import Settings
 from flows.stages import (
     Deduped,
-    ParsedBatch,
     Plan,
     ToRead,
     ValidBatch,
     account,
     dedupe_against_history,
-    parse_batch,
     validate_batch,
 )
-from flows.workers import parse_workers
 from transforms.minhash import signatures
 from transforms.night import Dump, Ledger, Lineage
 from transforms.records import PARSER_VERSION, Rejection
@@ -45,6 +43,9 @@ from warehouse.lock import run_lock
 from warehouse.maintenance import NIGHT_TABLES
 from warehouse.nearindex import index_rows
 from warehouse.recovery import open_recovered
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 # Quarantined without being read, or not by the parser: a replay keeps these rows as they are.
 KEPT_AS_IS = {
@@ -159,23 +160,20 @@ def _staged_from_archive(
 
 
 def replay_night(
-    con: duckdb.DuckDBPyConnection, settings: Settings, night: Night, recorded: list[Any]
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    night: Night,
+    recorded: list[Any],
+    client: Client | None = None,
 ) -> dict[str, int]:
     """Parse, validate, dedupe and insert one night again, inside the open transaction."""
     lineage = Lineage(night.run_id, night.started_at)
     plan = replay_plan(con, settings, night, recorded)
-    batches = [
-        plan.to_read[i : i + settings.batch_size]
-        for i in range(0, len(plan.to_read), settings.batch_size)
-    ]
-    parsed: list[ParsedBatch] = []
-    with parse_workers(settings.parse_processes, len(batches)) as workers:
-        for index, batch in enumerate(batches):
-            parsed.append(
-                parse_batch(
-                    index, batch, settings.home, settings.max_dump_bytes, lineage, workers, False
-                )
-            )
+    size = batch_size(settings, client, len(plan.to_read))
+    batches = [plan.to_read[i : i + size] for i in range(0, len(plan.to_read), size)]
+    with parse_engine(settings, client, len(batches)) as engine:
+        home, limit = settings.home, settings.max_dump_bytes
+        parsed = parse_batches(engine, batches, home, limit, lineage, keep_raw=False)
     valid: list[ValidBatch] = [validate_batch(b, settings.home, lineage) for b in parsed]
     deduped = (
         dedupe_against_history(valid, con, settings.near_threshold)
@@ -227,7 +225,11 @@ _RECORDED_SQL = (
 
 
 def reprocess(
-    con: duckdb.DuckDBPyConnection, settings: Settings, nights: list[Night], op: dict[str, Any]
+    con: duckdb.DuckDBPyConnection,
+    settings: Settings,
+    nights: list[Night],
+    op: dict[str, Any],
+    client: Client | None = None,
 ) -> dict[str, dict[str, int]]:
     """Replay the nights in one transaction; per night, its counts after the replay."""
     recorded = {n.run_id: con.execute(_RECORDED_SQL, [n.run_id]).fetchall() for n in nights}
@@ -237,7 +239,7 @@ def reprocess(
         for table in NIGHT_TABLES:
             con.execute(f"DELETE FROM {table} WHERE run_id IN (SELECT unnest($ids))", {"ids": ids})
         for night in nights:
-            done[night.run_id] = replay_night(con, settings, night, recorded[night.run_id])
+            done[night.run_id] = replay_night(con, settings, night, recorded[night.run_id], client)
         insert_rows(con, "runs", [op])
         label(con, op, f"reprocess of {len(nights)} nights from {ids[0]}" if ids else None)
     return done
@@ -249,16 +251,24 @@ def reprocess_archive(
     until: date | None = None,
     layout: str | None = None,
     home: str | None = None,
+    dask_scheduler: str | None = None,
 ) -> dict[str, Any]:
-    """Re-parse the archived raw bytes with the current parser; replace the nights' rows."""
-    settings = Settings.from_env(home=home)
-    with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
+    """Re-parse the archived raw bytes with the current parser; replace the nights' rows.
+
+    `dask_scheduler` (or WIREHOUSE_DASK_SCHEDULER): parse on that Dask cluster's workers.
+    """
+    settings = Settings.from_env(home=home, dask_scheduler=dask_scheduler)
+    with (
+        connected(settings) as client,
+        run_lock(settings.home),
+        closing(open_recovered(settings.home)) as lake,
+    ):
         nights = nights_to_replay(lake, since, until, layout)
         op = operation_row("reprocess", f"parser {PARSER_VERSION}")
         if not nights:
             get_run_logger().info("no night matches: nothing to reprocess")
             return {"run_id": None, "nights": {}}
-        done = reprocess(lake, settings, nights, op)
+        done = reprocess(lake, settings, nights, op, client)
     for run_id, counts in done.items():
         get_run_logger().info("replayed %s: %s", run_id, counts)
     return {"run_id": op["run_id"], "nights": done}

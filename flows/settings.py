@@ -64,6 +64,8 @@ class Settings:
     build_docs: bool = True
     near_threshold: float = NEAR_THRESHOLD
     snapshot_retention_days: float = DEFAULT_SNAPSHOT_RETENTION_DAYS
+    # A Dask scheduler (`tcp://host:8786`) whose workers parse the batches; None: this machine.
+    dask_scheduler: str | None = None
 
     @classmethod
     def from_env(
@@ -72,6 +74,7 @@ class Settings:
         home: str | Path | None = None,
         inbox: str | Path | None = None,
         max_failure_ratio: float | None = None,
+        dask_scheduler: str | None = None,
     ) -> Settings:
         """Settings from arguments, then WIREHOUSE_* environment variables, then defaults."""
         env = os.environ
@@ -100,6 +103,7 @@ class Settings:
             snapshot_retention_days=_float(
                 env, "WIREHOUSE_SNAPSHOT_RETENTION_DAYS", DEFAULT_SNAPSHOT_RETENTION_DAYS
             ),
+            dask_scheduler=dask_scheduler or env.get("WIREHOUSE_DASK_SCHEDULER") or None,
         )
         if max_failure_ratio is not None:
             settings = replace(settings, max_failure_ratio=max_failure_ratio)

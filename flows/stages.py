@@ -8,6 +8,8 @@ back for deduplication. Memory stays flat in the size of the night.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -254,8 +256,13 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
 
 def _stage(table: pa.Table, path: Path) -> None:
     """A batch's rows kept between stages: read back once in this night, so not compressed
-    (several times faster to write and read; the lake's own files are compressed)."""
-    pq.write_table(table, path, compression="none", use_dictionary=False)
+    (several times faster to write and read; the lake's own files are compressed).
+
+    Written under a name of this process and thread, then renamed: a cluster may run a batch
+    twice at once (a worker it believed lost), and the flow must see one whole file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}")
+    pq.write_table(table, tmp, compression="none", use_dictionary=False)
+    os.replace(tmp, path)
 
 
 def dedupe_against_history(

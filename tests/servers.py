@@ -1,4 +1,5 @@
-"""Real servers on loopback for tests: a throwaway PostgreSQL cluster and moto's S3 server."""
+"""Real servers on loopback for tests: a throwaway PostgreSQL cluster, moto's S3 server and a
+Dask scheduler with its workers."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -285,3 +287,94 @@ def s3_server() -> Iterator[S3Server]:
 def s3_bucket(s3_server: S3Server) -> str:
     """A fresh, uniquely named bucket for one test."""
     return s3_server.create_bucket(f"test-{uuid.uuid4().hex[:16]}")
+
+
+@dataclass
+class DaskCluster:
+    """A Dask scheduler and worker processes on loopback, started with the `dask` command of
+    the project's environment, as an operator would start them."""
+
+    address: str
+    folder: Path
+    processes: dict[str, subprocess.Popen[bytes]]
+
+    def start_worker(
+        self, name: str, env: dict[str, str] | None = None, nanny: bool = False
+    ) -> subprocess.Popen[bytes]:
+        """One worker process of one thread, named `name`; `env` added to this environment."""
+        log = (self.folder / f"{name}.log").open("wb")
+        command = [
+            _dask(),
+            "worker",
+            self.address,
+            "--name",
+            name,
+            "--nthreads",
+            "1",
+            "--host",
+            LOOPBACK,
+            "--no-dashboard",
+            "--nanny" if nanny else "--no-nanny",
+            "--local-directory",
+            str(self.folder / name),
+        ]
+        process = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes[name] = process
+        return process
+
+    def wait_for_workers(self, count: int, timeout: float = 60.0) -> None:
+        """Block until `count` workers have joined the scheduler."""
+        from distributed import Client
+
+        with Client(self.address, timeout=timeout, set_as_default=False) as client:
+            client.wait_for_workers(count, timeout=timeout)
+
+    def stop(self) -> None:
+        """Stop every process (workers first), waiting for each."""
+        for process in reversed(list(self.processes.values())):
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _dask() -> str:
+    """The `dask` command beside this interpreter (the project's environment)."""
+    import sys
+
+    return str(Path(sys.executable).with_name("dask"))
+
+
+@contextmanager
+def dask_cluster_of(folder: Path, workers: int = 2) -> Iterator[DaskCluster]:
+    """A scheduler on a free loopback port and `workers` worker processes of one thread each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = (folder / "scheduler.log").open("wb")
+    scheduler = subprocess.Popen(
+        [_dask(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    cluster = DaskCluster(f"tcp://{LOOPBACK}:{port}", folder, {"scheduler": scheduler})
+    try:
+        for i in range(workers):
+            cluster.start_worker(f"worker-{i + 1}")
+        if workers:
+            cluster.wait_for_workers(workers)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """A scheduler and two single-threaded worker processes, shared by a module's tests."""
+    with dask_cluster_of(tmp_path_factory.mktemp("dask")) as cluster:
+        yield cluster

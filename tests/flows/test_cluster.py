@@ -1,0 +1,140 @@
+"""Nights parsed on a real Dask cluster: a scheduler and worker processes of the `dask` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.settings import PREFECT_API_URL
+
+from flows.cluster import ClusterRefused
+from flows.nightly import nightly_ingest
+from tests.servers import DaskCluster, S3Server, dask_cluster_of, free_port
+from tests.state import snapshot
+from warehouse.catalog import lake_connection
+from warehouse.home import Home
+from warehouse.verify import verify
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+@pytest.fixture(autouse=True)
+def _small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 20 dumps: the sample inbox's 78 files give every worker several."""
+    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "0")
+    monkeypatch.setenv("WIREHOUSE_BATCH_SIZE", "20")
+
+
+def _log_lines(summary: dict[str, Any], home: Home) -> list[str]:
+    """What the night's task runs logged, as the Prefect UI shows it."""
+    with lake_connection(home) as con:
+        [(flow_run,)] = con.execute(
+            "SELECT flow_run_id FROM runs WHERE run_id = ?", [summary["run_id"]]
+        ).fetchall()
+    logs_filter = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run]))
+    with get_client(sync_client=True) as client:
+        return [log.message for log in client.read_logs(log_filter=logs_filter, limit=200)]
+
+
+def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
+    sample_inbox: Path,
+    tmp_path: Path,
+    dask_cluster: DaskCluster,
+    postgres_dsn: str,
+    s3_server: S3Server,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    embedded = tmp_path / "embedded"
+    nightly_ingest(inbox=str(sample_inbox), home=str(embedded))
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{postgres_dsn}")
+    monkeypatch.setenv("WIREHOUSE_DATA_PATH", f"s3://{s3_bucket}/lake/")
+    monkeypatch.setenv("WIREHOUSE_ARCHIVE", f"s3://{s3_bucket}/archive/")
+    summary = nightly_ingest(
+        inbox=str(sample_inbox), home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address
+    )
+    remote = Home.from_env(tmp_path / "remote")
+    assert summary["status"] == "succeeded" and summary["violations"] == []
+    assert snapshot(remote) == snapshot(embedded)
+    assert verify(remote, deep=True) == []
+    # each batch was parsed on a worker, both workers had some, and the UI's logs say which
+    parsed = [line for line in _log_lines(summary, remote) if line.startswith("parsed ")]
+    assert len(parsed) >= 2
+    assert {name for name in ("worker-1", "worker-2") if any(name in p for p in parsed)} == {
+        "worker-1",
+        "worker-2",
+    }
+    # the workers wrote the archive's packs to the bucket; the home holds no archive
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert sum(k.startswith("archive/packs/") for k in keys) == len(parsed)
+    assert not (tmp_path / "remote" / "archive").exists()
+    again = nightly_ingest(
+        inbox=str(sample_inbox), home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address
+    )
+    assert again["counts"]["files"] == 0 and snapshot(remote) == snapshot(embedded)
+
+
+def test_a_worker_killed_mid_night_loses_nothing(sample_inbox: Path, tmp_path: Path) -> None:
+    embedded = tmp_path / "embedded"
+    nightly_ingest(inbox=str(sample_inbox), home=str(embedded))
+    with dask_cluster_of(tmp_path / "dask", workers=1) as cluster:
+        # This worker kills itself (SIGKILL, as `kill -9`) at its first checkpoint: with its
+        # batch's pack and staged file written, before the result goes back.
+        cluster.start_worker("doomed", env={"WIREHOUSE_CRASH_AT": "1"})
+        cluster.wait_for_workers(2)
+        home = tmp_path / "home"
+        summary = nightly_ingest(
+            inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address
+        )
+        assert cluster.processes["doomed"].wait(timeout=30) == -9
+    assert summary["status"] == "succeeded"
+    lines = _log_lines(summary, Home.at(home))
+    assert any("worker doomed" in line and "left the cluster" in line for line in lines), lines
+    assert snapshot(Home.at(home)) == snapshot(embedded)  # nothing lost, nothing twice
+    assert verify(Home.at(home), deep=True) == []
+
+
+def test_an_unreachable_scheduler_fails_at_the_start_naming_it(
+    sample_inbox: Path, tmp_path: Path
+) -> None:
+    address = f"tcp://127.0.0.1:{free_port()}"
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    home = tmp_path / "home"
+    command = [str(Path(sys.executable).with_name("wirehouse")), "--home", str(home), "ingest"]
+    done = subprocess.run(
+        [*command, "--inbox", str(sample_inbox), "--dask-scheduler", address],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"cannot reach the Dask scheduler at {address}" in " ".join(done.stderr.split())
+    assert not (home / "catalog.sqlite").exists()  # refused before anything was done
+
+
+def test_workers_with_other_package_versions_are_refused_before_any_work(
+    sample_inbox: Path, tmp_path: Path
+) -> None:
+    # The worker's environment says pyarrow 99.0.0: a dist-info ahead of site-packages.
+    fake = tmp_path / "other-env"
+    (fake / "pyarrow-99.0.0.dist-info").mkdir(parents=True)
+    (fake / "pyarrow-99.0.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: pyarrow\nVersion: 99.0.0\n"
+    )
+    with dask_cluster_of(tmp_path / "dask", workers=0) as cluster:
+        cluster.start_worker("stale", env={"PYTHONPATH": str(fake)})
+        cluster.wait_for_workers(1)
+        home = tmp_path / "home"
+        with pytest.raises(ClusterRefused, match=r"stale.*pyarrow 99\.0\.0 \(here 26\.0\.1\)"):
+            nightly_ingest(inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address)
+    assert not (home / "catalog.sqlite").exists()
+    assert not any((home / "archive" / "packs").glob("*"))
