@@ -31,11 +31,10 @@ def nightly_schedule(schedule: NightSchedule) -> Schedule:
 def nightly_parameters(settings: Settings) -> dict[str, Any]:
     """Default parameters of the scheduled runs: this home and inbox, as absolute paths, and
     the Dask scheduler if one is set."""
-    return {
-        "home": str(settings.home.root),
-        "inbox": str(settings.inbox),
-        "dask_scheduler": settings.dask_scheduler,
-    }
+    parameters = {"home": str(settings.home.root), "inbox": str(settings.inbox)}
+    if settings.dask_scheduler is not None:
+        parameters["dask_scheduler"] = settings.dask_scheduler
+    return parameters
 
 
 def nightly_deployment(settings: Settings, schedule: NightSchedule) -> RunnerDeployment:

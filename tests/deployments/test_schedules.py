@@ -56,11 +56,17 @@ def _cron_of(deployment: DeploymentResponse) -> list[tuple[Any, Any, bool]]:
 
 
 def test_prefect_yaml_declares_the_nightly_schedule() -> None:
-    [spec] = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
+    spec, cluster = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
     assert spec["name"] == "nightly"
     assert spec["schedules"][0]["cron"] == DEFAULT_SCHEDULE
     assert spec["concurrency_limit"]["limit"] == 1
     assert spec["work_pool"]["name"] == "wirehouse"
+    # the cluster's variant: the same night, its schedule off until an operator switches
+    assert cluster["name"] == "nightly-cluster"
+    assert cluster["entrypoint"] == spec["entrypoint"]
+    assert cluster["concurrency_limit"] == spec["concurrency_limit"]
+    assert [s["active"] for s in cluster["schedules"]] == [False]
+    assert "WIREHOUSE_DASK_SCHEDULER" in cluster["work_pool"]["job_variables"]["env"]
 
 
 @pytest.mark.usefixtures("prefect_server")
