@@ -15,6 +15,7 @@ from prefect.settings import PREFECT_API_URL
 
 from flows.cluster import ClusterRefused
 from flows.nightly import nightly_ingest
+from flows.reprocess import reprocess_archive
 from tests.servers import DaskCluster, S3Server, dask_cluster_of, free_port
 from tests.state import snapshot
 from warehouse.catalog import lake_connection
@@ -138,3 +139,28 @@ def test_workers_with_other_package_versions_are_refused_before_any_work(
             nightly_ingest(inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address)
     assert not (home / "catalog.sqlite").exists()
     assert not any((home / "archive" / "packs").glob("*"))
+
+
+def test_a_reprocess_on_the_cluster_changes_no_row(
+    sample_inbox: Path, tmp_path: Path, dask_cluster: DaskCluster
+) -> None:
+    home = tmp_path / "home"
+    nightly_ingest(inbox=str(sample_inbox), home=str(home))
+    before = snapshot(Home.at(home))
+    parsed_before = _parse_tasks_done(dask_cluster)
+    done = reprocess_archive(home=str(home), dask_scheduler=dask_cluster.address)
+    assert len(done["nights"]) == 1
+    assert _parse_tasks_done(dask_cluster) > parsed_before  # the replay parsed on the cluster
+    assert snapshot(Home.at(home)) == before  # the same parser, the same rows
+
+
+def _parse_tasks_done(cluster: DaskCluster) -> int:
+    """Parse tasks the scheduler has finished with so far."""
+    from distributed import Client
+
+    def count(dask_scheduler: Any) -> int:
+        prefix = dask_scheduler.task_prefixes.get("parse")
+        return 0 if prefix is None else int(prefix.state_counts["forgotten"])
+
+    with Client(cluster.address, set_as_default=False) as client:
+        return int(client.run_on_scheduler(count))
