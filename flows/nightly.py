@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -57,6 +56,7 @@ from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
 from warehouse.recovery import open_recovered
+from warehouse.storage import join, remove_tree
 from warehouse.verify import verify
 
 if TYPE_CHECKING:
@@ -230,7 +230,7 @@ def load(
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":
             remove_unindexed(home, con)  # its dumps are read again by the next night
-    shutil.rmtree(home.staging / run_id, ignore_errors=True)
+    remove_tree(join(home.staging, run_id), home.s3)
     get_run_logger().info(
         "committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot
     )

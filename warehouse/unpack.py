@@ -40,7 +40,7 @@ def unpack_arrivals(
 ) -> Unpacked:
     """Open the new bundles and .gz dumps; ones the ledger holds stay closed (already recorded)."""
     out = Unpacked(replace(arrivals, files=[], bundles=[], refused=[]))
-    staging = home.staging / run_id / "unpacked"
+    staging = Path(home.staging) / run_id / "unpacked"
     for found in arrivals.files:
         kind = kind_of(found.path)
         if kind is None or (found.dump_file, found.sha256) in recorded:

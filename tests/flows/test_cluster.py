@@ -59,6 +59,7 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{postgres_dsn}")
     monkeypatch.setenv("WIREHOUSE_DATA_PATH", f"s3://{s3_bucket}/lake/")
     monkeypatch.setenv("WIREHOUSE_ARCHIVE", f"s3://{s3_bucket}/archive/")
+    monkeypatch.setenv("WIREHOUSE_STAGING", f"s3://{s3_bucket}/staging/")
     summary = nightly_ingest(
         inbox=str(sample_inbox), home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address
     )
@@ -73,10 +74,13 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
         "worker-1",
         "worker-2",
     }
-    # the workers wrote the archive's packs to the bucket; the home holds no archive
+    # the workers wrote the archive's packs to the bucket and staged their batches there (gone
+    # once committed); the home holds neither
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert sum(k.startswith("archive/packs/") for k in keys) == len(parsed)
+    assert not [k for k in keys if k.startswith("staging/")]
     assert not (tmp_path / "remote" / "archive").exists()
+    assert not (tmp_path / "remote" / "staging").exists()
     again = nightly_ingest(
         inbox=str(sample_inbox), home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address
     )
