@@ -13,9 +13,9 @@ from pathlib import Path
 
 from transforms.records import Rejection
 from warehouse.archive import ArchiveEntry, keep_large
-from warehouse.bundles import BundleLimits, Member, gunzip, kind_of, members
+from warehouse.bundles import BundleLimits, Member, kind_of, read_gzip, read_members
 from warehouse.home import Home
-from warehouse.inbox import Arrivals, InboxFile
+from warehouse.inbox import Arrivals, InboxFile, open_binary
 
 
 @dataclass(slots=True)
@@ -57,7 +57,8 @@ def _open_gzip(
     found: InboxFile, staging: Path, home: Home, limits: BundleLimits, out: Unpacked
 ) -> None:
     """A .gz of one dump is that dump: named as the .gz, hashed and sized decompressed."""
-    data = gunzip(found.path, limits)
+    with open_binary(found.path, home.s3) as handle:
+        data = read_gzip(handle, found.bytes, limits)
     if isinstance(data, Rejection):
         out.arrivals.refused.append((found, data))  # identified by its raw bytes, kept raw
         out.archived.append(keep_large(home, found.sha256, found.path))
@@ -73,25 +74,34 @@ def _open_bundle(
     opened: list[InboxFile] = []
     refused: list[tuple[InboxFile, Rejection]] = []
     out.archived.append(keep_large(home, found.sha256, found.path))
-    for member in members(found.path, limits):
-        if isinstance(member, Rejection):
-            out.arrivals.refused.append((found, member))
-            return
-        name = f"{found.dump_file}!{member.name}"
-        if member.data is None:
-            assert member.refusal is not None
-            refused.append(
-                (
-                    InboxFile(name, found.path, member.size, _refused_id(found, member)),
-                    member.refusal,
-                )
-            )
-        else:
-            path, sha = _stage(staging, member.data)
-            opened.append(InboxFile(name, path, member.size, sha, found.mtime))
+    kind = kind_of(found.path) or "zip"
+    with open_binary(found.path, home.s3) as handle:
+        for member in read_members(handle, kind, found.bytes, limits):
+            if isinstance(member, Rejection):
+                out.arrivals.refused.append((found, member))
+                return
+            _add_member(found, member, staging, opened, refused)
     out.arrivals.bundles.append(found)
     out.arrivals.files.extend(opened)
     out.arrivals.refused.extend(refused)
+
+
+def _add_member(
+    found: InboxFile,
+    member: Member,
+    staging: Path,
+    opened: list[InboxFile],
+    refused: list[tuple[InboxFile, Rejection]],
+) -> None:
+    """A member staged under its hash, or recorded with the reason it was not read."""
+    name = f"{found.dump_file}!{member.name}"
+    if member.data is None:
+        assert member.refusal is not None
+        member_id = _refused_id(found, member)
+        refused.append((InboxFile(name, found.path, member.size, member_id), member.refusal))
+    else:
+        path, sha = _stage(staging, member.data)
+        opened.append(InboxFile(name, path, member.size, sha, found.mtime))
 
 
 def _stage(staging: Path, data: bytes) -> tuple[Path, str]:
