@@ -52,7 +52,7 @@ class ToRead:
     """A dump to read this night: its name in the ledger and where its bytes are."""
 
     dump: Dump
-    path: Path
+    path: Path | str  # a path on this machine, or the s3:// URL of an object
 
 
 @dataclass(slots=True)
