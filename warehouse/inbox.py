@@ -5,6 +5,7 @@ The inbox is a folder on this machine or an `s3://bucket/prefix` (`warehouse.rem
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -160,11 +161,22 @@ def read_bytes(location: Path | str, limit: int, s3: S3Access | None = None) -> 
     An object is one ranged GET; without `s3`, botocore finds credentials itself (AWS_*).
     """
     if isinstance(location, str) and is_remote(location):
-        fs, path = filesystem(location, s3)
-        data = fs.cat_file(path, start=0, end=limit + 1)
+        data = _read_object(location, limit + 1, s3)
     else:
         data = b"".join(_pieces(location, limit + 1, limit + 1))
     return None if len(data) > limit else data
+
+
+def _read_object(url: str, most: int, s3: S3Access | None) -> bytes:
+    """At most `most` bytes of an object, in one ranged GET."""
+    fs, path = filesystem(url, s3)
+    try:
+        data: bytes = fs.cat_file(path, start=0, end=most)
+    except OSError as error:  # S3 answers 416 to any range of an empty object
+        if error.errno != errno.EINVAL or fs.size(path) != 0:
+            raise
+        return b""
+    return data
 
 
 def open_binary(location: Path | str, s3: S3Access | None = None) -> IO[bytes]:
