@@ -51,7 +51,7 @@ from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
 from warehouse.catalog import cursor
-from warehouse.inbox import find_arrivals
+from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
@@ -114,7 +114,7 @@ def discover(
     settings: Settings, window: Window, lineage: Lineage, lake: duckdb.DuckDBPyConnection
 ) -> Plan:
     """Walk the inbox, hash what settled, open bundles, and match it against the ledger."""
-    found = find_arrivals(settings.inbox, settings.settle_seconds)
+    found = find_arrivals(settings.inbox, settings.settle_seconds, settings.home.s3)
     arrivals, outside = within_window(found, window)
     if outside:
         get_run_logger().info("%d files modified outside %s left out", outside, window)
@@ -304,8 +304,8 @@ def nightly_ingest(
     settings = Settings.from_env(
         home=home, inbox=inbox, max_failure_ratio=max_failure_ratio, dask_scheduler=dask_scheduler
     )
-    if not settings.inbox.is_dir():
-        raise NightFailed(f"no such inbox: {settings.inbox}")
+    if (problem := inbox_problem(settings.inbox, settings.home.s3)) is not None:
+        raise NightFailed(problem)
     settings.home.ensure()
     where = settings.home
     # The cluster is checked first: one that is unreachable fails the night before any work.

@@ -14,9 +14,8 @@ from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import partial
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 from prefect import flow, get_run_logger
@@ -44,7 +43,7 @@ from warehouse.lock import run_lock
 from warehouse.maintenance import NIGHT_TABLES
 from warehouse.nearindex import index_rows
 from warehouse.recovery import open_recovered
-from warehouse.storage import is_remote, join, remove_tree, write_whole
+from warehouse.storage import is_remote, join, remove_tree, write_bytes
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -156,13 +155,9 @@ def _staged_from_archive(
     out = []
     for dump in dumps:
         location = join(home.staging, night.run_id, "replay", dump.sha256)
-        write_whole(location, home.s3, partial(_write, found[dump.sha256]))
+        write_bytes(location, home.s3, found[dump.sha256])
         out.append(ToRead(dump, location if is_remote(location) else Path(location)))
     return out
-
-
-def _write(data: bytes, handle: IO[bytes]) -> None:
-    handle.write(data)
 
 
 def replay_night(

@@ -53,7 +53,7 @@ class ToRead:
     """A dump to read this night: its name in the ledger and where its bytes are."""
 
     dump: Dump
-    path: Path | str  # a local file, or an s3:// URL
+    path: Path | str  # a path on this machine, or the s3:// URL of an object
 
 
 @dataclass(slots=True)
@@ -193,7 +193,9 @@ def parse_batch(
         for item in batch:
             # The size seen at discovery spares reading a huge file; the capped read covers
             # growth since.
-            data = None if item.dump.bytes > max_bytes else read_bytes(Path(item.path), max_bytes)
+            data = (
+                None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes, home.s3)
+            )
             if data is None:
                 archived.append(keep_large(home, item.dump.sha256, item.path))
                 detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."

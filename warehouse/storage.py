@@ -57,7 +57,7 @@ def _local() -> AbstractFileSystem:
     return fsspec.filesystem("file")
 
 
-def write_whole(location: str, s3: S3Access | None, write: Callable[[IO[bytes]], None]) -> None:
+def write_whole(location: str, s3: S3Access | None, write: Callable[[IO[bytes]], object]) -> None:
     """Write a file that appears whole or not at all: locally under a name of this process and
     thread, then renamed (two writers of one name leave one whole file); on S3 one upload,
     aborted on error."""
@@ -80,6 +80,11 @@ def write_whole(location: str, s3: S3Access | None, write: Callable[[IO[bytes]],
         handle.discard()  # fsspec's buffered files: drop what was written, upload nothing
         raise
     handle.close()
+
+
+def write_bytes(location: str, s3: S3Access | None, data: bytes) -> None:
+    """`write_whole` of some bytes."""
+    write_whole(location, s3, lambda handle: handle.write(data))
 
 
 def remove_tree(location: str, s3: S3Access | None) -> bool:

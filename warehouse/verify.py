@@ -16,6 +16,8 @@ from warehouse.home import Home
 from warehouse.inbox import dump_name
 from warehouse.lock import lock_holder
 from warehouse.recovery import orphaned_data_files
+from warehouse.remote_inbox import object_times
+from warehouse.storage import is_remote
 
 # name -> (what it promises, a query returning the offending rows; empty when it holds)
 CHECKS: dict[str, tuple[str, str]] = {
@@ -96,7 +98,7 @@ _ARCHIVE_CHECK = """
 """
 
 
-def verify(home: Home, inbox: Path | None = None, deep: bool = False) -> list[Violation]:
+def verify(home: Home, inbox: str | Path | None = None, deep: bool = False) -> list[Violation]:
     """All the checks: the tables' invariants, data files, archive, and the inbox if given."""
     with lake_connection(home) as con:
         found = data_file_violations(con, home)
@@ -170,7 +172,9 @@ def archive_violations(
     return found
 
 
-def inbox_violations(con: duckdb.DuckDBPyConnection, home: Home, inbox: Path) -> list[Violation]:
+def inbox_violations(
+    con: duckdb.DuckDBPyConnection, home: Home, inbox: str | Path
+) -> list[Violation]:
     """Files that were in the inbox before the last successful run started, yet have no row."""
     rows = con.execute(
         "SELECT max(started_at) FROM runs WHERE status = 'succeeded' "
@@ -182,7 +186,7 @@ def inbox_violations(con: duckdb.DuckDBPyConnection, home: Home, inbox: Path) ->
     recorded = {name for (name,) in con.execute("SELECT dump_file FROM files").fetchall()}
     missed = [
         (name,)
-        for name, mtime in _inbox_files(inbox)
+        for name, mtime in _inbox_files(inbox, home)
         if mtime < last.timestamp() and name not in recorded
     ]
     if not missed:
@@ -199,13 +203,15 @@ def _rehash(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> str | No
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _inbox_files(inbox: Path) -> list[tuple[str, float]]:
-    """Names (as the ledger writes them) and mtimes of the inbox's files and links."""
+def _inbox_files(inbox: str | Path, home: Home) -> list[tuple[str, float]]:
+    """Names (as the ledger writes them) and mtimes of the inbox's files, links or objects."""
+    if is_remote(str(inbox)):
+        return object_times(str(inbox), home.s3)
     out = []
     for root, _dirs, names in os.walk(inbox):
         for name in names:
             path = Path(root) / name
-            out.append((dump_name(inbox, path), path.lstat().st_mtime))
+            out.append((dump_name(Path(inbox), path), path.lstat().st_mtime))
     return out
 
 
