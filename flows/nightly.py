@@ -26,6 +26,7 @@ from flows.cluster import (
     Engine,
     batch_size,
     connected,
+    hash_on_cluster,
     parse_engine,
     parse_on_cluster,
 )
@@ -111,10 +112,18 @@ class Timings:
     retry_condition_fn=_retry_transient,
 )
 def discover(
-    settings: Settings, window: Window, lineage: Lineage, lake: duckdb.DuckDBPyConnection
+    settings: Settings,
+    window: Window,
+    lineage: Lineage,
+    lake: duckdb.DuckDBPyConnection,
+    client: Client | None = None,
 ) -> Plan:
-    """Walk the inbox, hash what settled, open bundles, and match it against the ledger."""
-    found = find_arrivals(settings.inbox, settings.settle_seconds, settings.home.s3)
+    """Walk the inbox, hash what settled, open bundles, and match it against the ledger.
+
+    On a cluster the objects of an inbox on S3 are hashed by the workers."""
+    s3 = settings.home.s3
+    hasher = hash_on_cluster(client, s3) if client is not None else None
+    found = find_arrivals(settings.inbox, settings.settle_seconds, s3, hasher)
     arrivals, outside = within_window(found, window)
     if outside:
         get_run_logger().info("%d files modified outside %s left out", outside, window)
@@ -329,7 +338,7 @@ def _run_night(
     lineage = Lineage(new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
-        plan = discover(settings, window, lineage, _quoted(lake))
+        plan = discover(settings, window, lineage, _quoted(lake), _quoted(client))
     settle()
     if plan.to_read:
         # Great Expectations takes seconds to import: let it load while the workers parse

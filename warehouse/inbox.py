@@ -14,11 +14,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from transforms.records import Rejection
 from warehouse.home import S3Access
 from warehouse.storage import filesystem, is_remote
+
+if TYPE_CHECKING:
+    from warehouse.remote_inbox import Hasher
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +58,19 @@ def dump_name(inbox: Path, path: Path) -> str:
     return _relative(path.relative_to(inbox).as_posix())
 
 
-def find_arrivals(inbox: str | Path, settle_seconds: float, s3: S3Access | None = None) -> Arrivals:
-    """Every regular file under the inbox, recursively, once it has stopped changing."""
+def find_arrivals(
+    inbox: str | Path,
+    settle_seconds: float,
+    s3: S3Access | None = None,
+    hasher: Hasher | None = None,
+) -> Arrivals:
+    """Every regular file under the inbox, recursively, once it has stopped changing.
+
+    `hasher` hashes the objects of an inbox on S3 elsewhere (on a cluster's workers)."""
     if is_remote(str(inbox)):
         from warehouse.remote_inbox import find_objects  # it builds on this module's types
 
-        return find_objects(str(inbox), settle_seconds, s3)
+        return find_objects(str(inbox), settle_seconds, s3, hasher)
     found = _Walk()
     found.scan(str(inbox), "")
     unsettled = found.unsettled

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -42,20 +43,37 @@ class _Object:
         return self.size, self.modified, self.etag
 
 
-def find_objects(inbox: str, settle_seconds: float, s3: S3Access | None) -> Arrivals:
+# Hashes objects given as (s3:// URL, size), in their order: `hash_objects` here, or spread over
+# the workers of a cluster (flows.cluster.hash_on_cluster), which then read the inbox, not us.
+Hasher = Callable[[list[tuple[str, int]]], list[str]]
+
+
+def find_objects(
+    inbox: str, settle_seconds: float, s3: S3Access | None, hasher: Hasher | None = None
+) -> Arrivals:
     """Every object under the inbox prefix, once it has stopped changing (see the module)."""
     fs, root = filesystem(inbox, s3)
     root = root.rstrip("/")
     listed = _listing(fs, root)
     unsettled = sorted(name for name in listed if name.endswith(_PARTIAL_SUFFIXES))
     candidates = {n: o for n, o in listed.items() if not n.endswith(_PARTIAL_SUFFIXES)}
-    settled = _settled(fs, root, candidates, settle_seconds, unsettled)
-    hashes = _hashes(fs, list(settled.values()))
+    settled = sorted(_settled(fs, root, candidates, settle_seconds, unsettled).items())
+    urls = [(fs.unstrip_protocol(o.path), o.size) for _, o in settled]
+    hashes = hasher(urls) if hasher is not None else hash_objects(urls, s3)
     files = [
-        InboxFile(name, fs.unstrip_protocol(o.path), o.size, hashes[o.path], o.modified)
-        for name, o in sorted(settled.items())
+        InboxFile(name, url, o.size, sha, o.modified)
+        for (name, o), (url, _), sha in zip(settled, urls, hashes, strict=True)
     ]
     return Arrivals(files, [], sorted(unsettled))
+
+
+def hash_objects(objects: list[tuple[str, int]], s3: S3Access | None) -> list[str]:
+    """The SHA-256 of each object (URL, size), several objects at a time."""
+    if not objects:
+        return []
+    fs, _ = filesystem(objects[0][0], s3)
+    with ThreadPoolExecutor(_HASHING_THREADS) as pool:
+        return list(pool.map(lambda o: _sha256(fs, fs._strip_protocol(o[0]), o[1]), objects))
 
 
 def bucket_problem(inbox: str, s3: S3Access | None) -> str | None:
@@ -121,19 +139,12 @@ def _settled(
     return ready
 
 
-def _hashes(fs: AbstractFileSystem, objects: list[_Object]) -> dict[str, str]:
-    """The SHA-256 of each object, several objects at a time."""
-    with ThreadPoolExecutor(_HASHING_THREADS) as pool:
-        digests = pool.map(lambda o: _sha256(fs, o), objects)
-        return {o.path: digest for o, digest in zip(objects, digests, strict=True)}
-
-
-def _sha256(fs: AbstractFileSystem, found: _Object) -> str:
+def _sha256(fs: AbstractFileSystem, path: str, size: int) -> str:
     """One GET for a dump-sized object; a larger one streamed in pieces, never held whole."""
-    if found.size <= _CHUNK:
-        return hashlib.sha256(fs.cat_file(found.path)).hexdigest()
+    if size <= _CHUNK:
+        return hashlib.sha256(fs.cat_file(path)).hexdigest()
     digest = hashlib.sha256()
-    with fs.open(found.path, "rb", block_size=_CHUNK, cache_type="none") as handle:
+    with fs.open(path, "rb", block_size=_CHUNK, cache_type="none") as handle:
         while piece := handle.read(_CHUNK):
             digest.update(piece)
     return digest.hexdigest()

@@ -68,12 +68,15 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     for setting, prefix in (("INBOX", "inbox"), ("DATA_PATH", "lake"), ("ARCHIVE", "archive")):
         monkeypatch.setenv(f"WIREHOUSE_{setting}", f"s3://{s3_bucket}/{prefix}/")
     monkeypatch.setenv("WIREHOUSE_STAGING", f"s3://{s3_bucket}/staging/")
+    hashed_before = _tasks_done(dask_cluster, "hash_objects")
     summary = nightly_ingest(home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address)
     remote = Home.from_env(tmp_path / "remote")
     assert summary["status"] == "succeeded" and summary["violations"] == []
     assert snapshot(remote) == snapshot(embedded)
     assert verify(remote, inbox=f"s3://{s3_bucket}/inbox", deep=True) == []
-    # each batch was parsed on a worker, both workers had some, and the UI's logs say which
+    # the workers hashed the inbox's objects at discovery; each batch was parsed on a worker,
+    # both workers had some, and the UI's logs say which
+    assert _tasks_done(dask_cluster, "hash_objects") > hashed_before
     parsed = [line for line in _log_lines(summary, remote) if line.startswith("parsed ")]
     assert len(parsed) >= 2
     assert {name for name in ("worker-1", "worker-2") if any(name in p for p in parsed)} == {
@@ -157,19 +160,19 @@ def test_a_reprocess_on_the_cluster_changes_no_row(
     home = tmp_path / "home"
     nightly_ingest(inbox=str(sample_inbox), home=str(home))
     before = snapshot(Home.at(home))
-    parsed_before = _parse_tasks_done(dask_cluster)
+    parsed_before = _tasks_done(dask_cluster, "parse")
     done = reprocess_archive(home=str(home), dask_scheduler=dask_cluster.address)
     assert len(done["nights"]) == 1
-    assert _parse_tasks_done(dask_cluster) > parsed_before  # the replay parsed on the cluster
+    assert _tasks_done(dask_cluster, "parse") > parsed_before  # the replay parsed on the cluster
     assert snapshot(Home.at(home)) == before  # the same parser, the same rows
 
 
-def _parse_tasks_done(cluster: DaskCluster) -> int:
-    """Parse tasks the scheduler has finished with so far."""
+def _tasks_done(cluster: DaskCluster, name: str) -> int:
+    """Tasks of a function (a key prefix) the scheduler has finished with so far."""
     from distributed import Client
 
     def count(dask_scheduler: Any) -> int:
-        prefix = dask_scheduler.task_prefixes.get("parse")
+        prefix = dask_scheduler.task_prefixes.get(name)
         return 0 if prefix is None else int(prefix.state_counts["forgotten"])
 
     with Client(cluster.address, set_as_default=False) as client:
