@@ -187,17 +187,7 @@ def parse_on_cluster(
     it meets fails the task with Dask's KilledWorker, which names the last one.
     """
     before = workers(client)
-    future = client.submit(
-        parse_on_worker,
-        index,
-        list(batch),
-        home,
-        max_bytes,
-        lineage,
-        keep_raw,
-        key=f"parse-{lineage.run_id}-{index:05d}",
-        pure=False,
-    )
+    future = _submit(client, index, batch, home, max_bytes, lineage, keep_raw)
     try:
         parsed, where = future.result()
     finally:
@@ -239,21 +229,28 @@ def parse_batches(
             parse_batch(i, batch, home, max_bytes, lineage, engine.workers, keep_raw)
             for i, batch in enumerate(batches)
         ]
+    client = engine.client
     futures = [
-        engine.client.submit(
-            parse_on_worker,
-            i,
-            list(batch),
-            home,
-            max_bytes,
-            lineage,
-            keep_raw,
-            key=f"parse-{lineage.run_id}-{i:05d}",
-            pure=False,
-        )
+        _submit(client, i, batch, home, max_bytes, lineage, keep_raw)
         for i, batch in enumerate(batches)
     ]
     return [future.result()[0] for future in futures]
+
+
+def _submit(
+    client: Client,
+    index: int,
+    batch: Sequence[ToRead],
+    home: Home,
+    max_bytes: int,
+    lineage: Lineage,
+    keep_raw: bool,
+) -> Any:
+    """One batch sent to the cluster, under a key that names the night and the batch."""
+    key = f"parse-{lineage.run_id}-{index:05d}"
+    return client.submit(
+        parse_on_worker, index, list(batch), home, max_bytes, lineage, keep_raw, key=key, pure=False
+    )
 
 
 def parse_on_worker(
