@@ -26,13 +26,15 @@ CHECKS: dict[str, tuple[str, str]] = {
         "quarantine, and in the one its status names",
         """
         WITH placed AS (
-            SELECT dump_file, 'loaded' AS status FROM articles
-            UNION ALL SELECT dump_file, 'duplicate' FROM duplicates
-            UNION ALL SELECT dump_file, 'quarantined' FROM quarantine
+            SELECT dump_file, dump_sha256, 'loaded' AS status FROM articles
+            UNION ALL SELECT dump_file, dump_sha256, 'duplicate' FROM duplicates
+            UNION ALL SELECT dump_file, dump_sha256, 'quarantined' FROM quarantine
         )
-        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file, f.status AS ledger_status,
+        -- a file is a (name, bytes) pair: a name delivered again with new bytes is another file
+        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file,
+               coalesce(f.dump_sha256, p.dump_sha256) AS dump_sha256, f.status AS ledger_status,
                list(p.status) AS placed_in
-        FROM files f FULL OUTER JOIN placed p USING (dump_file)
+        FROM files f FULL OUTER JOIN placed p USING (dump_file, dump_sha256)
         WHERE coalesce(f.status, '') <> 'unpacked'
         GROUP BY ALL
         HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
