@@ -167,8 +167,8 @@ def set_up(work: Path) -> tuple[Scene, TemporaryServer]:
     for size in (SMALL, LARGE, FEW):
         inboxes[size] = work / f"inbox-{size}"
         # The few dumps of the set-up home get other names than the nights' (another seed):
-        # a later night that brought other bytes under a recorded name would break the
-        # warehouse's one-place-per-dump invariant (see the report of this bench's commit).
+        # a later night bringing other bytes under a recorded name fails the night on the
+        # warehouse's one-place-per-dump check (seen while building this bench).
         rendered = render_inbox(inboxes[size], size, seed=1 if size == FEW else 0)
         _say(f"rendered {size:,} dumps ({rendered.bytes / 2**20:.0f} MB) in {rendered.seconds} s")
     places = Places(work / "prefect-home", work / "pycache")
