@@ -82,7 +82,7 @@ def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[str], kept:
             f"AS {MONTH_COLUMN} "
             "FROM read_parquet($files) s SEMI JOIN kept_files k USING (dump_file) "
             "ORDER BY s.published_at, s.dump_file",
-            {"files": list(staged)},
+            {"files": [str(p) for p in staged]},
         ).fetchall()
     finally:
         con.unregister("kept_files")
