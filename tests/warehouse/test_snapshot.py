@@ -92,7 +92,7 @@ def test_a_night_that_never_commits_shows_nothing_and_its_files_are_removed(
     writer.close()  # gone without a commit, as a killed process is
     # What a writer killed during its commit leaves: data files no snapshot references.
     stray = home.lake / "main" / "articles" / "ducklake-killed-mid-commit.parquet"
-    stray.write_bytes(dying.staged[0].read_bytes())
+    stray.write_bytes(Path(dying.staged[0]).read_bytes())
     with lake_connection(home) as analyst:
         assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
     with open_lake(home) as next_run:
