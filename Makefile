@@ -62,6 +62,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.floor
+	$(VENV)/bin/python -m bench.cost
 	$(VENV)/bin/python -m bench.neardup_speed
 	$(VENV)/bin/python -m bench.lake
 

@@ -16,8 +16,11 @@
   (its own temporary server), on a Prefect home never used, then on the one set up.
 
 Runs are alternated (floor, 20,000, 60,000, nothing new; then again) and medians printed.
-`cluster_night` runs the 60,000-dump night with `WIREHOUSE_DASK_SCHEDULER` set, for the
-two-worker cluster comparison.
+
+`--parts cluster` (not in `make bench`: 13 minutes for 2 rounds here) starts a scheduler and two
+single-threaded workers first, as an operator's cluster would be running, then alternates the
+60,000-dump night embedded and on the cluster (`cluster_night`: `WIREHOUSE_DASK_SCHEDULER` set):
+the ratio, CPU per dump on each side, and what the cluster costs per batch.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -37,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.dask_local import DaskCluster, dask_cluster_of
 from bench.render import render_inbox
 from bench.run import IngestFailed, Places, ingest, running_server
 from flows.server import TemporaryServer
@@ -45,6 +50,8 @@ from flows.workers import SLICE_BYTES
 from transforms.night import Dump, Lineage
 
 SMALL, LARGE, FEW = 20_000, 60_000, 10
+CLUSTER_WORKERS = 2
+IDLE_SECONDS = 20
 # Dumps each worker parses before the clock starts: imports, caches and code paths warmed.
 _WARM_DUMPS = 50
 
@@ -68,6 +75,9 @@ class Sitting:
     new_prefect_home: list[float] = field(default_factory=list)
     set_up_prefect_home: list[float] = field(default_factory=list)
     cluster: list[float] = field(default_factory=list)
+    embedded_runs: list[NightRun] = field(default_factory=list)  # the cluster comparison's
+    cluster_runs: list[NightRun] = field(default_factory=list)
+    cluster_idle_cpu: float = 0.0  # CPU seconds a second of the idle cluster's processes
 
 
 def floor(inbox: Path, processes: int = DEFAULT_PARSE_PROCESSES) -> tuple[float, float, int]:
@@ -151,6 +161,70 @@ def cluster_night(scene: Scene, scheduler: str) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class NightRun:
+    """One 60,000-dump night of the cluster comparison: wall and CPU seconds, where the CPU
+    went, the report's stage seconds, how many parse batches, the load average before it."""
+
+    wall: float
+    command_cpu: float  # the command and the processes it reaped (the embedded pool's workers)
+    cluster_cpu: float  # the Dask workers' and scheduler's processes (0 for the embedded night)
+    flow: float
+    stages: dict[str, float]
+    batches: int
+    load: float
+
+
+def compared_night(scene: Scene, cluster: DaskCluster | None) -> NightRun:
+    """The 60,000-dump night, embedded (`cluster` None) or on the running cluster."""
+    pids = [p.pid for p in cluster.processes.values()] if cluster is not None else []
+    load = os.getloadavg()[0]
+    before = sum(_pid_cpu_seconds(pid) for pid in pids)
+    if cluster is None:
+        run = night(scene.inboxes[LARGE], scene.home, scene.places)
+    else:
+        run = cluster_night(scene, cluster.address)
+    output = run.child.stdout + run.child.stderr
+    return NightRun(
+        wall=run.child.wall,
+        command_cpu=run.child.cpu,
+        cluster_cpu=sum(_pid_cpu_seconds(pid) for pid in pids) - before,
+        flow=float(run.report["seconds"]),
+        stages=run.report.get("stage_seconds", {}),
+        batches=len(_PARSED_LINE.findall(output)),
+        load=load,
+    )
+
+
+# The parse task's log line, once per batch ("parsed 5000 dumps (x ...) on worker-1 (...)").
+_PARSED_LINE = re.compile(r"parsed \d+ dumps \(.*?\) on ")
+
+
+def idle_cpu(cluster: DaskCluster, seconds: float = IDLE_SECONDS) -> float:
+    """CPU seconds a second the scheduler and workers spend while no night runs (heartbeats,
+    the event loops): part of what a cluster night's processes are charged."""
+    pids = [p.pid for p in cluster.processes.values()]
+    before = sum(_pid_cpu_seconds(pid) for pid in pids)
+    time.sleep(seconds)
+    return (sum(_pid_cpu_seconds(pid) for pid in pids) - before) / seconds
+
+
+def cluster_rounds(scene: Scene, cluster: DaskCluster, sitting: Sitting, repeat: int) -> None:
+    """The 60,000-dump night embedded and on the cluster, alternated, which goes first
+    swapped every round (the machine's load drifts)."""
+    for k in range(repeat):
+        order = (None, cluster) if k % 2 == 0 else (cluster, None)
+        for where in order:
+            run = compared_night(scene, where)
+            (sitting.embedded_runs if where is None else sitting.cluster_runs).append(run)
+            sitting.cluster.extend([run.wall] if where is not None else [])
+        e, c = sitting.embedded_runs[-1], sitting.cluster_runs[-1]
+        _say(
+            f"round {k + 1}/{repeat}: embedded {e.wall:.2f} s (load {e.load:.1f}), "
+            f"cluster {c.wall:.2f} s (load {c.load:.1f}), batches {e.batches} and {c.batches}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Scene:
     """What the rounds share: the inboxes, a warehouse home set up by a first night of a few
     dumps, and the Prefect home and running server of the served nights."""
@@ -161,10 +235,10 @@ class Scene:
     places: Places
 
 
-def set_up(work: Path) -> tuple[Scene, TemporaryServer]:
+def set_up(work: Path, sizes: Sequence[int] = (SMALL, LARGE, FEW)) -> tuple[Scene, TemporaryServer]:
     """Render the inboxes, set up Prefect's home, start its server, set up a warehouse home."""
     inboxes = {}
-    for size in (SMALL, LARGE, FEW):
+    for size in sizes:
         inboxes[size] = work / f"inbox-{size}"
         # The few dumps of the set-up home get other names than the nights' (another seed):
         # a later night bringing other bytes under a recorded name fails the night on the
@@ -219,7 +293,10 @@ def first_night_pair(scene: Scene, sitting: Sitting, k: int) -> None:
 
 
 def measure(work: Path, repeat: int, parts: str, cluster: str | None) -> Sitting:
-    """Set up, then alternate the floor and the nights `repeat` times, then the first nights."""
+    """Set up, then alternate the floor and the nights `repeat` times, then the first nights;
+    or (`parts` "cluster") alternate the 60,000 night embedded and on a two-worker cluster."""
+    if parts == "cluster":
+        return _measure_cluster(work, repeat)
     scene, server = set_up(work)
     sitting = Sitting()
     try:
@@ -239,10 +316,31 @@ def measure(work: Path, repeat: int, parts: str, cluster: str | None) -> Sitting
     return sitting
 
 
+def _measure_cluster(work: Path, repeat: int) -> Sitting:
+    """A scheduler and two single-threaded workers started first (an operator's cluster is
+    running before the night), then the alternated 60,000-dump nights."""
+    scene, server = set_up(work, (LARGE, FEW))
+    sitting = Sitting()
+    try:
+        with dask_cluster_of(work / "dask", workers=CLUSTER_WORKERS) as cluster:
+            _say(f"cluster: scheduler {cluster.address}, {CLUSTER_WORKERS} workers of one thread")
+            sitting.cluster_idle_cpu = idle_cpu(cluster)
+            _say(f"the idle cluster's processes: {sitting.cluster_idle_cpu:.3f} CPU s a second")
+            cluster_rounds(scene, cluster, sitting, repeat)
+    finally:
+        server.stop()
+    return sitting
+
+
 def _cpu_seconds(server: TemporaryServer) -> float:
     """User and system seconds the server's process has used so far (Linux /proc)."""
     assert server.process is not None
-    fields = Path(f"/proc/{server.process.pid}/stat").read_text().rpartition(")")[2].split()
+    return _pid_cpu_seconds(server.process.pid)
+
+
+def _pid_cpu_seconds(pid: int) -> float:
+    """User and system seconds one process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -254,11 +352,51 @@ def figures(sitting: Sitting) -> dict[str, Any]:
     if sitting.new_prefect_home:
         out["first_night_new_prefect_home_s"] = _median(sitting.new_prefect_home)
         out["first_night_set_up_prefect_home_s"] = _median(sitting.set_up_prefect_home)
-    if sitting.cluster:
+    if sitting.cluster_runs:
+        out.update(_cluster_figures(sitting))
+    elif sitting.cluster:
         out["cluster_60k_s"] = _median(sitting.cluster)
         out["cluster_ratio"] = round(out["night_60k_s"] / out["cluster_60k_s"], 3)
     out["all"] = {k: [round(v, 2) for v in getattr(sitting, k)] for k in _SERIES}
     return out
+
+
+def _cluster_figures(sitting: Sitting) -> dict[str, Any]:
+    """The cluster against the embedded night: walls, the ratio, CPU per dump on each side,
+    stages, and the parse-and-validate stage's extra seconds per batch on the cluster."""
+    out: dict[str, Any] = {"runs": len(sitting.cluster_runs)}
+    for name, runs in (("embedded", sitting.embedded_runs), ("cluster", sitting.cluster_runs)):
+        stages = sorted({s for run in runs for s in run.stages})
+        out[name] = {
+            "wall_s": _median([r.wall for r in runs]),
+            "flow_s": _median([r.flow for r in runs]),
+            "command_cpu_ms_per_dump": _ms_per_dump([r.command_cpu for r in runs]),
+            "cluster_cpu_ms_per_dump": _ms_per_dump([r.cluster_cpu for r in runs]),
+            "stage_s": {s: _median([r.stages.get(s, 0.0) for r in runs]) for s in stages},
+            "batches": sorted({r.batches for r in runs}),
+            "load": [round(r.load, 1) for r in runs],
+            "walls": [round(r.wall, 2) for r in runs],
+            "command_cpu_s": [round(r.command_cpu, 2) for r in runs],
+            "cluster_cpu_s": [round(r.cluster_cpu, 2) for r in runs],
+        }
+    embedded, cluster = out["embedded"], out["cluster"]
+    out["cluster_60k_s"] = cluster["wall_s"]
+    out["cluster_over_embedded"] = round(cluster["wall_s"] / embedded["wall_s"], 3)
+    batches = max(cluster["batches"])
+    extra = cluster["stage_s"]["parse and validate"] - embedded["stage_s"]["parse and validate"]
+    out["cluster_extra_s_per_batch"] = round(extra / batches, 3) if batches else None
+    cpu = {
+        name: statistics.median(r.command_cpu + r.cluster_cpu for r in runs)
+        for name, runs in (("embedded", sitting.embedded_runs), ("cluster", sitting.cluster_runs))
+    }
+    extra_cpu = cpu["cluster"] - cpu["embedded"]
+    out["cluster_extra_cpu_s_per_batch"] = round(extra_cpu / batches, 3) if batches else None
+    out["cluster_idle_cpu_s_per_s"] = round(sitting.cluster_idle_cpu, 4)
+    return out
+
+
+def _ms_per_dump(seconds: list[float]) -> float:
+    return round(1000 * statistics.median(seconds) / LARGE, 3)
 
 
 def _night_figures(sitting: Sitting) -> dict[str, Any]:
@@ -318,7 +456,9 @@ def print_figures(f: dict[str, Any]) -> None:
             f"{f['first_night_new_prefect_home_s']} s on a new one, "
             f"{f['first_night_set_up_prefect_home_s']} s on one set up"
         )
-    if "cluster_60k_s" in f:
+    if "embedded" in f:
+        _print_cluster(f)
+    elif "cluster_60k_s" in f:
         print(
             f"cluster: {LARGE:,} in {f['cluster_60k_s']} s "
             f"(the embedded night takes {f['cluster_ratio']}x that)"
@@ -326,6 +466,28 @@ def print_figures(f: dict[str, Any]) -> None:
     for name, values in f["all"].items():
         if values:
             print(f"  all {name}: {values}")
+
+
+def _print_cluster(f: dict[str, Any]) -> None:
+    for name in ("embedded", "cluster"):
+        g = f[name]
+        stages = ", ".join(f"{s} {v}" for s, v in g["stage_s"].items())
+        print(
+            f"{name}: {LARGE:,} dumps, whole command {g['wall_s']} s (runs {g['walls']}, load "
+            f"{g['load']}), flow {g['flow_s']} s, batches {g['batches']}; CPU per dump: "
+            f"command {g['command_cpu_ms_per_dump']} ms (runs {g['command_cpu_s']} s), Dask "
+            f"workers and scheduler {g['cluster_cpu_ms_per_dump']} ms (runs "
+            f"{g['cluster_cpu_s']} s); stages (s): {stages}"
+        )
+    print(
+        f"ratio cluster/embedded, whole command: {f['cluster_over_embedded']} "
+        f"({CLUSTER_WORKERS} single-threaded workers on this machine)"
+    )
+    print(
+        f"the cluster's cost per batch (parse and validate, cluster less embedded, over the "
+        f"cluster's batches): {f['cluster_extra_s_per_batch']} s of wall, "
+        f"{f['cluster_extra_cpu_s_per_batch']} s of CPU (every process of each night)"
+    )
 
 
 def _print_nights(f: dict[str, Any]) -> None:
@@ -354,7 +516,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.floor", description=__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="alternated rounds; medians shown")
     parser.add_argument(
-        "--parts", choices=("all", "night", "first"), default="all", help="what to measure"
+        "--parts",
+        choices=("all", "night", "first", "cluster"),
+        default="all",
+        help="what to measure (cluster: the 60,000 night embedded and on a local two-worker "
+        "Dask cluster, alternated)",
     )
     parser.add_argument("--dask-scheduler", help="also run the 60,000 night on this cluster")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")

@@ -8,19 +8,18 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
 
-LOOPBACK = "127.0.0.1"
+from bench.dask_local import LOOPBACK, DaskCluster, dask_cluster_of, free_port
+
 PG_VERSION = "15"
 PG_SUPERUSER = "postgres"
 PG_OS_USER = "postgres"  # initdb and postgres refuse to run as root: they run as this user then
@@ -34,13 +33,6 @@ def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so this fails rather than skips)", pytrace=False)
     pytest.skip(reason)
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def _has_server(bindir: Path) -> bool:
@@ -287,90 +279,6 @@ def s3_server() -> Iterator[S3Server]:
 def s3_bucket(s3_server: S3Server) -> str:
     """A fresh, uniquely named bucket for one test."""
     return s3_server.create_bucket(f"test-{uuid.uuid4().hex[:16]}")
-
-
-@dataclass
-class DaskCluster:
-    """A Dask scheduler and worker processes on loopback, started with the `dask` command of
-    the project's environment, as an operator would start them."""
-
-    address: str
-    folder: Path
-    processes: dict[str, subprocess.Popen[bytes]]
-
-    def start_worker(
-        self, name: str, env: dict[str, str] | None = None, nanny: bool = False
-    ) -> subprocess.Popen[bytes]:
-        """One worker process of one thread, named `name`; `env` added to this environment."""
-        log = (self.folder / f"{name}.log").open("wb")
-        command = [
-            _dask(),
-            "worker",
-            self.address,
-            "--name",
-            name,
-            "--nthreads",
-            "1",
-            "--host",
-            LOOPBACK,
-            "--no-dashboard",
-            "--nanny" if nanny else "--no-nanny",
-            "--local-directory",
-            str(self.folder / name),
-        ]
-        process = subprocess.Popen(
-            command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
-        )
-        self.processes[name] = process
-        return process
-
-    def wait_for_workers(self, count: int, timeout: float = 60.0) -> None:
-        """Block until `count` workers have joined the scheduler."""
-        from distributed import Client
-
-        with Client(self.address, timeout=timeout, set_as_default=False) as client:
-            client.wait_for_workers(count, timeout=timeout)
-
-    def stop(self) -> None:
-        """Stop every process (workers first), waiting for each."""
-        for process in reversed(list(self.processes.values())):
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _dask() -> str:
-    """The `dask` command beside this interpreter (the project's environment)."""
-    import sys
-
-    return str(Path(sys.executable).with_name("dask"))
-
-
-@contextmanager
-def dask_cluster_of(folder: Path, workers: int = 2) -> Iterator[DaskCluster]:
-    """A scheduler on a free loopback port and `workers` worker processes of one thread each."""
-    folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = (folder / "scheduler.log").open("wb")
-    scheduler = subprocess.Popen(
-        [_dask(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    cluster = DaskCluster(f"tcp://{LOOPBACK}:{port}", folder, {"scheduler": scheduler})
-    try:
-        for i in range(workers):
-            cluster.start_worker(f"worker-{i + 1}")
-        if workers:
-            cluster.wait_for_workers(workers)
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,231 @@
+"""The cost model's figures (issue 14): CPU seconds per dump of each stage of a night.
+
+The stage functions of `flows.stages` (and the load's `commit_night`) called one after the
+other in this one process, on a rendered inbox, each timed by `time.process_time` (CPU) and
+`time.perf_counter` (wall), without Prefect: what a cluster splits between the flow's process
+(the serial part: discovery with its hashing and ledger match, validation with Great
+Expectations, dedupe, accounting, the commit, the report's checks) and a worker (the parallel
+part: `parse_batch`, the very function a Dask worker runs: read, archive, decode, parse, sign,
+stage). Two nights of different dumps go into one home, so the second one's dedupe and commit
+meet a history. Prefect's own per-task cost and the command's start-up are not in these
+figures: `python -m bench.floor` measures those.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.render import render_inbox
+from flows.operations import new_run_id
+from flows.settings import Settings, quiet_third_parties
+from transforms.night import Lineage
+
+DUMPS = 20_000
+BACKFILL = 10_000_000
+WORKERS = (1, 4, 16)
+# Stages run where on a cluster: the flow's process (serial) or a worker (parallel).
+PARALLEL = ("parse batches",)
+
+
+@dataclass(slots=True)
+class Clock:
+    """CPU and wall seconds per stage of one night."""
+
+    cpu: dict[str, float] = field(default_factory=dict)
+    wall: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one stage (added to its earlier time under the same name)."""
+        cpu, wall = time.process_time(), time.perf_counter()
+        try:
+            yield
+        finally:
+            self.cpu[name] = self.cpu.get(name, 0.0) + time.process_time() - cpu
+            self.wall[name] = self.wall.get(name, 0.0) + time.perf_counter() - wall
+
+
+def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
+    """One night of `inbox` into `home` by the stage functions, each stage timed; the dumps
+    read."""
+    from flows.nightly import _failure_gate, _run_row  # the flow's own bookkeeping, unexported
+    from flows.stages import (
+        account,
+        dedupe_against_history,
+        discover_plan,
+        parse_batch,
+        summary_counts,
+        validate_batch,
+    )
+    from warehouse.catalog import cursor
+    from warehouse.inbox import find_arrivals
+    from warehouse.loader import NightRows, commit_night
+    from warehouse.recovery import open_recovered
+    from warehouse.storage import join, remove_tree
+    from warehouse.verify import verify
+
+    settings = Settings.from_env(home=str(home), inbox=str(inbox))
+    settings.home.ensure()
+    started = datetime.now(UTC)
+    lineage = Lineage(new_run_id(started), started)
+    clock = Clock()
+    with closing(open_recovered(settings.home)) as lake:
+        with clock.stage("discover: walk and hash"):
+            arrivals = find_arrivals(settings.inbox, 0)
+        with clock.stage("discover: open and match the ledger"), cursor(lake) as con:
+            plan = discover_plan(arrivals, con, settings.home, lineage, settings.bundle_limits)
+        size = settings.batch_size
+        batches = [plan.to_read[i : i + size] for i in range(0, len(plan.to_read), size)]
+        parsed = []
+        for i, batch in enumerate(batches):
+            with clock.stage("parse batches"):
+                parsed.append(
+                    parse_batch(i, batch, settings.home, settings.max_dump_bytes, lineage)
+                )
+        with clock.stage("validate: import Great Expectations (once a process)"):
+            import great_expectations  # noqa: F401
+        with clock.stage("validate (Great Expectations)"):
+            valid = [validate_batch(b, settings.home, lineage) for b in parsed]
+        with clock.stage("dedupe"), cursor(lake) as con:
+            deduped = dedupe_against_history(valid, con, settings.near_threshold)
+        with clock.stage("account"):
+            ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
+            counts = summary_counts(plan, ledger)
+            ratio, message = _failure_gate(plan, ledger, settings)
+            row = _run_row(settings, lineage, "backfill", counts, ratio, message)
+        with clock.stage("commit"), cursor(lake) as con:
+            commit_night(con, _night_rows(NightRows(row), plan, parsed, valid, deduped, ledger))
+            remove_tree(join(settings.home.staging, lineage.run_id), settings.home.s3)
+    with clock.stage("report: verify (once a night)"):
+        broken = verify(settings.home)
+    if broken or message is not None:
+        raise SystemExit(f"the measured night is not a clean one: {message} {broken}")
+    return clock, len(plan.to_read)
+
+
+def _night_rows(
+    night: Any, plan: Any, parsed: Sequence[Any], valid: Sequence[Any], deduped: Any, ledger: Any
+) -> Any:
+    """What `flows.nightly.load` fills in for a succeeded night."""
+    night.staged = [batch.passed for batch in valid if batch.passed is not None]
+    night.kept = deduped.kept
+    night.tables = {
+        "duplicates": ledger.duplicates,
+        "quarantine": ledger.quarantine,
+        "files": ledger.files,
+    }
+    night.archived = [*plan.archived, *(e for batch in parsed for e in batch.archived)]
+    night.kept_ids, night.kept_signatures = deduped.kept_ids, deduped.kept_signatures
+    return night
+
+
+def per_dump(clock: Clock, dumps: int) -> dict[str, dict[str, float]]:
+    """Milliseconds per dump of each stage (CPU and wall); the model leaves out the stages paid
+    once a process or a night ("once a" in their names)."""
+    return {
+        name: {
+            "cpu_ms": round(1000 * clock.cpu[name] / dumps, 4),
+            "wall_ms": round(1000 * clock.wall[name] / dumps, 4),
+            "cpu_s": round(clock.cpu[name], 3),
+        }
+        for name in clock.cpu
+    }
+
+
+def model(stages: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """Serial and parallel CPU per dump, and what they predict for a 10-million-dump backfill.
+
+    T(w) = N x (serial_outside + max(validate, parallel / w)): discovery comes before parsing
+    and dedupe, accounting and the commit after it; validation overlaps the parsing (each batch
+    is validated while later ones parse), so the flow's process is the limit once a batch
+    parses in less time than it takes to validate."""
+    per_dump_stages = {k: v["cpu_ms"] for k, v in stages.items() if "once a" not in k}
+    parallel = sum(v for k, v in per_dump_stages.items() if k in PARALLEL)
+    serial = sum(v for k, v in per_dump_stages.items() if k not in PARALLEL)
+    validate = per_dump_stages["validate (Great Expectations)"]
+    outside = serial - validate
+    hours = {
+        w: round(BACKFILL * (outside + max(validate, parallel / w)) / 1000 / 3600, 2)
+        for w in WORKERS
+    }
+    return {
+        "parallel_ms_per_dump": round(parallel, 4),
+        "serial_ms_per_dump": round(serial, 4),
+        "serial_overlapped_ms_per_dump": round(validate, 4),
+        "serial_not_overlapped_ms_per_dump": round(outside, 4),
+        "backfill_dumps": BACKFILL,
+        "backfill_hours": hours,
+        "n_star_parallel_over_serial": round(parallel / serial, 2),
+        "workers_past_which_nothing_gained": round(parallel / validate, 2),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: render two inboxes, time two nights into one home, print and write JSON."""
+    parser = argparse.ArgumentParser(prog="python -m bench.cost", description=__doc__)
+    parser.add_argument("--dumps", type=int, default=DUMPS, help="dumps per night")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    quiet_third_parties()
+    os.environ.setdefault("WIREHOUSE_BUILD_DOCS", "0")
+    work = Path(tempfile.mkdtemp(prefix="wirehouse-cost-"))
+    try:
+        result = _measure(work, args.dumps)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _print(result)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _measure(work: Path, dumps: int) -> dict[str, Any]:
+    nights = []
+    for seed in (1, 0):  # other dumps each night (other seeds): the second meets a history
+        inbox = work / f"inbox-{seed}"
+        render_inbox(inbox, dumps, seed=seed)
+        load = os.getloadavg()
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        clock, read = timed_night(inbox, work / "home")
+        stages = per_dump(clock, read)
+        nights.append(
+            {"at": when, "load_before": [round(x, 2) for x in load], "dumps": read}
+            | {"load_after": [round(x, 2) for x in os.getloadavg()], "stages": stages}
+            | {"model": model(stages)}
+        )
+    return {"nights": nights}
+
+
+def _print(result: dict[str, Any]) -> None:
+    for k, night in enumerate(result["nights"]):
+        print(
+            f"\nnight {k + 1} ({night['dumps']:,} dumps, {night['at']}, load "
+            f"{night['load_before']} -> {night['load_after']}):"
+        )
+        for name, s in night["stages"].items():
+            print(f"  {name:55} CPU {s['cpu_ms']:.4f} ms/dump  wall {s['wall_ms']:.4f} ms/dump")
+        m = night["model"]
+        print(
+            f"  serial {m['serial_ms_per_dump']} ms/dump (validation, overlapped: "
+            f"{m['serial_overlapped_ms_per_dump']}), parallel {m['parallel_ms_per_dump']} "
+            f"ms/dump; N* = {m['n_star_parallel_over_serial']}, nothing gained past "
+            f"{m['workers_past_which_nothing_gained']} workers"
+        )
+        for w, h in m["backfill_hours"].items():
+            print(f"  {m['backfill_dumps']:,} dumps on {w} worker(s): {h} h")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
