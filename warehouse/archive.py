@@ -171,7 +171,8 @@ def remove_unindexed(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     removed = []
     for folder in ("packs", "large"):
         try:
-            found = fs.ls(f"{root}/{folder}", detail=False)
+            # never a cached listing: the workers of a cluster write packs from other processes
+            found = fs.ls(f"{root}/{folder}", detail=False, refresh=True)
         except FileNotFoundError:
             continue
         for path in found:

@@ -104,8 +104,12 @@ def remove_tree(location: str, s3: S3Access | None) -> bool:
 def is_empty(location: str, s3: S3Access | None) -> bool:
     """Whether a folder (or prefix) holds no file at all (a missing one holds none)."""
     if not is_remote(location):
-        return not any(os.scandir(location)) if os.path.isdir(location) else True
+        if not os.path.isdir(location):
+            return True
+        with os.scandir(location) as entries:
+            return not any(entries)
     fs, path = filesystem(location, s3)
+    fs.invalidate_cache(path)  # other processes (a cluster's workers) write there
     try:
         return not fs.find(path, maxdepth=None, withdirs=False)
     except FileNotFoundError:
