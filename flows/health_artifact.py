@@ -12,8 +12,8 @@ HEALTH_KEY = "nightly-health"
 # Bars of the chart, in SVG user units; small enough for the artifact's column.
 _BAR, _GAP, _HEIGHT, _TOP = 22, 6, 90, 18
 _COLOURS = {"succeeded": "#4f7fbf", "failed": "#c0392b", "rolled_back": "#999999"}
-_TONIGHT = "#1d3f6e"
-_BLOCKS = " ▏▎▍▌▋▊▉█"
+_TONIGHT = "#e8a33d"  # tonight stands out from the nights before it
+_LABEL = "#8a8a8a"  # grey: readable on the UI's dark theme and on its light one
 
 
 def health_markdown(health: dict[str, Any], nights: list[NightFigures]) -> str:
@@ -68,13 +68,13 @@ def health_headline(health: dict[str, Any]) -> str:
 
 
 def chart_uri(nights: list[NightFigures]) -> str:
-    """New files per night, oldest first, as an SVG data URI (tonight darker, refused red)."""
+    """New files per night, oldest first, as an SVG data URI (tonight orange, refused red)."""
     ordered = list(reversed(nights))
     top = max((n.files_new for n in ordered), default=0) or 1
     width = len(ordered) * (_BAR + _GAP) + _GAP
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{_HEIGHT + _TOP + 4}" '
-        f'font-family="sans-serif" font-size="9">'
+        f'font-family="sans-serif" font-size="9" fill="{_LABEL}">'
     ]
     for i, night in enumerate(ordered):
         height = round(_HEIGHT * night.files_new / top)
@@ -94,21 +94,16 @@ def chart_uri(nights: list[NightFigures]) -> str:
 
 
 def _night_table(nights: list[NightFigures]) -> list[str]:
-    """The same nights as text bars, newest first: readable where an image is not shown."""
-    top = max((n.files_new for n in nights), default=0) or 1
-    lines = ["| night | status | new files | | failure ratio |", "|---|---|---:|---|---:|"]
-    for n in nights:
-        lines.append(
-            f"| {n.run_id} | {n.status} | {n.files_new:,} | `{_bar(n.files_new / top)}` "
-            f"| {n.failure_ratio:.1%} |"
-        )
+    """The chart's nights as a table, newest first, with what the bars leave out."""
+    lines = [
+        "| night | status | new files | articles | failure ratio |",
+        "|---|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {n.run_id} | {n.status} | {n.files_new:,} | {n.articles:,} | {n.failure_ratio:.1%} |"
+        for n in nights
+    ]
     return [*lines, ""]
-
-
-def _bar(fraction: float, width: int = 20) -> str:
-    eighths = round(max(0.0, min(1.0, fraction)) * width * 8)
-    full, rest = divmod(eighths, 8)
-    return ("█" * full + (_BLOCKS[rest] if rest else "")).ljust(width)
 
 
 def _num(value: Any) -> str:
