@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from flows.artifacts import summary_headline, summary_markdown
 from flows.health import night_health
+from flows.health_artifact import health_headline, health_markdown
 from flows.settings import HealthThresholds
 from warehouse.figures import NightFigures
 
@@ -92,3 +94,17 @@ def test_anomalies_come_in_a_stable_order() -> None:
         "source_silent",  # AP
         "source_silent",  # Reuters
     ]
+
+
+def test_an_abnormal_night_says_so_first() -> None:
+    health = night_health(_night("tonight", files_new=300), BASELINE, LIMITS).as_dict()
+    markdown = health_markdown(health, [_night("tonight", files_new=300), *BASELINE])
+    assert markdown.startswith("# Night tonight: ABNORMAL, 1 anomalies\n")
+    assert markdown.index("**volume_drop**") < markdown.index("## Tonight against the median")
+    assert "![new files per night](data:image/svg+xml;base64," in markdown
+    assert health_headline(health) == "ABNORMAL night tonight: volume_drop"
+    counts = {"articles": 1, "duplicates": 0, "quarantined": 0, "files": 300}
+    counts |= {"duplicates_by_kind": {}, "quarantined_by_reason": {}}
+    summary = {"run_id": "tonight", "status": "succeeded", "counts": counts, "health": health}
+    assert summary_headline(summary).startswith("ABNORMAL (volume_drop): Run tonight succeeded")
+    assert summary_markdown(summary).startswith("# Night tonight: succeeded, ABNORMAL")
