@@ -309,12 +309,12 @@ def nightly_ingest(
     settings = Settings.from_env(
         home=home, inbox=inbox, max_failure_ratio=max_failure_ratio, dask_scheduler=dask_scheduler
     )
-    if not settings.inbox.is_dir():
-        raise NightFailed(f"no such inbox: {settings.inbox}")
-    settings.home.ensure()
     where = settings.home
-    # The cluster is checked first: one that is unreachable fails the night before any work.
     try:
+        if not settings.inbox.is_dir():
+            raise NightFailed(f"no such inbox: {settings.inbox}")
+        where.ensure()
+        # The cluster is checked first: one that is unreachable fails the night before any work.
         with (
             connected(settings) as client,
             run_lock(where),

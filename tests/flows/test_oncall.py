@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prefect.client.orchestration import get_client
 from prefect.settings import PREFECT_API_URL
 
 import warehouse
@@ -93,7 +94,7 @@ def _write_night(inbox: Path, night: int, stories: list[Story], broken: int) -> 
 @pytest.fixture(scope="module")
 def nights(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nights]:
     """The automation installed, then the seven nights run one after the other."""
-    install_alerts(receiver.url)
+    automations = install_alerts(receiver.url)
     corpus = load_corpus(SHARED, 0)
     root = tmp_path_factory.mktemp("oncall")
     home = root / "home"
@@ -112,6 +113,9 @@ def nights(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 assert refused.summary is not None
                 summaries.append(refused.summary)
     yield Nights(summaries, since, home)
+    with get_client(sync_client=True) as client:  # later tests' nights alert nobody
+        for automation in automations:
+            client.delete_automation(automation)
 
 
 def test_the_third_volume_and_the_high_failure_ratio_are_the_only_anomalies(
@@ -132,8 +136,11 @@ def test_the_third_volume_and_the_high_failure_ratio_are_the_only_anomalies(
     assert (refused["value"], refused["baseline"]) == (0.7, 0.0)
 
 
-def _events(since: str, name: str) -> list[dict[str, Any]]:
-    """Every event of that name since the test began, read back from the server's API."""
+def _events(nights: Nights, name: str) -> list[dict[str, Any]]:
+    """The events of that name about these nights, read back from the server's API (other
+    tests' nights share the session's server)."""
+    ours = {s["run_id"] for s in nights.summaries}
+    since = nights.since
     api = str(PREFECT_API_URL.value())
     body = {"filter": {"event": {"name": [name]}, "occurred": {"since": since}}, "limit": 50}
     page = httpx.post(f"{api}/events/filter", json=body, timeout=30).json()
@@ -141,7 +148,7 @@ def _events(since: str, name: str) -> list[dict[str, Any]]:
     while page.get("next_page"):
         page = httpx.get(page["next_page"], timeout=30).json()
         events += page["events"]
-    return events
+    return [e for e in events if e["payload"].get("run_id") in ours]
 
 
 def _wait_for(count: int, read: Any, seconds: float = 90) -> list[Any]:
@@ -156,7 +163,7 @@ def _wait_for(count: int, read: Any, seconds: float = 90) -> list[Any]:
 def test_every_night_emits_its_events_with_the_flow_run_related(nights: Nights) -> None:
     with warehouse.connect(nights.home) as con:
         flow_runs = dict(con.execute("SELECT run_id, flow_run_id FROM runs").fetchall())
-    anomalies = _wait_for(3, lambda: _events(nights.since, "wirehouse.night.anomaly"))
+    anomalies = _wait_for(3, lambda: _events(nights, "wirehouse.night.anomaly"))
     got = sorted((e["payload"]["run_id"], e["payload"]["kind"]) for e in anomalies)
     wanted = [(nights.summaries[i]["run_id"], EXPECTED[i][0]) for i in (3, 4, 6)]
     assert got == sorted(wanted)
@@ -166,13 +173,13 @@ def test_every_night_emits_its_events_with_the_flow_run_related(nights: Nights) 
         related = {r["prefect.resource.id"]: r for r in event["related"]}
         flow_run = f"prefect.flow-run.{flow_runs[payload['run_id']]}"
         assert related[flow_run]["prefect.resource.role"] == "flow-run"
-    completed = _wait_for(6, lambda: _events(nights.since, "wirehouse.night.completed"))
+    completed = _wait_for(6, lambda: _events(nights, "wirehouse.night.completed"))
     assert sorted(e["payload"]["run_id"] for e in completed) == sorted(
         s["run_id"] for s in nights.summaries[:6]
     )
     night4 = next(e for e in completed if e["payload"]["run_id"] == nights.summaries[3]["run_id"])
     assert night4["payload"]["files"] == 10 and night4["payload"]["anomalies"] == ["volume_drop"]
-    failed = _wait_for(1, lambda: _events(nights.since, "wirehouse.night.failed"))
+    failed = _wait_for(1, lambda: _events(nights, "wirehouse.night.failed"))
     assert [e["payload"]["run_id"] for e in failed] == [nights.summaries[6]["run_id"]]
     assert failed[0]["payload"]["files"] == 30 and failed[0]["payload"]["quarantined"] == 21
 
@@ -180,10 +187,14 @@ def test_every_night_emits_its_events_with_the_flow_run_related(nights: Nights) 
 def test_the_shipped_automation_posts_abnormal_nights_and_only_those(
     nights: Nights, receiver: Receiver
 ) -> None:
-    posts = _wait_for(4, lambda: list(receiver.posts))
-    time.sleep(5)  # anything more would come now
-    subjects = sorted(p["subject"] for p in receiver.posts)
     ids = [s["run_id"] for s in nights.summaries]
+
+    def ours() -> list[dict[str, Any]]:
+        return [p for p in receiver.posts if any(i in p["text"] for i in ids)]
+
+    posts = _wait_for(4, ours)
+    time.sleep(5)  # anything more would come now
+    subjects = sorted(p["subject"] for p in ours())
     assert subjects == sorted(
         [
             f"Wirehouse: abnormal night {ids[3]}: volume_drop",
@@ -212,3 +223,21 @@ def test_status_shows_the_last_nights_with_their_anomalies(
             assert kind in line
         if not kinds:
             assert not any(k in line for k in ("volume_", "failure_ratio", "new_layout"))
+
+
+def test_a_night_that_cannot_start_emits_failed_with_its_error(tmp_path: Path) -> None:
+    missing = tmp_path / "no-inbox"
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+    with pytest.raises(NightFailed, match="no such inbox"):
+        nightly_ingest(inbox=str(missing), home=str(tmp_path / "home"))
+    nights = Nights([{"run_id": None}], since, tmp_path)  # events of no run id
+
+    def failed() -> list[dict[str, Any]]:
+        return [
+            e
+            for e in _events(nights, "wirehouse.night.failed")
+            if str(missing) in e["payload"].get("error", "")
+        ]
+
+    [event] = _wait_for(1, failed)
+    assert event["resource"]["prefect.resource.id"] == "wirehouse.night.unknown"
