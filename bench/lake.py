@@ -151,7 +151,7 @@ def night_rows(
         for dump, digest, body in zip(dumps, digests, bodies, strict=True)
     ]
     run_row = run_row_for(run_id, ingested, per_night)
-    return NightRows(run_row, staged=[staged], kept=set(dumps), tables={"files": files})
+    return NightRows(run_row, staged=[str(staged)], kept=set(dumps), tables={"files": files})
 
 
 def run_row_for(run_id: str, started: datetime, articles: int) -> dict[str, Any]:

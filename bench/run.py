@@ -50,6 +50,7 @@ class Child:
     tree_peak_mb: float  # the largest sampled sum over the child's process tree
     stdout: str
     stderr: str
+    cpu: float = 0.0  # user and system seconds of the child and the descendants it reaped
 
 
 @dataclass(slots=True)
@@ -105,6 +106,7 @@ def run_child(cmd: Sequence[str], env: dict[str, str], cwd: Path) -> Child:
             tree_peak_mb=sampler.peak / 2**20,
             stdout=out.read().decode("utf-8", "replace"),
             stderr=err.read().decode("utf-8", "replace"),
+            cpu=usage.ru_utime + usage.ru_stime,
         )
 
 
@@ -154,14 +156,20 @@ class Places:
 
 
 def ingest(
-    inbox: Path, home: Path, places: Places, docs: bool = False, served: bool = False
+    inbox: Path,
+    home: Path,
+    places: Places,
+    docs: bool = False,
+    served: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Ingest:
     """One `wirehouse ingest --inbox` run, sent to the bench's running Prefect server if
-    `served`; its report is the one new file in reports/."""
+    `served`, with `extra_env` added; its report is the one new file in reports/."""
     api_url = places.api_url if served else None
     before = set((home / "reports").glob("*.json")) if (home / "reports").is_dir() else set()
     cmd = [wirehouse_command(), "ingest", "--inbox", str(inbox)]
     env = ingest_env(home, places.prefect_home, docs, places.pycache, api_url)
+    env.update(extra_env or {})
     child = run_child(cmd, env, REPO)
     new = sorted(set((home / "reports").glob("*.json")) - before)
     if child.returncode != 0 or len(new) != 1:
@@ -388,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warmup = ingest(work / "empty", work / "home-warmup", places).child
         _say(f"warm-up (empty inbox, cold caches): {warmup.wall:.1f} s wall")
         baseline = ingest(work / "empty", work / "home-empty", places).child
-        server = _running_server(places)
+        server = running_server(places)
         places = replace(places, api_url=server.api_url)
         for size in sizes:
             result = bench_size(size, work, places, args, args.docs and size == sizes[-1])
@@ -415,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _running_server(places: Places) -> TemporaryServer:
+def running_server(places: Places) -> TemporaryServer:
     """A Prefect API server on Prefect's home of the bench, answering (stopped at exit)."""
     server = TemporaryServer(_prefect_env(places.prefect_home, places.pycache)).start()
     try:

@@ -53,6 +53,6 @@ def flow_run_name() -> str:
 
 
 def _modified_day(found: InboxFile) -> date:
-    """The UTC day a file was last modified (a link's own time: it is never followed)."""
-    seconds = os.lstat(found.path).st_mtime
+    """The UTC day a file or object was last modified (a link's own time: never followed)."""
+    seconds = found.mtime if found.mtime is not None else os.lstat(found.path).st_mtime
     return datetime.fromtimestamp(seconds, UTC).date()

@@ -83,10 +83,7 @@ def ingest(args: argparse.Namespace) -> int:
     if interactive:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
-    if not settings.inbox.is_dir():
-        raise UserError(
-            f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)"
-        )
+    _require_inbox(settings)
     from warehouse.lock import RunLocked, lock_holder
 
     if (held := lock_holder(settings.home)) is not None:
@@ -122,6 +119,17 @@ def ingest(args: argparse.Namespace) -> int:
         _stop(status, handler)
     _print_summary(summary)
     return 0
+
+
+def _require_inbox(settings: Settings) -> None:
+    """A clear error when the inbox folder or bucket cannot be read."""
+    from warehouse.inbox import inbox_problem
+
+    problem = inbox_problem(settings.inbox, settings.home.s3)
+    if problem is not None:
+        raise UserError(
+            f"{problem} (pass --inbox DIR or s3://bucket/prefix, or set WIREHOUSE_INBOX)"
+        )
 
 
 def _temporary_server() -> TemporaryServer | None:
@@ -174,10 +182,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env(
         home=args.home, inbox=args.inbox, dask_scheduler=args.dask_scheduler
     )
-    if not settings.inbox.is_dir():
-        raise UserError(
-            f"no such inbox: {settings.inbox} (pass --inbox DIR or set WIREHOUSE_INBOX)"
-        )
+    _require_inbox(settings)
     schedule = NightSchedule.from_env(cron=args.cron, timezone=args.timezone)
     try:
         nightly_schedule(schedule)
@@ -375,11 +380,12 @@ def status(args: argparse.Namespace) -> int:
 
 def verify(args: argparse.Namespace) -> int:
     """Check the warehouse's invariants and print a report; exit 1 on any violation."""
+    from warehouse.inbox import inbox_problem
     from warehouse.verify import verify as check
 
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
     _require_warehouse(settings)
-    inbox = settings.inbox if settings.inbox.is_dir() else None
+    inbox = settings.inbox if inbox_problem(settings.inbox, settings.home.s3) is None else None
     found = check(settings.home, inbox=inbox, deep=args.deep)
     scope = "lake, views, archive" + (" (re-hashed)" if args.deep else "")
     scope += f", inbox {inbox}" if inbox else ""
@@ -485,12 +491,15 @@ def _cluster_option(command: argparse.ArgumentParser) -> None:
     )
 
 
+_INBOX_HELP = "the inbox: a folder or s3://bucket/prefix (default $WIREHOUSE_HOME/inbox)"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wirehouse", description=__doc__)
     parser.add_argument("--home", help="the warehouse home (default $WIREHOUSE_HOME or ./data)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
     run = commands.add_parser("ingest", help="ingest what arrived in the inbox (one nightly run)")
-    run.add_argument("--inbox", type=Path, help="the inbox (default $WIREHOUSE_HOME/inbox)")
+    run.add_argument("--inbox", help=_INBOX_HELP)
     run.add_argument(
         "--max-failure-ratio",
         type=float,
@@ -503,7 +512,9 @@ def _parser() -> argparse.ArgumentParser:
     back = commands.add_parser(
         "backfill", help="ingest an old archive folder, or its files of a date range"
     )
-    back.add_argument("archive", type=Path, help="the folder of old dumps (read, never modified)")
+    back.add_argument(
+        "archive", help="the folder or s3://bucket/prefix of old dumps (read, never modified)"
+    )
     back.add_argument("--since", type=date.fromisoformat, help="first day (UTC) of files to take")
     back.add_argument("--until", type=date.fromisoformat, help="last day (UTC) of files to take")
     back.add_argument("--max-failure-ratio", type=float, help="as for ingest")
@@ -513,7 +524,7 @@ def _parser() -> argparse.ArgumentParser:
     served = commands.add_parser(
         "serve", help="serve the scheduled nightly deployment from this process"
     )
-    served.add_argument("--inbox", type=Path, help="the inbox (default $WIREHOUSE_HOME/inbox)")
+    served.add_argument("--inbox", help=_INBOX_HELP)
     served.add_argument("--cron", help="schedule (default $WIREHOUSE_SCHEDULE or 0 2 * * *)")
     served.add_argument("--timezone", help="IANA zone of the schedule (default UTC)")
     _cluster_option(served)
@@ -555,7 +566,7 @@ def _parser() -> argparse.ArgumentParser:
     recent.add_argument("--limit", type=int, default=10)
     recent.set_defaults(command=status)
     check = commands.add_parser("verify", help="check the warehouse's invariants")
-    check.add_argument("--inbox", type=Path, help="also check every inbox file was recorded")
+    check.add_argument("--inbox", help="also check every inbox file (or object) was recorded")
     check.add_argument("--deep", action="store_true", help="re-read and re-hash the archive")
     check.set_defaults(command=verify)
     return parser

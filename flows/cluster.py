@@ -26,7 +26,8 @@ from flows.stages import ParsedBatch, ToRead, parse_batch
 from flows.workers import parse_workers
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
-from warehouse.home import Home
+from warehouse.home import Home, S3Access
+from warehouse.remote_inbox import Hasher, hash_objects
 
 if TYPE_CHECKING:  # distributed takes 2-3 s to import: only a night on a cluster pays it
     from distributed import Client
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 # How long the flow waits for the scheduler to answer, and for at least one worker to join.
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 30
+# Objects of an S3 inbox hashed per task on a worker (each GET is a round trip: a worker hashes
+# its chunk several objects at a time).
+HASH_CHUNK = 500
 # Batches in flight at once, each waited for by a thread of the flow's task runner.
 MOST_IN_FLIGHT = 64
 # On one machine: two batches parse at a time, each feeding the pool of worker processes.
@@ -183,17 +187,7 @@ def parse_on_cluster(
     it meets fails the task with Dask's KilledWorker, which names the last one.
     """
     before = workers(client)
-    future = client.submit(
-        parse_on_worker,
-        index,
-        list(batch),
-        home,
-        max_bytes,
-        lineage,
-        keep_raw,
-        key=f"parse-{lineage.run_id}-{index:05d}",
-        pure=False,
-    )
+    future = _submit(client, index, batch, home, max_bytes, lineage, keep_raw)
     try:
         parsed, where = future.result()
     finally:
@@ -206,6 +200,18 @@ def parse_on_cluster(
                 index,
             )
     return parsed, where
+
+
+def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:
+    """Hash an S3 inbox's objects on the cluster's workers, in chunks: the flow lists the inbox
+    and matches the hashes against the ledger, the workers read the bytes."""
+
+    def hash_many(objects: list[tuple[str, int]]) -> list[str]:
+        chunks = [objects[i : i + HASH_CHUNK] for i in range(0, len(objects), HASH_CHUNK)]
+        futures = client.map(hash_objects, chunks, s3=s3, pure=False)
+        return [sha for future in futures for sha in future.result()]
+
+    return hash_many
 
 
 def parse_batches(
@@ -223,21 +229,28 @@ def parse_batches(
             parse_batch(i, batch, home, max_bytes, lineage, engine.workers, keep_raw)
             for i, batch in enumerate(batches)
         ]
+    client = engine.client
     futures = [
-        engine.client.submit(
-            parse_on_worker,
-            i,
-            list(batch),
-            home,
-            max_bytes,
-            lineage,
-            keep_raw,
-            key=f"parse-{lineage.run_id}-{i:05d}",
-            pure=False,
-        )
+        _submit(client, i, batch, home, max_bytes, lineage, keep_raw)
         for i, batch in enumerate(batches)
     ]
     return [future.result()[0] for future in futures]
+
+
+def _submit(
+    client: Client,
+    index: int,
+    batch: Sequence[ToRead],
+    home: Home,
+    max_bytes: int,
+    lineage: Lineage,
+    keep_raw: bool,
+) -> Any:
+    """One batch sent to the cluster, under a key that names the night and the batch."""
+    key = f"parse-{lineage.run_id}-{index:05d}"
+    return client.submit(
+        parse_on_worker, index, list(batch), home, max_bytes, lineage, keep_raw, key=key, pure=False
+    )
 
 
 def parse_on_worker(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from flows.cluster import (
     Engine,
     batch_size,
     connected,
+    hash_on_cluster,
     parse_engine,
     parse_on_cluster,
 )
@@ -53,11 +53,12 @@ from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
 from warehouse.catalog import cursor
-from warehouse.inbox import find_arrivals
+from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
 from warehouse.recovery import open_recovered
+from warehouse.storage import join, remove_tree
 from warehouse.verify import verify
 
 if TYPE_CHECKING:
@@ -116,10 +117,18 @@ class Timings:
     retry_condition_fn=_retry_transient,
 )
 def discover(
-    settings: Settings, window: Window, lineage: Lineage, lake: duckdb.DuckDBPyConnection
+    settings: Settings,
+    window: Window,
+    lineage: Lineage,
+    lake: duckdb.DuckDBPyConnection,
+    client: Client | None = None,
 ) -> Plan:
-    """Walk the inbox, hash what settled, open bundles, and match it against the ledger."""
-    found = find_arrivals(settings.inbox, settings.settle_seconds)
+    """Walk the inbox, hash what settled, open bundles, and match it against the ledger.
+
+    On a cluster the objects of an inbox on S3 are hashed by the workers."""
+    s3 = settings.home.s3
+    hasher = hash_on_cluster(client, s3) if client is not None else None
+    found = find_arrivals(settings.inbox, settings.settle_seconds, s3, hasher)
     arrivals, outside = within_window(found, window)
     if outside:
         get_run_logger().info("%d files modified outside %s left out", outside, window)
@@ -235,7 +244,7 @@ def load(
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":
             remove_unindexed(home, con)  # its dumps are read again by the next night
-    shutil.rmtree(home.staging / run_id, ignore_errors=True)
+    remove_tree(join(home.staging, run_id), home.s3)
     get_run_logger().info(
         "committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot
     )
@@ -311,8 +320,8 @@ def nightly_ingest(
     )
     where = settings.home
     try:
-        if not settings.inbox.is_dir():
-            raise NightFailed(f"no such inbox: {settings.inbox}")
+        if (problem := inbox_problem(settings.inbox, settings.home.s3)) is not None:
+            raise NightFailed(problem)
         where.ensure()
         # The cluster is checked first: one that is unreachable fails the night before any work.
         with (
@@ -340,7 +349,7 @@ def _run_night(
     lineage = Lineage(new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
-        plan = discover(settings, window, lineage, _quoted(lake))
+        plan = discover(settings, window, lineage, _quoted(lake), _quoted(client))
     settle()
     if plan.to_read:
         # Great Expectations takes seconds to import: let it load while the workers parse

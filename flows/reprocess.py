@@ -10,11 +10,11 @@ times, so an unchanged parser changes no row, and rollback and time travel still
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -43,6 +43,7 @@ from warehouse.lock import run_lock
 from warehouse.maintenance import NIGHT_TABLES
 from warehouse.nearindex import index_rows
 from warehouse.recovery import open_recovered
+from warehouse.storage import is_remote, join, remove_tree, write_bytes
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -144,18 +145,18 @@ def replay_plan(
 def _staged_from_archive(
     con: duckdb.DuckDBPyConnection, settings: Settings, night: Night, dumps: list[Dump]
 ) -> list[ToRead]:
-    """The dumps' archived bytes written to the night's staging folder, to be read from there."""
-    staging = settings.home.staging / night.run_id / "replay"
-    staging.mkdir(parents=True, exist_ok=True)
+    """The dumps' archived bytes written to the night's staging folder, to be read from there
+    (by the workers of a cluster too)."""
+    home = settings.home
     found = read_many_archived(settings.home, con, [d.sha256 for d in dumps])
     missing = [d.dump_file for d in dumps if d.sha256 not in found]
     if missing:
         raise LookupError(f"the archive holds no bytes for {len(missing)} dumps: {missing[:3]}")
     out = []
     for dump in dumps:
-        path = staging / dump.sha256
-        path.write_bytes(found[dump.sha256])
-        out.append(ToRead(dump, path))
+        location = join(home.staging, night.run_id, "replay", dump.sha256)
+        write_bytes(location, home.s3, found[dump.sha256])
+        out.append(ToRead(dump, location if is_remote(location) else Path(location)))
     return out
 
 
@@ -182,7 +183,7 @@ def replay_night(
     )
     ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
     _insert_night(con, night, valid, deduped, ledger)
-    shutil.rmtree(settings.home.staging / night.run_id, ignore_errors=True)
+    remove_tree(join(settings.home.staging, night.run_id), settings.home.s3)
     return ledger.counts()
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from transforms.minhash import THRESHOLD as NEAR_THRESHOLD
 from warehouse.bundles import BundleLimits
-from warehouse.home import Home
+from warehouse.home import Home, s3_from_env
+from warehouse.storage import is_remote
 
 # A site redesign that breaks the parser sends most of a night to quarantine; a normal night
 # of mixed outlets (see the sample inbox) stays far below half.
@@ -103,7 +104,7 @@ class Settings:
     """Everything a nightly run needs to know, resolved once at its start."""
 
     home: Home
-    inbox: Path
+    inbox: str  # an absolute folder, or an s3://bucket/prefix URL (no trailing slash)
     max_failure_ratio: float = DEFAULT_MAX_FAILURE_RATIO
     min_dumps_for_ratio: int = DEFAULT_MIN_DUMPS_FOR_RATIO
     settle_seconds: float = DEFAULT_SETTLE_SECONDS
@@ -132,10 +133,12 @@ class Settings:
         """Settings from arguments, then WIREHOUSE_* environment variables, then defaults."""
         env = os.environ
         the_home = Home.from_env(home)
-        the_inbox = Path(inbox or env.get("WIREHOUSE_INBOX") or the_home.inbox)
+        the_inbox = inbox_location(str(inbox or env.get("WIREHOUSE_INBOX") or the_home.inbox))
+        if is_remote(the_inbox) and the_home.s3 is None:
+            the_home = replace(the_home, s3=s3_from_env())  # workers get them with the home
         settings = cls(
             home=the_home,
-            inbox=the_inbox.expanduser().resolve(),
+            inbox=the_inbox,
             max_failure_ratio=_float(env, "WIREHOUSE_MAX_FAILURE_RATIO", DEFAULT_MAX_FAILURE_RATIO),
             min_dumps_for_ratio=int(
                 env.get("WIREHOUSE_MIN_DUMPS_FOR_RATIO", DEFAULT_MIN_DUMPS_FOR_RATIO)
@@ -172,6 +175,13 @@ class Settings:
             max_total_bytes=self.max_bundle_bytes,
             max_ratio=self.max_compression_ratio,
         )
+
+
+def inbox_location(inbox: str) -> str:
+    """An inbox as settings keep it: an absolute folder, or a URL without its trailing slash."""
+    if is_remote(inbox):
+        return inbox.rstrip("/")
+    return str(Path(inbox).expanduser().resolve())
 
 
 @dataclass(frozen=True, slots=True)

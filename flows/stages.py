@@ -8,8 +8,6 @@ back for deduplication. Memory stays flat in the size of the night.
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections import defaultdict
 from collections.abc import Sequence
 from concurrent.futures import Executor
@@ -40,6 +38,7 @@ from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
 from warehouse.nearindex import history_matches
+from warehouse.storage import filesystem, join, write_whole
 from warehouse.unpack import container_hashes, unpack_arrivals
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,7 @@ class ToRead:
     """A dump to read this night: its name in the ledger and where its bytes are."""
 
     dump: Dump
-    path: Path
+    path: Path | str  # a path on this machine, or the s3:// URL of an object
 
 
 @dataclass(slots=True)
@@ -90,7 +89,7 @@ class ParsedBatch:
     """One parse batch: its staged articles, and the dumps that gave no article."""
 
     index: int
-    staged: Path | None  # Parquet of the batch's articles (ARTICLES_SCHEMA), if any
+    staged: str | None  # Parquet of the batch's articles (ARTICLES_SCHEMA), if any
     articles: list[StagedArticle]  # in `staged`, in the same order
     rejected: list[Parsed]
     archived: list[ArchiveEntry]  # where the batch's raw bytes were kept
@@ -102,7 +101,7 @@ class ValidBatch:
     """One validated batch: passing rows staged, failures named, keys for dedupe."""
 
     index: int
-    passed: Path | None
+    passed: str | None
     keys: pa.Table  # KEY_COLUMNS of the passing rows
     failures: dict[str, list[str]]
     statistics: dict[str, Any]
@@ -202,7 +201,9 @@ def parse_batch(
         for item in batch:
             # The size seen at discovery spares reading a huge file; the capped read covers
             # growth since.
-            data = None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes)
+            data = (
+                None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes, home.s3)
+            )
             if data is None:
                 archived.append(keep_large(home, item.dump.sha256, item.path))
                 detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
@@ -221,9 +222,8 @@ def parse_batch(
     parsed = ParsedDumps.concat(slices.results())
     staged = None
     if parsed.rows.num_rows:
-        staged = home.staging / lineage.run_id / f"parsed-{index:05d}.parquet"
-        staged.parent.mkdir(parents=True, exist_ok=True)
-        _stage(parsed.rows, staged)
+        staged = join(home.staging, lineage.run_id, f"parsed-{index:05d}.parquet")
+        _stage(parsed.rows, staged, home)
     checkpoint("parse:batch")
     rejected = [*too_large, *parsed.rejected]
     return ParsedBatch(index, staged, parsed.articles, rejected, archived, parsed.signatures)
@@ -234,7 +234,8 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
     empty = pa.table({c: pa.array([], ARTICLES_SCHEMA.field(c).type) for c in KEY_COLUMNS})
     if batch.staged is None:
         return ValidBatch(batch.index, None, empty, {}, {}, batch.signatures)
-    table = pq.read_table(batch.staged, schema=ARTICLES_SCHEMA)
+    fs, path = filesystem(batch.staged, home.s3)
+    table = pq.read_table(path, schema=ARTICLES_SCHEMA, filesystem=fs)
     outcome = validate_articles(
         table,
         home.gx,
@@ -242,13 +243,12 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
         build_docs=False,
         run_name=f"{lineage.run_id}-{batch.index:05d}",
     )
-    passed = batch.staged.with_name(f"valid-{batch.index:05d}.parquet")
+    passed = batch.staged  # every row passed: the staged file is the valid one
     signatures = batch.signatures  # shared with the parsed batch while every row passes
-    if outcome.passed.num_rows == table.num_rows:
-        batch.staged.replace(passed)  # every row passed: the staged file is the valid one
-    else:
-        _stage(outcome.passed, passed)
-        batch.staged.unlink()
+    if outcome.passed.num_rows < table.num_rows:
+        passed = join(home.staging, lineage.run_id, f"valid-{batch.index:05d}.parquet")
+        _stage(outcome.passed, passed, home)
+        fs.rm_file(path)
         kept = pc.is_in(table.column("dump_file"), value_set=outcome.passed.column("dump_file"))
         signatures = signatures[kept.to_numpy(zero_copy_only=False)]
     checkpoint("validate:batch")
@@ -262,15 +262,17 @@ def validate_batch(batch: ParsedBatch, home: Home, lineage: Lineage) -> ValidBat
     )
 
 
-def _stage(table: pa.Table, path: Path) -> None:
+def _stage(table: pa.Table, location: str, home: Home) -> None:
     """A batch's rows kept between stages: read back once in this night, so not compressed
     (several times faster to write and read; the lake's own files are compressed).
 
-    Written under a name of this process and thread, then renamed: a cluster may run a batch
-    twice at once (a worker it believed lost), and the flow must see one whole file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}")
-    pq.write_table(table, tmp, compression="none", use_dictionary=False)
-    os.replace(tmp, path)
+    Written whole or not at all: a cluster may run a batch twice at once (a worker it believed
+    lost), and the flow must see one whole file."""
+    write_whole(
+        location,
+        home.s3,
+        lambda handle: pq.write_table(table, handle, compression="none", use_dictionary=False),
+    )
 
 
 def dedupe_against_history(

@@ -90,16 +90,16 @@ class PackWriter:
 def keep_large(home: Home, sha256: str, source: str | Path) -> ArchiveEntry:
     """Copy a dump too large to read into memory, streamed; its index entry."""
     final = join(home.archive, "large", sha256)
-    if is_remote(final) or is_remote(str(source)):
+    src_fs, src_path = filesystem(str(source), home.s3)
+    if is_remote(final):
         fs, path = filesystem(final, home.s3)
-        src_fs, src_path = filesystem(str(source), home.s3)
         with src_fs.open(src_path, "rb") as src, fs.open(path, "wb") as dst:
             shutil.copyfileobj(src, dst, 8 << 20)
         return (sha256, f"large/{sha256}", 0, int(fs.size(path)))
     target = Path(final)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(target)
-    with open(source, "rb") as src, tmp.open("wb") as dst:
+    with src_fs.open(src_path, "rb") as src, tmp.open("wb") as dst:
         shutil.copyfileobj(src, dst, 1 << 20)
     publish(tmp, target)
     return (sha256, f"large/{sha256}", 0, target.stat().st_size)

@@ -74,9 +74,9 @@ class Member:
     refusal: Rejection | None = None
 
 
-def kind_of(path: Path) -> Kind | None:
-    """Which archive format a file is, by its name; None for a plain dump."""
-    name = path.name.lower()
+def kind_of(path: Path | str) -> Kind | None:
+    """Which archive format a file or object (an s3:// URL) is, by its name; None for a dump."""
+    name = (path.name if isinstance(path, Path) else path.rpartition("/")[2]).lower()
     if not name.endswith(_ANY_SUFFIX):  # most files: settled by one test in C
         return None
     return next((kind for suffix, kind in _SUFFIXES if name.endswith(suffix)), None)

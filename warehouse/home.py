@@ -38,6 +38,7 @@ class Home:
     data_path: str = ""
     s3: S3Access | None = None
     archive_path: str = ""
+    staging_path: str = ""
 
     @property
     def catalog_spec(self) -> str:
@@ -81,9 +82,10 @@ class Home:
         return self.root / "reports"
 
     @property
-    def staging(self) -> Path:
-        """Intermediate files of the run in progress; removed when it commits or fails."""
-        return self.root / "staging"
+    def staging(self) -> str:
+        """Intermediate files of the run in progress, removed when it commits or fails: a folder
+        or an `s3://bucket/prefix` (on a cluster, parse workers write there)."""
+        return (self.staging_path or str(self.root / "staging")).rstrip("/")
 
     @property
     def lock(self) -> Path:
@@ -107,9 +109,11 @@ class Home:
         data_path: str = "",
         s3: S3Access | None = None,
         archive_path: str = "",
+        staging_path: str = "",
     ) -> Home:
         """A home at an absolute version of the given path."""
-        return cls(Path(root).expanduser().resolve(), catalog, data_path, s3, archive_path)
+        root = Path(root).expanduser().resolve()
+        return cls(root, catalog, data_path, s3, archive_path, staging_path)
 
     @classmethod
     def from_env(cls, root: str | Path | None = None) -> Home:
@@ -117,9 +121,9 @@ class Home:
 
         WIREHOUSE_CATALOG is `sqlite:<path>` (default `$WIREHOUSE_HOME/catalog.sqlite`) or
         `postgres:<libpq connection string>`; WIREHOUSE_DATA_PATH a folder (default
-        `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`, and WIREHOUSE_ARCHIVE a folder
-        (default `$WIREHOUSE_HOME/archive`) or `s3://bucket/prefix/`, both reached with the
-        standard AWS_* settings (so is an inbox on S3).
+        `$WIREHOUSE_HOME/lake/`) or `s3://bucket/prefix/`; WIREHOUSE_ARCHIVE and
+        WIREHOUSE_STAGING folders (default `$WIREHOUSE_HOME/archive`, `.../staging`) or
+        `s3://bucket/prefix/`; all reached with the standard AWS_* settings (so is an S3 inbox).
         """
         env = os.environ
         catalog = env.get("WIREHOUSE_CATALOG", "")
@@ -129,22 +133,25 @@ class Home:
             )
         if catalog.startswith("sqlite:"):
             catalog = "sqlite:" + str(Path(catalog.removeprefix("sqlite:")).expanduser().resolve())
-        data_path = env.get("WIREHOUSE_DATA_PATH", "")
-        if data_path and "://" not in data_path:
-            data_path = str(Path(data_path).expanduser().resolve())
-        archive = env.get("WIREHOUSE_ARCHIVE", "")
-        if archive and "://" not in archive:
-            archive = str(Path(archive).expanduser().resolve())
-        on_s3 = any(
-            v.startswith("s3://") for v in (data_path, archive, env.get("WIREHOUSE_INBOX", ""))
+        data_path, archive, staging = (
+            _location(env.get(f"WIREHOUSE_{name}", ""))
+            for name in ("DATA_PATH", "ARCHIVE", "STAGING")
         )
+        places = (data_path, archive, staging, env.get("WIREHOUSE_INBOX", ""))
+        on_s3 = any(v.startswith("s3://") for v in places)
         return cls.at(
             root or env.get("WIREHOUSE_HOME") or DEFAULT_HOME,
             catalog=catalog,
             data_path=data_path,
             s3=s3_from_env() if on_s3 else None,
             archive_path=archive,
+            staging_path=staging,
         )
+
+
+def _location(value: str) -> str:
+    """A folder made absolute, or a URL as given."""
+    return value if not value or "://" in value else str(Path(value).expanduser().resolve())
 
 
 def s3_from_env() -> S3Access:

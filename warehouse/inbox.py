@@ -1,7 +1,11 @@
-"""The inbox side of a night: which files arrived, their bytes and hashes, read once each."""
+"""The inbox side of a night: which files arrived, their bytes and hashes, read once each.
+
+The inbox is a folder on this machine or an `s3://bucket/prefix` (`warehouse.remote_inbox`).
+"""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -10,8 +14,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from transforms.records import Rejection
+from warehouse.home import S3Access
+from warehouse.storage import filesystem, is_remote
+
+if TYPE_CHECKING:
+    from warehouse.remote_inbox import Hasher
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +34,7 @@ class InboxFile:
     """One regular file of the inbox: its name relative to the inbox, size and content hash."""
 
     dump_file: str
-    path: Path
+    path: Path | str  # a path on this machine, or the s3:// URL of an object
     bytes: int
     sha256: str
     mtime: float | None = None  # the file's modification time: when the dump was captured
@@ -48,8 +58,19 @@ def dump_name(inbox: Path, path: Path) -> str:
     return _relative(path.relative_to(inbox).as_posix())
 
 
-def find_arrivals(inbox: Path, settle_seconds: float) -> Arrivals:
-    """Every regular file under the inbox, recursively, once it has stopped changing."""
+def find_arrivals(
+    inbox: str | Path,
+    settle_seconds: float,
+    s3: S3Access | None = None,
+    hasher: Hasher | None = None,
+) -> Arrivals:
+    """Every regular file under the inbox, recursively, once it has stopped changing.
+
+    `hasher` hashes the objects of an inbox on S3 elsewhere (on a cluster's workers)."""
+    if is_remote(str(inbox)):
+        from warehouse.remote_inbox import find_objects  # it builds on this module's types
+
+        return find_objects(str(inbox), settle_seconds, s3, hasher)
     found = _Walk()
     found.scan(str(inbox), "")
     unsettled = found.unsettled
@@ -114,7 +135,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _pieces(path: Path, most: int, limit: int | None = None) -> Iterator[bytes]:
+def _pieces(path: Path | str, most: int, limit: int | None = None) -> Iterator[bytes]:
     """A file's bytes in pieces of at most `most` bytes, up to `limit` bytes if given.
 
     Plain file descriptors and reads sized by the file: a small dump is one read, plus the
@@ -144,10 +165,46 @@ def _symlink(path: Path, name: str) -> InboxFile:
     return InboxFile(name, path, 0, digest)
 
 
-def read_bytes(path: Path, limit: int) -> bytes | None:
-    """A file's bytes, or None when it is larger than the limit (not read past it)."""
-    data = b"".join(_pieces(path, limit + 1, limit + 1))
+def read_bytes(location: Path | str, limit: int, s3: S3Access | None = None) -> bytes | None:
+    """A file's or object's bytes, or None when larger than the limit (not read past it).
+
+    An object is one ranged GET; without `s3`, botocore finds credentials itself (AWS_*).
+    """
+    if isinstance(location, str) and is_remote(location):
+        data = _read_object(location, limit + 1, s3)
+    else:
+        data = b"".join(_pieces(location, limit + 1, limit + 1))
     return None if len(data) > limit else data
+
+
+def _read_object(url: str, most: int, s3: S3Access | None) -> bytes:
+    """At most `most` bytes of an object, in one ranged GET."""
+    fs, path = filesystem(url, s3)
+    try:
+        data: bytes = fs.cat_file(path, start=0, end=most)
+    except OSError as error:  # S3 answers 416 to any range of an empty object
+        if error.errno != errno.EINVAL or fs.size(path) != 0:
+            raise
+        return b""
+    return data
+
+
+def open_binary(location: Path | str, s3: S3Access | None = None) -> IO[bytes]:
+    """A file or object opened for reading (seekable: zipfile reads a bundle from its end)."""
+    if isinstance(location, str) and is_remote(location):
+        fs, path = filesystem(location, s3)
+        handle: IO[bytes] = fs.open(path, "rb")
+        return handle
+    return open(location, "rb")  # the caller closes it
+
+
+def inbox_problem(inbox: str, s3: S3Access | None = None) -> str | None:
+    """Why a night cannot read this inbox (no folder or bucket, unreachable); None if it can."""
+    if not is_remote(inbox):
+        return None if os.path.isdir(inbox) else f"no such inbox: {inbox}"
+    from warehouse.remote_inbox import bucket_problem
+
+    return bucket_problem(inbox, s3)
 
 
 def _settled(

@@ -6,7 +6,6 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -34,7 +33,7 @@ class NightRows:
     """What one night adds: staged articles (Parquet) filtered to the kept ones, and rows."""
 
     run_row: Row
-    staged: Sequence[Path] = ()
+    staged: Sequence[str] = ()  # files or s3:// URLs
     kept: set[str] = field(default_factory=set)
     tables: dict[str, list[Row]] = field(default_factory=dict)  # duplicates, quarantine, files
     archived: list[ArchiveEntry] = field(default_factory=list)
@@ -71,7 +70,7 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
     return snapshot_of(con, run_id)
 
 
-def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[Path], kept: set[str]) -> int:
+def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[str], kept: set[str]) -> int:
     """The kept rows of the staged Parquet files, by publication time (files prune by day)."""
     if not staged or not kept:
         return 0

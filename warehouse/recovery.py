@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import shutil
 
 import duckdb
 
@@ -11,6 +10,7 @@ from warehouse.archive import remove_unindexed
 from warehouse.catalog import ALIAS, open_lake
 from warehouse.faults import checkpoint
 from warehouse.home import Home
+from warehouse.storage import is_empty, remove_tree
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +38,9 @@ def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     """
     removed = orphaned_data_files(con, delete=True)
     removed += remove_unindexed(home, con)
-    if home.staging.exists():
-        if any(home.staging.iterdir()):  # a run that committed left it empty
-            removed.append(str(home.staging))
-        shutil.rmtree(home.staging)
+    if not is_empty(home.staging, home.s3):  # a run that committed left it empty
+        removed.append(home.staging)
+    remove_tree(home.staging, home.s3)
     checkpoint("recovered")
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)

@@ -9,7 +9,12 @@ goes through fsspec.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import os
+import shutil
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
 
 import fsspec
 from fsspec import AbstractFileSystem
@@ -50,3 +55,58 @@ def filesystem(location: str, s3: S3Access | None) -> tuple[AbstractFileSystem, 
 @functools.cache
 def _local() -> AbstractFileSystem:
     return fsspec.filesystem("file")
+
+
+def write_whole(location: str, s3: S3Access | None, write: Callable[[IO[bytes]], object]) -> None:
+    """Write a file that appears whole or not at all: locally under a name of this process and
+    thread, then renamed (two writers of one name leave one whole file); on S3 one upload,
+    aborted on error."""
+    if not is_remote(location):
+        path = Path(location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}")
+        try:
+            with open(tmp, "wb") as handle:
+                write(handle)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return
+    fs, path_on_fs = filesystem(location, s3)
+    handle = fs.open(path_on_fs, "wb")
+    try:
+        write(handle)
+    except BaseException:
+        handle.discard()  # fsspec's buffered files: drop what was written, upload nothing
+        raise
+    handle.close()
+
+
+def write_bytes(location: str, s3: S3Access | None, data: bytes) -> None:
+    """`write_whole` of some bytes."""
+    write_whole(location, s3, lambda handle: handle.write(data))
+
+
+def remove_tree(location: str, s3: S3Access | None) -> bool:
+    """Delete a folder (or prefix) and everything under it; whether anything was there."""
+    if not is_remote(location):
+        found = os.path.lexists(location)
+        shutil.rmtree(location, ignore_errors=True)
+        return found
+    fs, path = filesystem(location, s3)
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def is_empty(location: str, s3: S3Access | None) -> bool:
+    """Whether a folder (or prefix) holds no file at all (a missing one holds none)."""
+    if not is_remote(location):
+        return not any(os.scandir(location)) if os.path.isdir(location) else True
+    fs, path = filesystem(location, s3)
+    try:
+        return not fs.find(path, maxdepth=None, withdirs=False)
+    except FileNotFoundError:
+        return True

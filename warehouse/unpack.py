@@ -13,9 +13,10 @@ from pathlib import Path
 
 from transforms.records import Rejection
 from warehouse.archive import ArchiveEntry, keep_large
-from warehouse.bundles import BundleLimits, Member, gunzip, kind_of, members
+from warehouse.bundles import BundleLimits, Member, kind_of, read_gzip, read_members
 from warehouse.home import Home
-from warehouse.inbox import Arrivals, InboxFile
+from warehouse.inbox import Arrivals, InboxFile, open_binary
+from warehouse.storage import is_remote, join, write_bytes
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ def unpack_arrivals(
 ) -> Unpacked:
     """Open the new bundles and .gz dumps; ones the ledger holds stay closed (already recorded)."""
     out = Unpacked(replace(arrivals, files=[], bundles=[], refused=[]))
-    staging = home.staging / run_id / "unpacked"
+    staging = join(home.staging, run_id, "unpacked")
     for found in arrivals.files:
         kind = kind_of(found.path)
         if kind is None or (found.dump_file, found.sha256) in recorded:
@@ -54,55 +55,68 @@ def unpack_arrivals(
 
 
 def _open_gzip(
-    found: InboxFile, staging: Path, home: Home, limits: BundleLimits, out: Unpacked
+    found: InboxFile, staging: str, home: Home, limits: BundleLimits, out: Unpacked
 ) -> None:
     """A .gz of one dump is that dump: named as the .gz, hashed and sized decompressed."""
-    data = gunzip(found.path, limits)
+    with open_binary(found.path, home.s3) as handle:
+        data = read_gzip(handle, found.bytes, limits)
     if isinstance(data, Rejection):
         out.arrivals.refused.append((found, data))  # identified by its raw bytes, kept raw
         out.archived.append(keep_large(home, found.sha256, found.path))
         return
-    path, sha = _stage(staging, data)
+    path, sha = _stage(staging, data, home)
     out.arrivals.files.append(InboxFile(found.dump_file, path, len(data), sha, found.mtime))
 
 
 def _open_bundle(
-    found: InboxFile, staging: Path, home: Home, limits: BundleLimits, out: Unpacked
+    found: InboxFile, staging: str, home: Home, limits: BundleLimits, out: Unpacked
 ) -> None:
     """Each member a dump of its own; a refused bundle one quarantined row, members unopened."""
     opened: list[InboxFile] = []
     refused: list[tuple[InboxFile, Rejection]] = []
     out.archived.append(keep_large(home, found.sha256, found.path))
-    for member in members(found.path, limits):
-        if isinstance(member, Rejection):
-            out.arrivals.refused.append((found, member))
-            return
-        name = f"{found.dump_file}!{member.name}"
-        if member.data is None:
-            assert member.refusal is not None
-            refused.append(
-                (
-                    InboxFile(name, found.path, member.size, _refused_id(found, member)),
-                    member.refusal,
-                )
-            )
-        else:
-            path, sha = _stage(staging, member.data)
-            opened.append(InboxFile(name, path, member.size, sha, found.mtime))
+    kind = kind_of(found.path) or "zip"
+    with open_binary(found.path, home.s3) as handle:
+        for member in read_members(handle, kind, found.bytes, limits):
+            if isinstance(member, Rejection):
+                out.arrivals.refused.append((found, member))
+                return
+            _add_member(found, member, staging, home, opened, refused)
     out.arrivals.bundles.append(found)
     out.arrivals.files.extend(opened)
     out.arrivals.refused.extend(refused)
 
 
-def _stage(staging: Path, data: bytes) -> tuple[Path, str]:
-    """Write bytes under their hash in the run's staging folder (once per content)."""
+def _add_member(
+    found: InboxFile,
+    member: Member,
+    staging: str,
+    home: Home,
+    opened: list[InboxFile],
+    refused: list[tuple[InboxFile, Rejection]],
+) -> None:
+    """A member staged under its hash, or recorded with the reason it was not read."""
+    name = f"{found.dump_file}!{member.name}"
+    if member.data is None:
+        assert member.refusal is not None
+        member_id = _refused_id(found, member)
+        refused.append((InboxFile(name, found.path, member.size, member_id), member.refusal))
+    else:
+        path, sha = _stage(staging, member.data, home)
+        opened.append(InboxFile(name, path, member.size, sha, found.mtime))
+
+
+def _stage(staging: str, data: bytes, home: Home) -> tuple[Path | str, str]:
+    """Write bytes under their hash in the run's staging folder (once per content, written whole:
+    a retried task never trusts a half-written one); where the parse stage reads them."""
     sha = hashlib.sha256(data).hexdigest()
-    path = staging / sha
+    location = join(staging, sha)
+    if is_remote(location):
+        write_bytes(location, home.s3, data)
+        return location, sha
+    path = Path(location)
     if not path.exists():
-        staging.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")  # a retried task never trusts a half-written one
-        partial.write_bytes(data)
-        partial.replace(path)
+        write_bytes(location, None, data)
     return path, sha
 
 

@@ -16,6 +16,8 @@ from warehouse.home import Home
 from warehouse.inbox import dump_name
 from warehouse.lock import lock_holder
 from warehouse.recovery import orphaned_data_files
+from warehouse.remote_inbox import object_times
+from warehouse.storage import is_remote
 
 # name -> (what it promises, a query returning the offending rows; empty when it holds)
 CHECKS: dict[str, tuple[str, str]] = {
@@ -24,13 +26,15 @@ CHECKS: dict[str, tuple[str, str]] = {
         "quarantine, and in the one its status names",
         """
         WITH placed AS (
-            SELECT dump_file, 'loaded' AS status FROM articles
-            UNION ALL SELECT dump_file, 'duplicate' FROM duplicates
-            UNION ALL SELECT dump_file, 'quarantined' FROM quarantine
+            SELECT dump_file, dump_sha256, 'loaded' AS status FROM articles
+            UNION ALL SELECT dump_file, dump_sha256, 'duplicate' FROM duplicates
+            UNION ALL SELECT dump_file, dump_sha256, 'quarantined' FROM quarantine
         )
-        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file, f.status AS ledger_status,
+        -- a file is a (name, bytes) pair: a name delivered again with new bytes is another file
+        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file,
+               coalesce(f.dump_sha256, p.dump_sha256) AS dump_sha256, f.status AS ledger_status,
                list(p.status) AS placed_in
-        FROM files f FULL OUTER JOIN placed p USING (dump_file)
+        FROM files f FULL OUTER JOIN placed p USING (dump_file, dump_sha256)
         WHERE coalesce(f.status, '') <> 'unpacked'
         GROUP BY ALL
         HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
@@ -96,7 +100,7 @@ _ARCHIVE_CHECK = """
 """
 
 
-def verify(home: Home, inbox: Path | None = None, deep: bool = False) -> list[Violation]:
+def verify(home: Home, inbox: str | Path | None = None, deep: bool = False) -> list[Violation]:
     """All the checks: the tables' invariants, data files, archive, and the inbox if given."""
     with lake_connection(home) as con:
         found = data_file_violations(con, home)
@@ -170,7 +174,9 @@ def archive_violations(
     return found
 
 
-def inbox_violations(con: duckdb.DuckDBPyConnection, home: Home, inbox: Path) -> list[Violation]:
+def inbox_violations(
+    con: duckdb.DuckDBPyConnection, home: Home, inbox: str | Path
+) -> list[Violation]:
     """Files that were in the inbox before the last successful run started, yet have no row."""
     rows = con.execute(
         "SELECT max(started_at) FROM runs WHERE status = 'succeeded' "
@@ -182,7 +188,7 @@ def inbox_violations(con: duckdb.DuckDBPyConnection, home: Home, inbox: Path) ->
     recorded = {name for (name,) in con.execute("SELECT dump_file FROM files").fetchall()}
     missed = [
         (name,)
-        for name, mtime in _inbox_files(inbox)
+        for name, mtime in _inbox_files(inbox, home)
         if mtime < last.timestamp() and name not in recorded
     ]
     if not missed:
@@ -199,13 +205,15 @@ def _rehash(home: Home, con: duckdb.DuckDBPyConnection, sha256: str) -> str | No
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-def _inbox_files(inbox: Path) -> list[tuple[str, float]]:
-    """Names (as the ledger writes them) and mtimes of the inbox's files and links."""
+def _inbox_files(inbox: str | Path, home: Home) -> list[tuple[str, float]]:
+    """Names (as the ledger writes them) and mtimes of the inbox's files, links or objects."""
+    if is_remote(str(inbox)):
+        return object_times(str(inbox), home.s3)
     out = []
     for root, _dirs, names in os.walk(inbox):
         for name in names:
             path = Path(root) / name
-            out.append((dump_name(inbox, path), path.lstat().st_mtime))
+            out.append((dump_name(Path(inbox), path), path.lstat().st_mtime))
     return out
 
 

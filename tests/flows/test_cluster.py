@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,10 @@ from prefect.settings import PREFECT_API_URL
 from flows.cluster import ClusterRefused
 from flows.nightly import nightly_ingest
 from flows.reprocess import reprocess_archive
+from tests.conftest import CASES
 from tests.servers import DaskCluster, S3Server, dask_cluster_of, free_port
 from tests.state import snapshot
+from tests.warehouse.test_remote_inbox import listing, upload
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
 from warehouse.verify import verify
@@ -52,34 +55,44 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     s3_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # the sample inbox with bundles (.zip, .tar.gz) and .gz dumps, good and corrupt
+    for folder in ("bundles", "gz"):
+        shutil.copytree(CASES / "hostile" / "inbox" / folder, sample_inbox / folder)
     embedded = tmp_path / "embedded"
     nightly_ingest(inbox=str(sample_inbox), home=str(embedded))
+    upload(s3_server, s3_bucket, sample_inbox, "inbox/")
+    inbox_before = listing(s3_server, s3_bucket)
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{postgres_dsn}")
-    monkeypatch.setenv("WIREHOUSE_DATA_PATH", f"s3://{s3_bucket}/lake/")
-    monkeypatch.setenv("WIREHOUSE_ARCHIVE", f"s3://{s3_bucket}/archive/")
-    summary = nightly_ingest(
-        inbox=str(sample_inbox), home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address
-    )
+    for setting, prefix in (("INBOX", "inbox"), ("DATA_PATH", "lake"), ("ARCHIVE", "archive")):
+        monkeypatch.setenv(f"WIREHOUSE_{setting}", f"s3://{s3_bucket}/{prefix}/")
+    monkeypatch.setenv("WIREHOUSE_STAGING", f"s3://{s3_bucket}/staging/")
+    hashed_before = _tasks_done(dask_cluster, "hash_objects")
+    summary = nightly_ingest(home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address)
     remote = Home.from_env(tmp_path / "remote")
     assert summary["status"] == "succeeded" and summary["violations"] == []
     assert snapshot(remote) == snapshot(embedded)
-    assert verify(remote, deep=True) == []
-    # each batch was parsed on a worker, both workers had some, and the UI's logs say which
+    assert verify(remote, inbox=f"s3://{s3_bucket}/inbox", deep=True) == []
+    # the workers hashed the inbox's objects at discovery; each batch was parsed on a worker,
+    # both workers had some, and the UI's logs say which
+    assert _tasks_done(dask_cluster, "hash_objects") > hashed_before
     parsed = [line for line in _log_lines(summary, remote) if line.startswith("parsed ")]
     assert len(parsed) >= 2
     assert {name for name in ("worker-1", "worker-2") if any(name in p for p in parsed)} == {
         "worker-1",
         "worker-2",
     }
-    # the workers wrote the archive's packs to the bucket; the home holds no archive
-    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    # the workers wrote the archive's packs to the bucket and staged their batches there (gone
+    # once committed); the inbox is as it was; the home holds no archive and no staging
+    objects = listing(s3_server, s3_bucket)
+    keys = [key for key, *_ in objects]
     assert sum(k.startswith("archive/packs/") for k in keys) == len(parsed)
+    assert not [k for k in keys if k.startswith("staging/")]
+    assert [o for o in objects if o[0].startswith("inbox/")] == inbox_before
     assert not (tmp_path / "remote" / "archive").exists()
-    again = nightly_ingest(
-        inbox=str(sample_inbox), home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address
-    )
+    assert not (tmp_path / "remote" / "staging").exists()
+    again = nightly_ingest(home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address)
     assert again["counts"]["files"] == 0 and snapshot(remote) == snapshot(embedded)
 
 
@@ -147,19 +160,19 @@ def test_a_reprocess_on_the_cluster_changes_no_row(
     home = tmp_path / "home"
     nightly_ingest(inbox=str(sample_inbox), home=str(home))
     before = snapshot(Home.at(home))
-    parsed_before = _parse_tasks_done(dask_cluster)
+    parsed_before = _tasks_done(dask_cluster, "parse")
     done = reprocess_archive(home=str(home), dask_scheduler=dask_cluster.address)
     assert len(done["nights"]) == 1
-    assert _parse_tasks_done(dask_cluster) > parsed_before  # the replay parsed on the cluster
+    assert _tasks_done(dask_cluster, "parse") > parsed_before  # the replay parsed on the cluster
     assert snapshot(Home.at(home)) == before  # the same parser, the same rows
 
 
-def _parse_tasks_done(cluster: DaskCluster) -> int:
-    """Parse tasks the scheduler has finished with so far."""
+def _tasks_done(cluster: DaskCluster, name: str) -> int:
+    """Tasks of a function (a key prefix) the scheduler has finished with so far."""
     from distributed import Client
 
     def count(dask_scheduler: Any) -> int:
-        prefix = dask_scheduler.task_prefixes.get("parse")
+        prefix = dask_scheduler.task_prefixes.get(name)
         return 0 if prefix is None else int(prefix.state_counts["forgotten"])
 
     with Client(cluster.address, set_as_default=False) as client:

@@ -21,7 +21,7 @@ from tests.state import snapshot
 from warehouse.archive import read_archived
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
-from warehouse.verify import violations
+from warehouse.verify import verify, violations
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -303,6 +303,21 @@ def test_an_updated_story_is_a_near_copy_of_the_first(
     assert (of, kind) == (seed_id, "near")
     assert 0.4 <= similarity < 1.0
     assert query(home, "SELECT count(*) FROM articles") == [(1,)]
+
+
+def test_a_name_delivered_again_with_new_bytes_keeps_both_versions(
+    sample_inbox: Path, home: Path
+) -> None:
+    # the crawler rewrites a file it delivered last night: a (name, bytes) pair of its own
+    ingest(sample_inbox, home)
+    seed = sample_inbox / SEED
+    seed.write_text(seed.read_text(encoding="utf-8").replace("the statement read.", "it said."))
+    night = ingest(sample_inbox, home)
+    assert night["status"] == "succeeded" and night["violations"] == []
+    assert night["counts"]["files"] == 1
+    versions = query(home, f"SELECT status FROM files WHERE dump_file = '{SEED}' ORDER BY run_id")
+    assert [status for (status,) in versions] == ["loaded", "duplicate"]
+    assert verify(Home.at(home)) == []
 
 
 def test_a_home_of_the_layout_before_ducklake_is_migrated_by_the_next_night(

@@ -1,14 +1,18 @@
-"""The catalog on PostgreSQL and the data on S3: the same night, the same rows, one writer."""
+"""The catalog on PostgreSQL, the data and the inbox on S3: the same night, the same rows."""
 
 from __future__ import annotations
 
+import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from flows.nightly import nightly_ingest
+from flows.nightly import NightFailed, nightly_ingest
+from tests.conftest import CASES
 from tests.servers import S3Server
 from tests.state import snapshot
+from tests.warehouse.test_remote_inbox import listing, upload
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
 from warehouse.lock import RunLocked, run_lock
@@ -63,3 +67,50 @@ def test_the_run_lock_holds_across_homes_sharing_a_postgres_catalog(
         pass
     with run_lock(second):  # released with the first run
         pass
+
+
+def test_an_inbox_on_s3_gives_the_rows_of_the_same_dumps_in_a_folder(
+    sample_inbox: Path,
+    tmp_path: Path,
+    s3_server: S3Server,
+    s3_bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the sample inbox with bundles (.zip, .tar.gz) and .gz dumps, good and corrupt
+    for folder in ("bundles", "gz"):
+        shutil.copytree(CASES / "hostile" / "inbox" / folder, sample_inbox / folder)
+    local = nightly_ingest(inbox=str(sample_inbox), home=str(tmp_path / "local"))
+    upload(s3_server, s3_bucket, sample_inbox, "crawl/incoming/")
+    before = listing(s3_server, s3_bucket)
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("WIREHOUSE_INBOX", f"s3://{s3_bucket}/crawl/incoming/")
+    remote = nightly_ingest(home=str(tmp_path / "remote"))
+    assert remote["status"] == local["status"] == "succeeded" and remote["violations"] == []
+    assert remote["counts"] == local["counts"]
+    assert snapshot(tmp_path / "remote") == snapshot(tmp_path / "local")
+    assert listing(s3_server, s3_bucket) == before  # listed and read, never modified
+    home = Home.from_env(tmp_path / "remote")
+    with lake_connection(home) as con:
+        opened = "SELECT count(*) FROM files WHERE dump_file LIKE 'bundles/night.zip!%'"
+        gunzipped = "SELECT status FROM files WHERE dump_file = 'gz/other-page.txt.gz'"
+        assert con.execute(opened).fetchall()[0][0] > 0
+        assert con.execute(gunzipped).fetchall() == [("loaded",)]
+    assert verify(home, inbox=f"s3://{s3_bucket}/crawl/incoming") == []
+    # a second night finds everything recorded; a backfill window of another day takes nothing
+    assert nightly_ingest(home=str(tmp_path / "remote"))["counts"]["files"] == 0
+    old = nightly_ingest(
+        home=str(tmp_path / "other"), backfill=True, since=date(2001, 1, 1), until=date(2001, 1, 2)
+    )
+    assert old["counts"]["files"] == 0 and old["counts"]["already_recorded"] == 0
+    assert listing(s3_server, s3_bucket) == before
+
+
+def test_a_missing_bucket_fails_the_night_naming_it(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in s3_server.env().items():
+        monkeypatch.setenv(key, value)
+    url = "s3://no-such-bucket-for-wirehouse/inbox"
+    with pytest.raises(NightFailed, match=f"no such inbox: {url}"):
+        nightly_ingest(inbox=url, home=str(tmp_path / "home"))

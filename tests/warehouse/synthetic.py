@@ -53,4 +53,4 @@ def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
     run_row = row(
         "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
     )
-    return NightRows(run_row, [staged], set(names), tables)
+    return NightRows(run_row, [str(staged)], set(names), tables)
