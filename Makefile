@@ -48,10 +48,12 @@ serve: $(STAMP)
 	PREFECT_API_URL=$(UI_API) $(VENV)/bin/wirehouse --home "$${WIREHOUSE_HOME:-data}" serve \
 	  --inbox "$${WIREHOUSE_INBOX:-samples/inbox}"
 
-# The same deployment for a process work pool and its worker, from deployments/prefect.yaml.
+# The same deployment for a process work pool and its worker, from deployments/prefect.yaml;
+# then the on-call alerts of deployments/automations.yaml (when WIREHOUSE_ALERT_URL is set).
 deploy: $(STAMP)
 	PREFECT_API_URL=$(UI_API) $(VENV)/bin/prefect work-pool create wirehouse --type process --overwrite
 	PREFECT_API_URL=$(UI_API) $(VENV)/bin/prefect --no-prompt deploy --prefect-file deployments/prefect.yaml --all
+	PREFECT_API_URL=$(UI_API) $(VENV)/bin/python -m deployments.alerts  # WIREHOUSE_ALERT_URL
 
 worker: $(STAMP)
 	PREFECT_API_URL=$(UI_API) $(VENV)/bin/prefect worker start --pool wirehouse

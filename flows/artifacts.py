@@ -49,7 +49,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     """The night's summary for people: what came in, what became of it, how long it took."""
     counts = summary["counts"]
     title = "Backfill" if summary.get("kind") == "backfill" else "Night"
-    lines = [f"# {title} {summary['run_id']}: {summary['status']}", ""]
+    anomalies = _anomalies(summary)
+    abnormal = f", ABNORMAL ({', '.join(anomalies)})" if anomalies else ""
+    lines = [f"# {title} {summary['run_id']}: {summary['status']}{abnormal}", ""]
+    if anomalies:
+        lines += [
+            f"> **Abnormal night:** {len(anomalies)} figures far from the trailing nights; "
+            "see the `nightly-health` artifact.",
+            "",
+        ]
     if summary.get("message"):
         lines += [f"> **What to do:** {summary['message']}", ""]
     lines += [f"Inbox `{summary.get('inbox', '?')}`, home `{summary.get('home', '?')}`.", ""]
@@ -89,7 +97,9 @@ def summary_markdown(summary: dict[str, Any]) -> str:
 def summary_headline(summary: dict[str, Any]) -> str:
     """One line for the artifact's card on the run page: the night's outcome in figures."""
     counts = summary["counts"]
-    return (
+    anomalies = _anomalies(summary)
+    prefix = f"ABNORMAL ({', '.join(anomalies)}): " if anomalies else ""
+    return prefix + (
         f"Run {summary['run_id']} {summary['status']}: {counts['articles']:,} articles loaded, "
         f"{counts['duplicates']:,} duplicates, {counts['quarantined']:,} quarantined "
         f"of {counts['files']:,} new files"
@@ -149,6 +159,12 @@ def publish_artifacts(
             description=f"Validation results of run {run_id}",
         )
     return keys
+
+
+def _anomalies(summary: dict[str, Any]) -> list[str]:
+    """The kinds of the night's anomalies (none when its health was not checked)."""
+    health = summary.get("health") or {}
+    return [anomaly["kind"] for anomaly in health.get("anomalies", [])]
 
 
 def _section(title: str, header: tuple[str, str], values: dict[str, Any]) -> list[str]:

@@ -352,7 +352,8 @@ def _use_prefect() -> None:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Show recent runs, their snapshots and their counts."""
+    """Show recent runs, their snapshots, their counts and the nights' anomalies."""
+    from flows.oncall import night_anomalies
     from warehouse.catalog import lake_connection
 
     settings = Settings.from_env(home=args.home)
@@ -365,6 +366,10 @@ def status(args: argparse.Namespace) -> int:
             "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM duplicates), "
             "(SELECT count(*) FROM quarantine), (SELECT count(*) FROM files)"
         ).fetchall()[0]
+    # The anomalies each night's health check found, as its report recorded them.
+    found = night_anomalies(settings.home.reports, [str(row[0]) for row in rows])
+    columns.append("anomalies")
+    rows = [(*row, found.get(str(row[0]), "")) for row in rows]
     _print_rows(columns, rows, title=f"recent runs in {settings.home.root}")
     console.print(
         f"warehouse: {totals[0]:,} articles, {totals[1]:,} duplicates, "
@@ -444,6 +449,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     table.add_row("failure ratio", f"{summary['failure_ratio']:.1%}")
     table.add_row("time", f"{summary['seconds']:.1f} s")
     console.print(table)
+    for anomaly in (summary.get("health") or {}).get("anomalies", []):
+        console.print(f"[red]abnormal night: {anomaly['kind']}[/]: {anomaly['detail']}")
     if summary.get("data_docs"):
         console.print(f"Data Docs: {summary['data_docs']}")
 

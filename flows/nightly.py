@@ -31,6 +31,7 @@ from flows.cluster import (
     parse_on_cluster,
 )
 from flows.collector import night_collection, settle
+from flows.oncall import announce_night, check_health
 from flows.operations import flow_run_id, new_run_id
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
@@ -74,6 +75,10 @@ _TRANSIENT = (OSError, TimeoutError)
 
 class NightFailed(RuntimeError):
     """The night was refused as a whole: nothing was loaded; the message says what to do."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.summary = summary  # the refused night's summary, when it got that far
 
 
 def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
@@ -313,18 +318,24 @@ def nightly_ingest(
     settings = Settings.from_env(
         home=home, inbox=inbox, max_failure_ratio=max_failure_ratio, dask_scheduler=dask_scheduler
     )
-    if (problem := inbox_problem(settings.inbox, settings.home.s3)) is not None:
-        raise NightFailed(problem)
-    settings.home.ensure()
     where = settings.home
-    # The cluster is checked first: one that is unreachable fails the night before any work.
-    with (
-        connected(settings) as client,
-        run_lock(where),
-        night_collection(),
-        closing(open_recovered(where)) as lake,
-    ):
-        return _run_night(settings, Window(since, until), run_kind(backfill), lake, client)
+    try:
+        if (problem := inbox_problem(settings.inbox, settings.home.s3)) is not None:
+            raise NightFailed(problem)
+        where.ensure()
+        # The cluster is checked first: one that is unreachable fails the night before any work.
+        with (
+            connected(settings) as client,
+            run_lock(where),
+            night_collection(),
+            closing(open_recovered(where)) as lake,
+        ):
+            summary = _run_night(settings, Window(since, until), run_kind(backfill), lake, client)
+    except BaseException as error:  # every night ends in an event, a refused one with its counts
+        announce_night(getattr(error, "summary", None), error)
+        raise
+    announce_night(summary)
+    return summary
 
 
 def _run_night(
@@ -399,17 +410,21 @@ def _run_night(
     if run_row["status"] == "succeeded":
         with timings.stage("compact"):
             summary["compacted"] = maintain(settings, _quoted(lake))
+    if kind == "nightly":  # a backfill is no night: nothing to compare it with
+        with timings.stage("health"):
+            summary["health"] = check_health(summary, settings, _quoted(lake))
     with timings.stage("report"):
         run_names = [f"{lineage.run_id}-{b.index:05d}" for b in valid if b.passed is not None]
         summary = report(summary, settings, run_names, _quoted(ledger.quarantine), _quoted(lake))
     if gate_message is not None:
-        raise NightFailed(gate_message)
+        raise NightFailed(gate_message, summary)
     if summary["violations"]:
         raise NightFailed(
             "the warehouse breaks its invariants after this run: "
             + "; ".join(summary["violations"])
             + ". This is a bug or a damaged disk, not bad input: run `wirehouse verify --deep` "
-            "and keep the home as it is for whoever looks into it."
+            "and keep the home as it is for whoever looks into it.",
+            summary,
         )
     return summary
 

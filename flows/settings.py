@@ -5,7 +5,7 @@ finds it without importing the flows)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from transforms.minhash import THRESHOLD as NEAR_THRESHOLD
@@ -48,6 +48,58 @@ NIGHT_TIMEOUT_SECONDS = 3 * 3600
 
 
 @dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    """How far a night's figures may stray from the trailing nights before it is an anomaly."""
+
+    # A month of nights: long enough that one bad week does not move the median, short enough
+    # to follow the crawler's slow growth.
+    baseline_nights: int = 28
+    # Fewer nights than this make no baseline: a median of two nights is one of them.
+    min_baseline_nights: int = 3
+    # New files below this share of the baseline's (a third of the usual drop is one): the
+    # crawler or the transfer broke. Nights vary by tens of percent, not by half.
+    volume_drop: float = 0.5
+    # New files above this multiple of the baseline's: a re-delivery, or a crawler gone wide.
+    volume_spike: float = 2.0
+    # The failure ratio rising by this much (absolute) over the baseline's, and past twice it:
+    # the parser is breaking before the refusal threshold notices.
+    failure_ratio_rise: float = 0.1
+    # A layout's share of the articles rising by this much (absolute), or a layout not seen
+    # in any baseline night: a redesign routed to `generic`, or a new outlet.
+    layout_share_rise: float = 0.2
+    # A source silent tonight that gave at least this many articles on a median night.
+    source_min_articles: int = 5
+    # The 95th percentile of publication lag past this multiple of the baseline's and this
+    # many hours more: articles arriving days late.
+    late_factor: float = 2.0
+    late_hours: float = 24.0
+
+    @classmethod
+    def from_env(cls) -> HealthThresholds:
+        """From WIREHOUSE_HEALTH_* environment variables, then the defaults."""
+        env, d = os.environ, cls()
+        return cls(
+            baseline_nights=int(env.get("WIREHOUSE_HEALTH_BASELINE_NIGHTS", d.baseline_nights)),
+            min_baseline_nights=int(
+                env.get("WIREHOUSE_HEALTH_MIN_BASELINE_NIGHTS", d.min_baseline_nights)
+            ),
+            volume_drop=_float(env, "WIREHOUSE_HEALTH_VOLUME_DROP", d.volume_drop),
+            volume_spike=_float(env, "WIREHOUSE_HEALTH_VOLUME_SPIKE", d.volume_spike),
+            failure_ratio_rise=_float(
+                env, "WIREHOUSE_HEALTH_FAILURE_RATIO_RISE", d.failure_ratio_rise
+            ),
+            layout_share_rise=_float(
+                env, "WIREHOUSE_HEALTH_LAYOUT_SHARE_RISE", d.layout_share_rise
+            ),
+            source_min_articles=int(
+                env.get("WIREHOUSE_HEALTH_SOURCE_MIN_ARTICLES", d.source_min_articles)
+            ),
+            late_factor=_float(env, "WIREHOUSE_HEALTH_LATE_FACTOR", d.late_factor),
+            late_hours=_float(env, "WIREHOUSE_HEALTH_LATE_HOURS", d.late_hours),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything a nightly run needs to know, resolved once at its start."""
 
@@ -67,6 +119,7 @@ class Settings:
     snapshot_retention_days: float = DEFAULT_SNAPSHOT_RETENTION_DAYS
     # A Dask scheduler (`tcp://host:8786`) whose workers parse the batches; None: this machine.
     dask_scheduler: str | None = None
+    health: HealthThresholds = field(default_factory=HealthThresholds)
 
     @classmethod
     def from_env(
@@ -107,6 +160,7 @@ class Settings:
                 env, "WIREHOUSE_SNAPSHOT_RETENTION_DAYS", DEFAULT_SNAPSHOT_RETENTION_DAYS
             ),
             dask_scheduler=dask_scheduler or env.get("WIREHOUSE_DASK_SCHEDULER") or None,
+            health=HealthThresholds.from_env(),
         )
         if max_failure_ratio is not None:
             settings = replace(settings, max_failure_ratio=max_failure_ratio)
@@ -145,6 +199,11 @@ class NightSchedule:
             cron=cron or env.get("WIREHOUSE_SCHEDULE") or DEFAULT_SCHEDULE,
             timezone=timezone or env.get("WIREHOUSE_TIMEZONE") or DEFAULT_TIMEZONE,
         )
+
+
+def alert_url() -> str | None:
+    """WIREHOUSE_ALERT_URL: where the on-call automation's webhook block posts (None: unset)."""
+    return os.environ.get("WIREHOUSE_ALERT_URL") or None
 
 
 def quiet_third_parties() -> None:

@@ -45,7 +45,15 @@ log = logging.getLogger(__name__)
 
 _UTC_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # What dedupe and the ledger need of each valid article; the rest stays in the staged files.
-KEY_COLUMNS = ["dump_file", "article_id", "published_at", "page_code", "body_fingerprint", "title"]
+KEY_COLUMNS = [
+    "dump_file",
+    "article_id",
+    "published_at",
+    "page_code",
+    "body_fingerprint",
+    "title",
+    "source",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,6 +122,7 @@ class Ledger:
                 "page_code": article["page_code"] if article else None,
                 "run_id": lineage.run_id,
                 "ingested_at": lineage.at,
+                "source": article.get("source") if article else None,
             }
         )
         self.file(dump, "duplicate", of, lineage)

@@ -86,6 +86,7 @@ DUPLICATES_SCHEMA = pa.schema(
         ("page_code", pa.string()),
         ("run_id", pa.string()),
         ("ingested_at", _TS),
+        ("source", pa.string()),  # the copy's outlet (NULL for a same_file copy: not parsed)
     ]
 )
 

@@ -115,7 +115,8 @@ def test_a_night_publishes_its_artifacts(
     summary = state.result()
     counts = summary["counts"]
     found = _artifacts(state)
-    assert set(found) == set(artifact_keys("nightly").values())
+    # with the night's health (flows/health_artifact.py, tests/flows/test_health.py)
+    assert set(found) == {*artifact_keys("nightly").values(), "nightly-health"}
     markdown = str(found["nightly-summary"].data)
     assert f"# Night {summary['run_id']}: succeeded" in markdown
     headline = f"Run {summary['run_id']} succeeded: {counts['articles']:,} articles loaded"

@@ -78,6 +78,13 @@ def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def _page_text(url: str, profile: Path, screenshot: Path | None = None) -> str:
     """The page as headless Chromium renders it: its DOM's text, tags and styles removed."""
+    dom = _page_dom(url, profile, screenshot)
+    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
+
+
+def _page_dom(url: str, profile: Path, screenshot: Path | None = None) -> str:
+    """The page's DOM as headless Chromium renders it (and a screenshot if asked)."""
     assert CHROMIUM is not None
     flags = [
         "--headless",
@@ -100,8 +107,7 @@ def _page_text(url: str, profile: Path, screenshot: Path | None = None) -> str:
         shutil.rmtree(profile)
         profile.mkdir()
         subprocess.run([*base, f"--screenshot={screenshot}", url], **run)  # type: ignore[call-overload]
-    dom = re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S)
-    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
+    return dom
 
 
 def test_a_served_night_shows_its_run_and_summary_in_the_ui(
@@ -141,10 +147,20 @@ def test_a_served_night_shows_its_run_and_summary_in_the_ui(
     )
     assert f"Night {run_id}: succeeded" in shown and run.name in shown
     assert f"articles loaded {articles}" in shown and "Quarantined by reason" in shown
-    for shot in ("run.png", "summary.png"):
+    # The night's health: a first night has no baseline; its chart of the last nights is an
+    # SVG data URI, which the UI's markdown renders as an image.
+    health = next(a for a in artifacts if a.key == "nightly-health")
+    assert str(health.description) == f"Night {run_id}: no baseline yet"
+    dom = _page_dom(
+        f"{ui_server}/artifacts/artifact/{health.id}", tmp_path / "c4", tmp_path / "health.png"
+    )
+    assert f"Night {run_id}: no baseline yet" in html.unescape(dom) and "Last nights" in dom
+    assert re.search(r'<img src="data:image/svg\+xml;base64,[^"]+" alt="new files per night"', dom)
+    for shot in ("run.png", "summary.png", "health.png"):
         assert (tmp_path / shot).stat().st_size > 10_000
     shutil.copy(tmp_path / "run.png", SHOT_FOR_PEOPLE)
     shutil.copy(tmp_path / "summary.png", SHOT_FOR_PEOPLE.with_name("wirehouse-ui-summary.png"))
+    shutil.copy(tmp_path / "health.png", SHOT_FOR_PEOPLE.with_name("wirehouse-ui-health.png"))
 
 
 def _run_when_served(serve: subprocess.Popen[bytes]) -> FlowRun:
