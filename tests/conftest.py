@@ -29,6 +29,9 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "samples" / "inbox"
 CASES = REPO / "tests" / "cases"
 SHARED = Path(os.environ.get("WIREHOUSE_SHARED", REPO.parent / "shared"))
+# 80 BBC articles of each of the five topics (the first by name), laid out as ../shared is
+# (dumps/bbc/<topic>/): the tests that render stories need no checkout beside the repo.
+BBC_SAMPLE = CASES / "bbc"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

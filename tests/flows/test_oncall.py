@@ -27,7 +27,7 @@ import warehouse
 from bench.render import Story, load_corpus, page_of, render_dump
 from deployments.alerts import install_alerts
 from flows.nightly import NightFailed, nightly_ingest
-from tests.conftest import SHARED
+from tests.conftest import BBC_SAMPLE
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -95,7 +95,7 @@ def _write_night(inbox: Path, night: int, stories: list[Story], broken: int) -> 
 def nights(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nights]:
     """The automation installed, then the seven nights run one after the other."""
     automations = install_alerts(receiver.url)
-    corpus = load_corpus(SHARED, 0)
+    corpus = load_corpus(BBC_SAMPLE, 0)
     root = tmp_path_factory.mktemp("oncall")
     home = root / "home"
     since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
