@@ -65,13 +65,14 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
         account,
         dedupe_against_history,
         discover_plan,
+        night_rows,
         parse_batch,
         summary_counts,
         validate_batch,
     )
     from warehouse.catalog import cursor
     from warehouse.inbox import find_arrivals
-    from warehouse.loader import NightRows, commit_night
+    from warehouse.loader import commit_night
     from warehouse.recovery import open_recovered
     from warehouse.storage import join, remove_tree
     from warehouse.verify import verify
@@ -106,29 +107,13 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
             ratio, message = _failure_gate(plan, ledger, settings)
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)
         with clock.stage("commit"), cursor(lake) as con:
-            commit_night(con, _night_rows(NightRows(row), plan, parsed, valid, deduped, ledger))
+            commit_night(con, night_rows(row, plan.archived, parsed, valid, deduped, ledger))
             remove_tree(join(settings.home.staging, lineage.run_id), settings.home.s3)
     with clock.stage("report: verify (once a night)"):
         broken = verify(settings.home)
     if broken or message is not None:
         raise SystemExit(f"the measured night is not a clean one: {message} {broken}")
     return clock, len(plan.to_read)
-
-
-def _night_rows(
-    night: Any, plan: Any, parsed: Sequence[Any], valid: Sequence[Any], deduped: Any, ledger: Any
-) -> Any:
-    """What `flows.nightly.load` fills in for a succeeded night."""
-    night.staged = [batch.passed for batch in valid if batch.passed is not None]
-    night.kept = deduped.kept
-    night.tables = {
-        "duplicates": ledger.duplicates,
-        "quarantine": ledger.quarantine,
-        "files": ledger.files,
-    }
-    night.archived = [*plan.archived, *(e for batch in parsed for e in batch.archived)]
-    night.kept_ids, night.kept_signatures = deduped.kept_ids, deduped.kept_signatures
-    return night
 
 
 def per_dump(clock: Clock, dumps: int) -> dict[str, dict[str, float]]:

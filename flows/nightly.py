@@ -43,6 +43,7 @@ from flows.stages import (
     account,
     dedupe_against_history,
     discover_plan,
+    night_rows,
     parse_batch,
     slices_in,
     summary_counts,
@@ -231,15 +232,7 @@ def load(
     home, run_id = settings.home, run_row["run_id"]
     night = NightRows(run_row)
     if run_row["status"] == "succeeded":
-        night.staged = [batch.passed for batch in valid if batch.passed is not None]
-        night.kept = deduped.kept
-        night.tables = {
-            "duplicates": ledger.duplicates,
-            "quarantine": ledger.quarantine,
-            "files": ledger.files,
-        }
-        night.archived = [*bundles, *(e for batch in parsed for e in batch.archived)]
-        night.kept_ids, night.kept_signatures = deduped.kept_ids, deduped.kept_signatures
+        night = night_rows(run_row, bundles, parsed, valid, deduped, ledger)
     with cursor(lake) as con:
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":

@@ -37,6 +37,7 @@ from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, read_bytes
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
+from warehouse.loader import NightRows
 from warehouse.nearindex import history_matches
 from warehouse.storage import filesystem, join, write_whole
 from warehouse.unpack import container_hashes, unpack_arrivals
@@ -345,6 +346,29 @@ def account(
     for refused, rejection in plan.refused:
         ledger.quarantined(refused, "read", rejection, lineage)
     return ledger
+
+
+def night_rows(
+    run_row: dict[str, Any],
+    bundles: Sequence[ArchiveEntry],
+    parsed: Sequence[ParsedBatch],
+    valid: Sequence[ValidBatch],
+    deduped: Deduped,
+    ledger: Ledger,
+) -> NightRows:
+    """Everything a succeeded night commits: its staged articles, the kept ones, the ledger's
+    rows, where its raw bytes are, and the kept articles' signatures."""
+    night = NightRows(run_row)
+    night.staged = [batch.passed for batch in valid if batch.passed is not None]
+    night.kept = deduped.kept
+    night.tables = {
+        "duplicates": ledger.duplicates,
+        "quarantine": ledger.quarantine,
+        "files": ledger.files,
+    }
+    night.archived = [*bundles, *(e for batch in parsed for e in batch.archived)]
+    night.kept_ids, night.kept_signatures = deduped.kept_ids, deduped.kept_signatures
+    return night
 
 
 def summary_counts(plan: Plan, ledger: Ledger) -> dict[str, Any]:
