@@ -17,8 +17,10 @@ from transforms.dates import find_dates
 # How far below the article start a repeat of the headline is still looked for: it may stand
 # below a subscription nag the main run starts with.
 _REPEAT_AFTER_START = 40
-# How far above the article start a headline line is looked for.
+# How far above the article start a headline line is looked for: this many lines, and at least
+# this many lines that are not blank (pages spaced out with blank lines put it further up).
 _LINES_BEFORE = 25
+_TEXT_LINES_BEFORE = 5
 # ... and, when neither that nor the title line gives one, how far up it is looked for.
 _LINES_FAR = 60
 
@@ -30,7 +32,9 @@ _PREFIX_SITE = re.compile(
 )
 _FROM_SITE = re.compile(r"\s*\(from ([^()]{2,60})\)\s*$", re.I)
 _NOT_HEADLINE = re.compile(
-    r"^(?:by\b|posted |updated |published |last updated|\(|\d+[/:.]\d|\d+$)", re.I
+    r"^(?:by\b|posted |updated |published |last updated|tags?:|categor(?:y|ies):|\(|\d+[/:.]\d"
+    r"|\d+$|\d+[.)] )",
+    re.I,
 )
 # Each word from its start: "print" is chrome, "Sprint" is not.
 _CHROME_LINE = re.compile(
@@ -104,6 +108,9 @@ def headline(
         and len(_WORDS.findall(x)) >= 2
         and not is_name(x)
     ]
+    # ... or the whole title line again, just above the article: then its segments agree.
+    above = _above(lines, body_line, _LINES_BEFORE)
+    agreed = any(x.casefold() == folded for x in lines[max(1, above) : body_line])
     if repeated:
         title = max(repeated, key=len)
         at = folded.find(title.casefold())
@@ -119,7 +126,7 @@ def headline(
     if near is None and not segments:  # rather a headline further up than no article
         near, near_score = _headline_before(lines, body_line, lede_words, usable, _LINES_FAR)
     best_score = _overlap(best, lede_words) + (0.3 if len(_WORDS.findall(best)) >= 4 else 0.0)
-    if best and not _looks_like_code(best) and (near is None or best_score >= near_score):
+    if best and not _looks_like_code(best) and (near is None or agreed or best_score >= near_score):
         at = first.find(best)
         site = _site(first[:at], first[at + len(best) :])
         return _without_name_prefix(_FROM_SITE.sub("", best).strip(), is_name), site
@@ -143,7 +150,7 @@ def _headline_before(
 ) -> tuple[str | None, float]:
     """The most headline-like line among those just above the article's first paragraph."""
     best: tuple[str | None, float] = (None, 0.0)
-    window = lines[max(0, body_line - reach) : body_line]
+    window = lines[_above(lines, body_line, reach) : body_line]
     below = 0  # headline-like lines seen so far, between the article and the line looked at
     for distance, line in enumerate(reversed(window)):
         if _OTHER_STORIES.match(line) and below >= _STORY_LIST:
@@ -162,16 +169,27 @@ def _headline_before(
     return best
 
 
+def _above(lines: list[str], body_line: int, reach: int) -> int:
+    """Where the lines just above the article begin: `reach` lines up, or further up to take in
+    _TEXT_LINES_BEFORE lines that are not blank."""
+    start, text_lines = max(0, body_line - reach), 0
+    for i in range(body_line - 1, -1, -1):
+        text_lines += bool(lines[i])
+        if text_lines >= _TEXT_LINES_BEFORE:
+            return min(start, i)
+    return 0
+
+
 def _is_site_name(text: str, notices: Callable[[], str]) -> bool:
     """Whether a candidate is the site's or a section's name rather than a headline."""
     name = _SITE_TRIM.sub("", text).casefold()
-    if not name or _DOMAIN.search(name) or text.rstrip().endswith(":"):
-        return True
-    if _BREADCRUMB.match(text.strip()):
+    if not name or text.rstrip().endswith(":") or _BREADCRUMB.match(text.strip()):
         return True
     words = text.split()
     if len(words) > _SITE_NAME_WORDS:
-        return False
+        return False  # a headline may name a web address; a site's name is short
+    if _DOMAIN.search(name):
+        return True
     bare = [_SITE_TRIM.sub("", w) for w in words if not w.startswith("(")]
     capitalised = all(w[:1].isupper() or w.casefold() in _NAME_GLUE for w in bare if w)
     if capitalised and any(w.casefold() in _OUTLET_WORDS for w in bare):
