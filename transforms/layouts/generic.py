@@ -30,6 +30,17 @@ _LEADING_DATE_DASH = re.compile(r"\s*[-–—:|]\s*")
 _END_OF_STORY = re.compile(
     r"all rights reserved|may not be (?:published|reproduced|redistributed|rewritten)", re.I
 )
+# Where the readers' part begins: an invitation to comment, or a notice about comments.
+_COMMENTS_OPEN = re.compile(
+    r"have your say|\b(?:post|leave|add|send|e-?mail|share)\b.{0,30}\b(?:comments?|thoughts|opinions)"
+    r"\b|comment(?:s|ing)? (?:is|are|has been) (?:closed|turned off|disabled)|reported as spam"
+    r"|what you(?:'ve| have) got to say",
+    re.I,
+)
+# An author box under the story: how to reach its writer.
+_AUTHOR_BOX = re.compile(r"\b(?:can|may) be (?:reached|contacted|e-?mailed) at\b|\S@\w+\.\w", re.I)
+# A link to another story: its headline with its date in brackets ("... (December 22, 2007)").
+_DATED_LINK = re.compile(r"\((?:" + _MONTH + r" \d{1,2}, \d{4}|\d{1,2} " + _MONTH + r" \d{4})\)$")
 _CONTINUED = re.compile(r"(?:Continued ?(?:\.{3}|…)|\(Continued\)|Story continues below)$", re.I)
 
 
@@ -76,14 +87,23 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
 
 
 def _to_story_end(units: list[Unit]) -> list[Unit]:
-    """The run up to where the story ends: the rights notice under it, if any."""
+    """The run up to where the story ends (the rights notice under it, the readers' comments),
+    without an author box under it or links to other stories."""
     first_prose = next((i for i, u in enumerate(units) if u.kind is Kind.GOOD), len(units))
+    end = len(units)
     for i in range(first_prose + 1, len(units)):
         text = units[i].text
         # A substring test first: the pattern itself cost a tenth of the parse.
         if ("eserved" in text or "ay not be" in text) and _END_OF_STORY.search(text):
-            return units[:i]
-    return units
+            end = i
+            break
+        if _COMMENTS_OPEN.search(text):
+            end = i
+            break
+    kept = units[:end]
+    while len(kept) > first_prose + 1 and _AUTHOR_BOX.search(kept[-1].text):
+        kept = kept[:-1]
+    return [u for u in kept if not _DATED_LINK.search(u.text)]
 
 
 def _body_units(units: list[Unit], title_line: str) -> list[Unit]:
