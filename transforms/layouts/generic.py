@@ -41,6 +41,13 @@ _COMMENTS_OPEN = re.compile(
 _AUTHOR_BOX = re.compile(r"\b(?:can|may) be (?:reached|contacted|e-?mailed) at\b|\S@\w+\.\w", re.I)
 # A link to another story: its headline with its date in brackets ("... (December 22, 2007)").
 _DATED_LINK = re.compile(r"\((?:" + _MONTH + r" \d{1,2}, \d{4}|\d{1,2} " + _MONTH + r" \d{4})\)$")
+# The tools under a story (share, e-mail, print, feeds): this many in a row end it.
+_TOOL = re.compile(
+    r"\b(?:e-?mail|print|share|rss|digg|del\.?icio\.?us|bookmark|subscribe|post to|facebook"
+    r"|twitter|reddit|stumbleupon|recommend|save this|send to)",
+    re.I,
+)
+_TOOLBAR = 3
 _CONTINUED = re.compile(r"(?:Continued ?(?:\.{3}|…)|\(Continued\)|Story continues below)$", re.I)
 
 
@@ -97,13 +104,21 @@ def _to_story_end(units: list[Unit]) -> list[Unit]:
         if ("eserved" in text or "ay not be" in text) and _END_OF_STORY.search(text):
             end = i
             break
-        if _COMMENTS_OPEN.search(text):
+        if _COMMENTS_OPEN.search(text) or _toolbar_at(units, i):
             end = i
             break
     kept = units[:end]
     while len(kept) > first_prose + 1 and _AUTHOR_BOX.search(kept[-1].text):
         kept = kept[:-1]
     return [u for u in kept if not _DATED_LINK.search(u.text)]
+
+
+def _toolbar_at(units: list[Unit], i: int) -> bool:
+    """Whether a row of the story's tools (share, e-mail, print) begins at unit i."""
+    row = units[i : i + _TOOLBAR]
+    return len(row) == _TOOLBAR and all(
+        u.kind in (Kind.LINE, Kind.BAD) and len(u.text) < 40 and _TOOL.search(u.text) for u in row
+    )
 
 
 def _body_units(units: list[Unit], title_line: str) -> list[Unit]:
