@@ -190,6 +190,11 @@ def _mark(text: str) -> Kind | None:
 _FIXED_WEIGHTS = {Kind.SHORT: -2.0, Kind.LINE: -6.0, Kind.BARRIER: -60.0, Kind.COMMENTS: -60.0}
 
 
+# Related links set inside a story: at most this many units, then this many paragraphs in a row.
+_INLINE_BOX = 4
+_PROSE_AFTER_BOX = 3
+
+
 def _weight(unit: Unit) -> float:
     """What a unit adds to a run of article text (chrome subtracts)."""
     fixed = _FIXED_WEIGHTS.get(unit.kind)
@@ -209,13 +214,24 @@ def main_run(units: list[Unit]) -> tuple[int, int]:
     for i, unit in enumerate(units):
         if total <= 0:
             total, start = 0.0, i
-        if unit.kind in (Kind.COMMENTS, Kind.BARRIER) and best >= _ARTICLE_WEIGHT:
+        inline = unit.kind is Kind.BARRIER and _story_goes_on(units, i + 1)
+        if unit.kind in (Kind.COMMENTS, Kind.BARRIER) and best >= _ARTICLE_WEIGHT and not inline:
             damp = _AFTER_COMMENTS
-        weight = _weight(unit)
+        weight = _FIXED_WEIGHTS[Kind.LINE] if inline else _weight(unit)
         total += weight * damp if weight > 0 else weight
         if total > best:
             best, best_span = total, (start, i + 1)
     return best_span
+
+
+def _story_goes_on(units: list[Unit], i: int) -> bool:
+    """Whether paragraphs of prose follow within a few units: then the related links just
+    before them were a box set inside the story, not the end of it."""
+    for j in range(i, min(i + _INLINE_BOX, len(units))):
+        row = units[j : j + _PROSE_AFTER_BOX]
+        if len(row) == _PROSE_AFTER_BOX and all(u.kind is Kind.GOOD for u in row):
+            return True
+    return False
 
 
 def is_prose(unit: Unit) -> bool:
