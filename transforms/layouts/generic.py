@@ -32,8 +32,9 @@ _END_OF_STORY = re.compile(
 )
 # Where the readers' part begins: an invitation to comment, or a notice about comments.
 _COMMENTS_OPEN = re.compile(
-    r"have your say|\b(?:post|leave|add|send|e-?mail|share)\b.{0,30}\b(?:comments?|thoughts|opinions)"
-    r"\b|comment(?:s|ing)? (?:is|are|has been) (?:closed|turned off|disabled)|reported as spam"
+    r"have your say|\b(?:post|leave|add|send|e-?mail|share)\b.{0,30}"
+    r"\b(?:comments?|thoughts|opinions)\b"
+    r"|comment(?:s|ing)? (?:is|are|has been) (?:closed|turned off|disabled)|reported as spam"
     r"|what you(?:'ve| have) got to say",
     re.I,
 )
@@ -110,7 +111,28 @@ def _to_story_end(units: list[Unit]) -> list[Unit]:
     kept = units[:end]
     while len(kept) > first_prose + 1 and _AUTHOR_BOX.search(kept[-1].text):
         kept = kept[:-1]
-    return [u for u in kept if not _DATED_LINK.search(u.text)]
+    return [u for u in _without_link_boxes(kept) if not _DATED_LINK.search(u.text)]
+
+
+# Longer than a headline under a "Related" line: the story's prose again.
+_BOX_HEADLINE_WORDS = 16
+
+
+def _without_link_boxes(units: list[Unit]) -> list[Unit]:
+    """The units without boxes of links set in the story: a "Related" or "More from" line and
+    the headlines under it, up to the next paragraph of prose."""
+    kept: list[Unit] = []
+    in_box = False
+    for unit in units:
+        if unit.kind is Kind.BARRIER:
+            in_box = True
+        elif unit.kind is Kind.GOOD or (
+            unit.kind is Kind.NEAR and unit.words >= _BOX_HEADLINE_WORDS
+        ):
+            in_box = False
+        if not in_box:
+            kept.append(unit)
+    return kept
 
 
 def _toolbar_at(units: list[Unit], i: int) -> bool:
