@@ -38,6 +38,8 @@ _COMMENTS_OPEN = re.compile(
     r"|what you(?:'ve| have) got to say",
     re.I,
 )
+# Words every branch of it holds, looked for first (a plain search, no word boundaries).
+_COMMENT_WORDS = re.compile("omment|your say|houghts|pinions|spam|got to say")
 # An author box under the story: how to reach its writer.
 _AUTHOR_BOX = re.compile(r"\b(?:can|may) be (?:reached|contacted|e-?mailed) at\b|\S@\w+\.\w", re.I)
 # A link to another story: its headline with its date in brackets ("... (December 22, 2007)").
@@ -49,6 +51,7 @@ _TOOL = re.compile(
     re.I,
 )
 _TOOLBAR = 3
+_TOOL_KINDS = (Kind.LINE, Kind.BAD)
 _CONTINUED = re.compile(r"(?:Continued ?(?:\.{3}|…)|\(Continued\)|Story continues below)$", re.I)
 
 
@@ -101,11 +104,14 @@ def _to_story_end(units: list[Unit]) -> list[Unit]:
     end = len(units)
     for i in range(first_prose + 1, len(units)):
         text = units[i].text
-        # A substring test first: the pattern itself cost a tenth of the parse.
+        # Substring tests first: the patterns themselves cost a tenth of the parse each.
         if ("eserved" in text or "ay not be" in text) and _END_OF_STORY.search(text):
             end = i
             break
-        if _COMMENTS_OPEN.search(text) or _toolbar_at(units, i):
+        if _COMMENT_WORDS.search(text) and _COMMENTS_OPEN.search(text):
+            end = i
+            break
+        if units[i].kind in _TOOL_KINDS and _toolbar_at(units, i):
             end = i
             break
     kept = units[:end]
@@ -139,7 +145,7 @@ def _toolbar_at(units: list[Unit], i: int) -> bool:
     """Whether a row of the story's tools (share, e-mail, print) begins at unit i."""
     row = units[i : i + _TOOLBAR]
     return len(row) == _TOOLBAR and all(
-        u.kind in (Kind.LINE, Kind.BAD) and len(u.text) < 40 and _TOOL.search(u.text) for u in row
+        u.kind in _TOOL_KINDS and len(u.text) < 40 and _TOOL.search(u.text) for u in row
     )
 
 
