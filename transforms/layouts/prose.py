@@ -190,6 +190,9 @@ def _mark(text: str) -> Kind | None:
 _FIXED_WEIGHTS = {Kind.SHORT: -2.0, Kind.LINE: -6.0, Kind.BARRIER: -60.0, Kind.COMMENTS: -60.0}
 
 
+# A headline's length in words; a teaser's summary is at most this long.
+_HEADING_WORDS = (3, 15)
+_TEASER_WORDS = 45
 # Related links set inside a story: at most this many units, then this many paragraphs in a row.
 _INLINE_BOX = 4
 _PROSE_AFTER_BOX = 3
@@ -207,17 +210,50 @@ def _weight(unit: Unit) -> float:
     return -3.0 - 0.5 * unit.words
 
 
+def _is_heading(unit: Unit) -> bool:
+    """Whether a unit reads as a headline: a few words, no sentence's end."""
+    return (
+        unit.kind in (Kind.SHORT, Kind.LINE, Kind.NEAR)
+        and _HEADING_WORDS[0] <= unit.words <= _HEADING_WORDS[1]
+        and not unit.text.endswith(_TERMINAL)
+    )
+
+
+def _teasers(units: list[Unit]) -> set[int]:
+    """Units of a list of other stories: a short paragraph between two headlines, twice in a
+    row (headline, summary, headline, summary, headline)."""
+    heading = [_is_heading(u) for u in units]
+    summary = [
+        0 < i < len(units) - 1
+        and heading[i - 1]
+        and heading[i + 1]
+        and u.line - units[i - 1].line > 1  # set apart from it, not a line the page broke off
+        and u.kind in (Kind.GOOD, Kind.NEAR)
+        and u.words <= _TEASER_WORDS
+        for i, u in enumerate(units)
+    ]
+    found: set[int] = set()
+    for i in range(len(units) - 2):
+        if summary[i] and summary[i + 2]:
+            found.update((i - 1, i, i + 1, i + 2, i + 3))
+    return found
+
+
 def main_run(units: list[Unit]) -> tuple[int, int]:
     """The [start, end) span of units with the largest total weight: the article's text."""
     best, best_span = 0.0, (0, 0)
     total, start, damp = 0.0, 0, 1.0
+    teasers = _teasers(units)
     for i, unit in enumerate(units):
         if total <= 0:
             total, start = 0.0, i
         inline = unit.kind is Kind.BARRIER and _story_goes_on(units, i + 1)
         if unit.kind in (Kind.COMMENTS, Kind.BARRIER) and best >= _ARTICLE_WEIGHT and not inline:
             damp = _AFTER_COMMENTS
-        weight = _FIXED_WEIGHTS[Kind.LINE] if inline else _weight(unit)
+        if i in teasers:
+            weight = _FIXED_WEIGHTS[Kind.LINE]
+        else:
+            weight = _FIXED_WEIGHTS[Kind.LINE] if inline else _weight(unit)
         total += weight * damp if weight > 0 else weight
         if total > best:
             best, best_span = total, (start, i + 1)
