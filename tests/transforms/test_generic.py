@@ -260,3 +260,83 @@ def test_the_body_stops_at_the_rights_notice_under_the_story() -> None:
     article = parse_generic(page)
     assert isinstance(article, Article)
     assert article.paragraphs == [(story * 2).strip(), story.strip()]
+
+
+# Paragraphs of a story, each different (a paragraph printed twice is kept once).
+_STORY = [
+    f"The council said on Monday that the vote on the {n} budget would go ahead as planned next "
+    f"week, after a long debate in which members of all parties spoke about it for {n} hours."
+    for n in ("first", "second", "third", "fourth", "fifth", "sixth")
+]
+
+
+def _page(*blocks: str) -> str:
+    """A page: title line, headline and date, then the blocks, one to a paragraph."""
+    head = ["Council vote goes ahead - Example News", "Council vote goes ahead", "Jan 14, 2008"]
+    return "\n\n".join([*head, *blocks])
+
+
+def _body_of(page: str) -> list[str]:
+    article = parse_generic(page)
+    assert isinstance(article, Article)
+    return article.paragraphs
+
+
+@pytest.mark.parametrize(
+    "opening",
+    [
+        "Now let's hear what you've got to say about this item... or anything else in the news.",
+        "Commenting is turned off for this blog.",
+        "The Example News is pleased to let readers post comments about an article at its end.",
+        "Thanks for your help. This post has been reported as spam.",
+    ],
+)
+def test_the_body_stops_where_the_readers_comments_begin(opening: str) -> None:
+    comment = (
+        "I think that the council should have listened to the people of this town before they "
+        "voted on it, and I will say so at the next election when it comes round again."
+    )
+    assert _body_of(_page(*_STORY[:3], opening, comment, comment + " Yes.")) == _STORY[:3]
+
+
+def test_an_author_box_under_the_story_is_left_out() -> None:
+    box = "Staff writer Jane Doe can be reached at jdoe@example.com or (504) 826-3393."
+    assert _body_of(_page(*_STORY[:3], box)) == _STORY[:3]
+
+
+def test_a_row_of_the_storys_tools_ends_it() -> None:
+    tools = ["Post to del.icio.us", "E-mail Article", "Print-Friendly Version", "MORE"]
+    teaser = (
+        "Mercedes-Benz are reportedly on the verge of buying a majority shareholding in McLaren, "
+        "a move that is bound to precipitate the retirement of its chairman this year."
+    )
+    page = _page(*_STORY[:4], *tools, "Mercedes to buy Dennis into retirement?", teaser)
+    assert _body_of(page) == _STORY[:4]
+
+
+def test_related_links_set_inside_the_story_do_not_end_it() -> None:
+    box = ["Related Stories", "-", "Council chief called for delay of vote"]
+    page = _page(*_STORY[:2], *box, *_STORY[2:], "Related Stories", "Other council news")
+    assert _body_of(page) == _STORY
+
+
+def test_links_to_other_stories_with_their_dates_are_left_out() -> None:
+    links = [
+        "Past Coverage",
+        "Council Reinvents Its Budget Process After a Long Year (December 16, 2007)",
+        "Mayor Says the Budget Vote Will Go Ahead on Time (9 December 2007)",
+    ]
+    assert _body_of(_page(*_STORY[:3], *links)) == _STORY[:3]
+
+
+def test_a_list_of_other_stories_is_not_the_article() -> None:
+    # The story, then a longer list of other stories' headlines, each with a line of summary.
+    others = []
+    for n, subject in enumerate(["Mayor", "Police chief", "Harbour master", "Fire brigade"]):
+        others += [
+            f"{subject} sets out plans for the coming year",
+            f"The {subject.lower()} told reporters on Tuesday that {n + 2} new projects would be "
+            "started in the spring and that the money for them had been found.",
+        ]
+    page = _page(*_STORY[:2], "Around the region", *others, "All regional news »")
+    assert _body_of(page) == _STORY[:2]

@@ -72,3 +72,62 @@ def test_the_opening_of_the_body_is_not_the_headline() -> None:
         first,
     ]
     assert headline(lines, 4, first, first)[0] == "India withdraw tour quit threat"
+
+
+def test_a_headline_far_above_the_article_past_blank_lines_beats_a_caption_next_to_it() -> None:
+    # The BBC's layout: the headline, some forty blank lines, a picture's caption, the story.
+    first = "India have withdrawn their threat to quit the tour of Australia over the ban."
+    lines = [
+        "BBC SPORTi library-->",
+        "Last Updated: Saturday, 12 January 2008, 14:28 GMT",
+        "India withdraw tour quit threat",
+        *[""] * 40,
+        "Harbhajan has been defended by his captain",
+        "",
+        first,
+    ]
+    assert headline(lines, len(lines) - 1, first, first)[0] == "India withdraw tour quit threat"
+
+
+def test_the_title_line_repeated_above_the_article_decides_over_a_caption_nearer_to_it() -> None:
+    # The caption shares more words with the lede; the headline printed again above the story,
+    # as the whole title line, decides.
+    first = (
+        "Lewis Hamilton, who attended the unveiling of the new McLaren in Stuttgart, is ready "
+        "to launch back into Formula One after a turbulent rookie season."
+    )
+    lines = [
+        "Hamilton raring to go again",
+        "Sport Story",
+        "Hamilton raring to go again",
+        "Monday, 07 Jan 2008 22:36",
+        "Lewis Hamilton attended the unveiling of the new McLaren in Stuttgart",
+        "Printer friendly version",
+        "Sponsored Links",
+        *[f"Advertiser number {n}" for n in range(6)],
+        first,
+    ]
+    assert headline(lines, len(lines) - 1, first, first)[0] == "Hamilton raring to go again"
+
+
+def test_a_headline_may_name_a_web_address() -> None:
+    lines, start = _page(
+        "Lawyers for Alberta premier threaten blogger who owns edstelmach.ca | CJAD",
+        "Lawyers for Alberta premier threaten blogger who owns edstelmach.ca",
+    )
+    title, site = headline(lines, start, LEDE, LEDE)
+    assert title == "Lawyers for Alberta premier threaten blogger who owns edstelmach.ca"
+    assert site == "CJAD"
+
+
+def test_tags_and_numbered_list_items_are_not_headlines() -> None:
+    lines, start = _page(
+        "On CNET:",
+        "Blues rout Jackets as McDonald scores twice",
+        "Categories: Sports, Hockey, Central Division",
+        "Tags: St. Louis Blues, Columbus Blue Jackets, Andy McDonald, National Hockey League",
+        "Cities that top the list:",
+        "1. St. Louis Blues fans",
+        "6. St. John's",
+    )
+    assert headline(lines, start, LEDE, LEDE)[0] == "Blues rout Jackets as McDonald scores twice"
