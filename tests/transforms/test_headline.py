@@ -131,3 +131,20 @@ def test_tags_and_numbered_list_items_are_not_headlines() -> None:
         "6. St. John's",
     )
     assert headline(lines, start, LEDE, LEDE)[0] == "Blues rout Jackets as McDonald scores twice"
+
+
+def test_a_menu_label_sharing_one_word_with_the_lede_is_not_the_headline() -> None:
+    first = (
+        "Montreal, QC (Sports Network) - The Montreal Alouettes named Scott Milanovich, a former "
+        "college quarterback, to their coaching staff on Tuesday."
+    )
+    lines = [
+        "Footballworld.com | A Netsports Site",
+        "Alouettes add two to coaching staff",
+        "",
+        "1-AA College",
+        "Arena Football",
+        "",
+        first,
+    ]
+    assert headline(lines, 6, first, first)[0] == "Alouettes add two to coaching staff"

@@ -72,6 +72,8 @@ _NAME_PREFIX = re.compile(r"^([^:]{2,40}):\s+(?=\S)")
 _BREADCRUMB = re.compile(r"^(?:home|you are here)\s*[:>/»|]", re.I)
 _NAME_GLUE = frozenset({"the", "of", "and", "&", "de", "la", "le", "el", "for", "on"})
 _SITE_NAME_WORDS = 5
+# Fewer content words than a headline has: a label, a menu item.
+_FEW_WORDS = 3
 # How much of the first paragraph a candidate is compared with (headlines are shorter).
 _BODY_START = 400
 
@@ -209,9 +211,10 @@ def _content_words(text: str) -> set[str]:
 
 
 def _overlap(line: str, words: set[str]) -> float:
-    """The share of a line's content words that also occur in a set of words."""
+    """The share of a line's content words that also occur in a set of words (counted as at
+    least _FEW_WORDS: one word of a label in common is not a headline's agreement)."""
     own = _content_words(line)
-    return len(own & words) / len(own) if own else 0.0
+    return len(own & words) / max(len(own), _FEW_WORDS)
 
 
 def _site(prefix: str, suffix: str) -> str | None:
