@@ -38,11 +38,10 @@ _COMMENTS_OPEN = re.compile(
     r"|what you(?:'ve| have) got to say",
     re.I,
 )
-# Words every branch of it holds, looked for first (a plain search, no word boundaries).
-_COMMENT_WORDS = re.compile("omment|your say|houghts|pinions|spam|got to say")
 # An author box under the story: how to reach its writer.
 _AUTHOR_BOX = re.compile(r"\b(?:can|may) be (?:reached|contacted|e-?mailed) at\b|\S@\w+\.\w", re.I)
 # A link to another story: its headline with its date in brackets ("... (December 22, 2007)").
+_DATED_LINK_TAIL = 40  # the bracketed date is looked for in this many last characters
 _DATED_LINK = re.compile(r"\((?:" + _MONTH + r" \d{1,2}, \d{4}|\d{1,2} " + _MONTH + r" \d{4})\)$")
 # The tools under a story (share, e-mail, print, feeds): this many in a row end it.
 _TOOL = re.compile(
@@ -98,26 +97,37 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
 
 
 def _to_story_end(units: list[Unit]) -> list[Unit]:
-    """The run up to where the story ends (the rights notice under it, the readers' comments),
-    without an author box under it or links to other stories."""
+    """The run up to where the story ends (the rights notice under it, the readers' comments, a
+    row of its tools), without an author box under it or links to other stories."""
     first_prose = next((i for i, u in enumerate(units) if u.kind is Kind.GOOD), len(units))
-    end = len(units)
-    for i in range(first_prose + 1, len(units)):
-        text = units[i].text
-        # Substring tests first: the patterns themselves cost a tenth of the parse each.
-        if ("eserved" in text or "ay not be" in text) and _END_OF_STORY.search(text):
-            end = i
-            break
-        if _COMMENT_WORDS.search(text) and _COMMENTS_OPEN.search(text):
-            end = i
-            break
-        if units[i].kind in _TOOL_KINDS and _toolbar_at(units, i):
-            end = i
-            break
-    kept = units[:end]
+    ends = (i for i in range(first_prose + 1, len(units)) if _story_ended(units, i))
+    kept = units[: next(ends, len(units))]
     while len(kept) > first_prose + 1 and _AUTHOR_BOX.search(kept[-1].text):
         kept = kept[:-1]
-    return [u for u in _without_link_boxes(kept) if not _DATED_LINK.search(u.text)]
+    return [
+        u
+        for u in _without_link_boxes(kept)
+        if not (u.text.endswith(")") and _DATED_LINK.search(u.text[-_DATED_LINK_TAIL:]))
+    ]
+
+
+def _story_ended(units: list[Unit], i: int) -> bool:
+    """Whether the story has ended where unit i begins."""
+    text = units[i].text
+    # Plain substring tests first, words the patterns need: a pattern on every unit costs a
+    # tenth of the parse.
+    if ("eserved" in text or "ay not be" in text) and _END_OF_STORY.search(text):
+        return True
+    if (
+        "omment" in text
+        or "your say" in text
+        or "houghts" in text
+        or "pinions" in text
+        or "spam" in text
+        or "got to say" in text
+    ) and _COMMENTS_OPEN.search(text):
+        return True
+    return units[i].kind in _TOOL_KINDS and _toolbar_at(units, i)
 
 
 # Longer than a headline under a "Related" line: the story's prose again.

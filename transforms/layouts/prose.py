@@ -187,12 +187,15 @@ def _mark(text: str) -> Kind | None:
 # A bare line (menu item, caption, label) costs more than a short sentence: articles hold few
 # of them, menus are made of them (tuned on the annotated pages: -2 to -6 raised body F1 0.79 to
 # 0.80, more changed nothing).
+# Kinds of unit after which an article seldom goes on.
+_ENDS = (Kind.COMMENTS, Kind.BARRIER)
 _FIXED_WEIGHTS = {Kind.SHORT: -2.0, Kind.LINE: -6.0, Kind.BARRIER: -60.0, Kind.COMMENTS: -60.0}
 
 
 # A headline's length in words; a teaser's summary is at most this long.
 _HEADING_WORDS = (3, 15)
 _TEASER_WORDS = 45
+_PROSE = (Kind.GOOD, Kind.NEAR)
 # Related links set inside a story: at most this many units, then this many paragraphs in a row.
 _INLINE_BOX = 4
 _PROSE_AFTER_BOX = 3
@@ -222,20 +225,18 @@ def _is_heading(unit: Unit) -> bool:
 def _teasers(units: list[Unit]) -> set[int]:
     """Units of a list of other stories: a short paragraph between two headlines, twice in a
     row (headline, summary, headline, summary, headline)."""
-    heading = [_is_heading(u) for u in units]
-    summary = [
-        0 < i < len(units) - 1
-        and heading[i - 1]
-        and heading[i + 1]
-        and u.line - units[i - 1].line > 1  # set apart from it, not a line the page broke off
-        and u.kind in (Kind.GOOD, Kind.NEAR)
-        and u.words <= _TEASER_WORDS
-        for i, u in enumerate(units)
-    ]
     found: set[int] = set()
-    for i in range(len(units) - 2):
-        if summary[i] and summary[i + 2]:
-            found.update((i - 1, i, i + 1, i + 2, i + 3))
+    last = -2  # the summary seen last
+    for i in range(1, len(units) - 1):
+        unit = units[i]
+        if unit.kind not in _PROSE or unit.words > _TEASER_WORDS:
+            continue
+        heading = units[i - 1]
+        # Set apart from its headline by a blank line: not a line the page broke off.
+        if unit.line - heading.line > 1 and _is_heading(heading) and _is_heading(units[i + 1]):
+            if last == i - 2:
+                found.update(range(i - 3, i + 2))
+            last = i
     return found
 
 
@@ -243,17 +244,18 @@ def main_run(units: list[Unit]) -> tuple[int, int]:
     """The [start, end) span of units with the largest total weight: the article's text."""
     best, best_span = 0.0, (0, 0)
     total, start, damp = 0.0, 0, 1.0
-    teasers = _teasers(units)
+    weights = [_weight(unit) for unit in units]
+    for i in _teasers(units):
+        weights[i] = _FIXED_WEIGHTS[Kind.LINE]
     for i, unit in enumerate(units):
         if total <= 0:
             total, start = 0.0, i
-        inline = unit.kind is Kind.BARRIER and _story_goes_on(units, i + 1)
-        if unit.kind in (Kind.COMMENTS, Kind.BARRIER) and best >= _ARTICLE_WEIGHT and not inline:
-            damp = _AFTER_COMMENTS
-        if i in teasers:
-            weight = _FIXED_WEIGHTS[Kind.LINE]
-        else:
-            weight = _FIXED_WEIGHTS[Kind.LINE] if inline else _weight(unit)
+        weight = weights[i]
+        if unit.kind in _ENDS:
+            if unit.kind is Kind.BARRIER and _story_goes_on(units, i + 1):
+                weight = _FIXED_WEIGHTS[Kind.LINE]  # a box of links set inside the story
+            elif best >= _ARTICLE_WEIGHT:
+                damp = _AFTER_COMMENTS
         total += weight * damp if weight > 0 else weight
         if total > best:
             best, best_span = total, (start, i + 1)
