@@ -8,7 +8,7 @@ from datetime import datetime
 import pyarrow as pa
 
 # Bumped whenever a parser change can alter the fields it extracts; stored on every article.
-PARSER_VERSION = "2.1.0"
+PARSER_VERSION = "2.2.0"
 
 
 @dataclass(frozen=True, slots=True)
