@@ -90,7 +90,10 @@ def test_a_killed_run_leaves_no_parse_worker_behind(
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        found += [int(child) for child in task.read_text().split()]
+        try:
+            found += [int(child) for child in task.read_text().split()]
+        except OSError:
+            continue  # the thread ended between the listing and the read
     return found
 
 

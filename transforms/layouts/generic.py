@@ -130,17 +130,19 @@ def _story_ended(units: list[Unit], i: int) -> bool:
     return units[i].kind in _TOOL_KINDS and _toolbar_at(units, i)
 
 
-# Longer than a headline under a "Related" line: the story's prose again.
+# A box of links to other stories opens with such a line (a copyright line is no box).
+_LINK_BOX = re.compile(r"[\W_]*(?:related|see also|more on this|also in)\b", re.I)
+# Longer than a headline under it: the story's prose again.
 _BOX_HEADLINE_WORDS = 16
 
 
 def _without_link_boxes(units: list[Unit]) -> list[Unit]:
-    """The units without boxes of links set in the story: a "Related" or "More from" line and
+    """The units without boxes of links set in the story: a "Related" or "See also" line and
     the headlines under it, up to the next paragraph of prose."""
     kept: list[Unit] = []
     in_box = False
     for unit in units:
-        if unit.kind is Kind.BARRIER:
+        if unit.kind is Kind.BARRIER and _LINK_BOX.match(unit.text):
             in_box = True
         elif unit.kind is Kind.GOOD or (
             unit.kind is Kind.NEAR and unit.words >= _BOX_HEADLINE_WORDS

@@ -110,13 +110,13 @@ def headline(
         and len(_WORDS.findall(x)) >= 2
         and not is_name(x)
     ]
-    # ... or the whole title line again, just above the article: then its segments agree.
-    above = _above(lines, body_line, _LINES_BEFORE)
-    agreed = any(x.casefold() == folded for x in lines[max(1, above) : body_line])
     if repeated:
         title = max(repeated, key=len)
         at = folded.find(title.casefold())
         return _without_name_prefix(title, is_name), _site(first[:at], first[at + len(title) :])
+    # ... or the whole title line again, just above the article: then its segments agree.
+    above = _above(lines, body_line, _LINES_BEFORE)
+    agreed = any(x.casefold() == folded for x in lines[max(1, above) : body_line])
     segments = [
         s
         for s in _SEPARATOR.split(_PREFIX_SITE.sub("", first))
