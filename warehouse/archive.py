@@ -21,7 +21,7 @@ from fsspec import AbstractFileSystem
 
 from warehouse.files import publish, temp_path
 from warehouse.home import Home
-from warehouse.storage import filesystem, is_remote, join
+from warehouse.storage import abort_upload, filesystem, is_remote, join, write_whole
 
 # (sha256, pack, offset, length): where one dump's bytes are.
 ArchiveEntry = tuple[str, str, int, int]
@@ -78,7 +78,7 @@ class PackWriter:
             if complete:
                 self.handle.close()  # completes the upload
             else:
-                self.handle.discard()  # type: ignore[attr-defined]  # fsspec: abort the upload
+                abort_upload(self.handle)
             return
         self.handle.close()
         if complete:
@@ -92,9 +92,9 @@ def keep_large(home: Home, sha256: str, source: str | Path) -> ArchiveEntry:
     final = join(home.archive, "large", sha256)
     src_fs, src_path = filesystem(str(source), home.s3)
     if is_remote(final):
+        with src_fs.open(src_path, "rb") as src:
+            write_whole(final, home.s3, lambda dst: shutil.copyfileobj(src, dst, 8 << 20))
         fs, path = filesystem(final, home.s3)
-        with src_fs.open(src_path, "rb") as src, fs.open(path, "wb") as dst:
-            shutil.copyfileobj(src, dst, 8 << 20)
         return (sha256, f"large/{sha256}", 0, int(fs.size(path)))
     target = Path(final)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -77,9 +77,16 @@ def write_whole(location: str, s3: S3Access | None, write: Callable[[IO[bytes]],
     try:
         write(handle)
     except BaseException:
-        handle.discard()  # fsspec's buffered files: drop what was written, upload nothing
+        abort_upload(handle)
         raise
     handle.close()
+
+
+def abort_upload(handle: IO[bytes]) -> None:
+    """Drop what was written to an fsspec file being uploaded; nothing is uploaded, not even
+    when the file is collected later (its `__del__` would close it, that is, upload it)."""
+    handle.discard()  # type: ignore[attr-defined]  # s3fs: abort the multipart upload
+    handle.closed = True  # type: ignore[misc]  # fsspec files keep `closed` as an attribute
 
 
 def write_bytes(location: str, s3: S3Access | None, data: bytes) -> None:
