@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from prefect import get_run_logger
 
 from flows.settings import Settings
@@ -152,22 +154,16 @@ def environment() -> dict[str, str]:
         "parser": PARSER_VERSION,
         "wirehouse": importlib.metadata.version("wirehouse"),
     }
-    for requirement in importlib.metadata.requires("wirehouse") or []:
-        if "extra ==" in requirement:
-            continue
-        name = _name(requirement)
+    for text in importlib.metadata.requires("wirehouse") or []:
+        requirement = Requirement(text)
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+            continue  # an extra's, or another platform's
+        name = canonicalize_name(requirement.name)
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             found[name] = "not installed"
     return found
-
-
-def _name(requirement: str) -> str:
-    for i, char in enumerate(requirement):
-        if not (char.isalnum() or char in "-_."):
-            return requirement[:i].lower()
-    return requirement.lower()
 
 
 def parse_on_cluster(
