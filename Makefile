@@ -67,6 +67,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.cost
 	$(VENV)/bin/python -m bench.neardup_speed
 	$(VENV)/bin/python -m bench.lake
+	$(VENV)/bin/python -m bench.eval_generic
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
