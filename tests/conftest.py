@@ -57,6 +57,14 @@ def sample_inbox(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def sample_inbox_with_bundles(sample_inbox: Path) -> Path:
+    """The sample inbox with bundles (.zip, .tar.gz) and .gz dumps, good and corrupt."""
+    for folder in ("bundles", "gz"):
+        shutil.copytree(CASES / "hostile" / "inbox" / folder, sample_inbox / folder)
+    return sample_inbox
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Path:
     """An empty warehouse home."""
     path = tmp_path / "home"

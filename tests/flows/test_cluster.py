@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,6 @@ from prefect.settings import PREFECT_API_URL
 from flows.cluster import ClusterRefused
 from flows.nightly import nightly_ingest
 from flows.reprocess import reprocess_archive
-from tests.conftest import CASES
 from tests.servers import DaskCluster, S3Server, dask_cluster_of, free_port
 from tests.state import snapshot
 from tests.warehouse.test_remote_inbox import listing, upload
@@ -47,7 +45,7 @@ def _log_lines(summary: dict[str, Any], home: Home) -> list[str]:
 
 
 def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
-    sample_inbox: Path,
+    sample_inbox_with_bundles: Path,
     tmp_path: Path,
     dask_cluster: DaskCluster,
     postgres_dsn: str,
@@ -55,12 +53,9 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     s3_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the sample inbox with bundles (.zip, .tar.gz) and .gz dumps, good and corrupt
-    for folder in ("bundles", "gz"):
-        shutil.copytree(CASES / "hostile" / "inbox" / folder, sample_inbox / folder)
     embedded = tmp_path / "embedded"
-    nightly_ingest(inbox=str(sample_inbox), home=str(embedded))
-    upload(s3_server, s3_bucket, sample_inbox, "inbox/")
+    nightly_ingest(inbox=str(sample_inbox_with_bundles), home=str(embedded))
+    upload(s3_server, s3_bucket, sample_inbox_with_bundles, "inbox/")
     inbox_before = listing(s3_server, s3_bucket)
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from flows.nightly import NightFailed, nightly_ingest
-from tests.conftest import CASES
 from tests.servers import S3Server
 from tests.state import snapshot
 from tests.warehouse.test_remote_inbox import listing, upload
@@ -70,17 +68,14 @@ def test_the_run_lock_holds_across_homes_sharing_a_postgres_catalog(
 
 
 def test_an_inbox_on_s3_gives_the_rows_of_the_same_dumps_in_a_folder(
-    sample_inbox: Path,
+    sample_inbox_with_bundles: Path,
     tmp_path: Path,
     s3_server: S3Server,
     s3_bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # the sample inbox with bundles (.zip, .tar.gz) and .gz dumps, good and corrupt
-    for folder in ("bundles", "gz"):
-        shutil.copytree(CASES / "hostile" / "inbox" / folder, sample_inbox / folder)
-    local = nightly_ingest(inbox=str(sample_inbox), home=str(tmp_path / "local"))
-    upload(s3_server, s3_bucket, sample_inbox, "crawl/incoming/")
+    local = nightly_ingest(inbox=str(sample_inbox_with_bundles), home=str(tmp_path / "local"))
+    upload(s3_server, s3_bucket, sample_inbox_with_bundles, "crawl/incoming/")
     before = listing(s3_server, s3_bucket)
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
