@@ -7,7 +7,15 @@ from datetime import datetime
 
 from transforms.dates import find_dates
 from transforms.layouts.headline import headline
-from transforms.layouts.prose import Kind, Unit, is_prose, main_run, page_lines, page_units
+from transforms.layouts.prose import (
+    Kind,
+    Unit,
+    is_prose,
+    main_run,
+    opens_links,
+    page_lines,
+    page_units,
+)
 from transforms.layouts.published import publication_time
 from transforms.records import Article, Rejection
 from transforms.text import language_of
@@ -130,8 +138,6 @@ def _story_ended(units: list[Unit], i: int) -> bool:
     return units[i].kind in _TOOL_KINDS and _toolbar_at(units, i)
 
 
-# A box of links to other stories opens with such a line (a copyright line is no box).
-_LINK_BOX = re.compile(r"[\W_]*(?:related|see also|more on this|also in)\b", re.I)
 # Longer than a headline under it: the story's prose again.
 _BOX_HEADLINE_WORDS = 16
 
@@ -142,7 +148,7 @@ def _without_link_boxes(units: list[Unit]) -> list[Unit]:
     kept: list[Unit] = []
     in_box = False
     for unit in units:
-        if unit.kind is Kind.BARRIER and _LINK_BOX.match(unit.text):
+        if opens_links(unit):
             in_box = True
         elif unit.kind is Kind.GOOD or (
             unit.kind is Kind.NEAR and unit.words >= _BOX_HEADLINE_WORDS

@@ -52,8 +52,8 @@ _MARK = re.compile(
     r"|leave a|read|view|show)\s+)?(?:comments?|reply|responses?|reactions?)\b"
     r"|have your say|trackbacks?|what do you think|discuss this|talkback|posted by\b"
     r"|report this comment|\d+ responses? to)"
-    r"|(?P<barrier>related\b|see also|more on this|also in\b|copyright|©|\(c\) \d{4}"
-    r"|disclaimer\b))",
+    r"|(?P<links>related\b|see also|more on this|also in\b)"
+    r"|(?P<rights>copyright|©|\(c\) \d{4}|disclaimer\b))",
     re.I,
 )
 # Weight left to text after comments or related links begin, once an article was seen before.
@@ -177,11 +177,21 @@ def _unit(text: str, line: int) -> Unit:
 
 
 def _mark(text: str) -> Kind | None:
-    """COMMENTS or BARRIER when a short line opens the readers' part or the related links."""
+    """COMMENTS or BARRIER when a short line opens the readers' part, the related links or the
+    footer."""
     match = _MARK.match(text)
     if match is None:
         return None
     return Kind.COMMENTS if match.lastgroup == "comments" else Kind.BARRIER
+
+
+def opens_links(unit: Unit) -> bool:
+    """Whether a unit is a line that opens a box of links to other stories ("Related ...",
+    "See also"), rather than the footer's rights notice."""
+    if unit.kind is not Kind.BARRIER:
+        return False
+    match = _MARK.match(unit.text)
+    return match is not None and match.lastgroup == "links"
 
 
 # A bare line (menu item, caption, label) costs more than a short sentence: articles hold few
