@@ -68,6 +68,10 @@ def test_title_right_rule() -> None:
     assert right("Colombian hostage rescue deal crumbles", "Colombian hostage rescue deal crumbles")
     assert not right("Deccan Herald", "Kumble named captain")
     assert not right("", "Anything")
+    # contained word for word: the annotation lost the quotes to its encoding
+    gold = "Phishers on the hunt for ?mules? People are hired to forward stolen funds abroad"
+    assert right("Phishers on the hunt for ‘mules’", gold)
+    assert not right("hunt for mules", "Phishers on the hunt for the mules of the trade today")
 
 
 def test_token_f1() -> None:
