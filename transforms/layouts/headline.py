@@ -124,9 +124,10 @@ def headline(
     ]
     best = max(segments, key=lambda s: len(_WORDS.findall(s)), default="")
     lede_words = _content_words(lede)
-    near, near_score = _headline_before(lines, body_line, lede_words, usable, _LINES_BEFORE)
+    near, near_score = _headline_before(lines[above:body_line], lede_words, usable)
     if near is None and not segments:  # rather a headline further up than no article
-        near, near_score = _headline_before(lines, body_line, lede_words, usable, _LINES_FAR)
+        far = _above(lines, body_line, _LINES_FAR)
+        near, near_score = _headline_before(lines[far:body_line], lede_words, usable)
     best_score = _overlap(best, lede_words) + (0.3 if len(_WORDS.findall(best)) >= 4 else 0.0)
     if best and not _looks_like_code(best) and (near is None or agreed or best_score >= near_score):
         at = first.find(best)
@@ -144,15 +145,11 @@ def _without_name_prefix(title: str, is_name: Callable[[str], bool]) -> str:
 
 
 def _headline_before(
-    lines: list[str],
-    body_line: int,
-    lede_words: set[str],
-    usable: Callable[[str], bool],
-    reach: int,
+    window: list[str], lede_words: set[str], usable: Callable[[str], bool]
 ) -> tuple[str | None, float]:
-    """The most headline-like line among those just above the article's first paragraph."""
+    """The most headline-like line of the window, the lines just above the article's first
+    paragraph (the nearest last)."""
     best: tuple[str | None, float] = (None, 0.0)
-    window = lines[_above(lines, body_line, reach) : body_line]
     below = 0  # headline-like lines seen so far, between the article and the line looked at
     for distance, line in enumerate(reversed(window)):
         if _OTHER_STORIES.match(line) and below >= _STORY_LIST:
