@@ -41,14 +41,13 @@ def check_health(
         baseline = baseline_nights(con, started, limits.baseline_nights)
         nights = recent_nights(con, started, CHART_NIGHTS)
     health = night_health(tonight, baseline, limits).as_dict()
-    if summary.get("kind", "nightly") == "nightly":
-        from prefect.artifacts import create_markdown_artifact
+    from prefect.artifacts import create_markdown_artifact
 
-        create_markdown_artifact(
-            markdown=health_markdown(health, nights),
-            key=HEALTH_KEY,
-            description=health_headline(health),
-        )
+    create_markdown_artifact(
+        markdown=health_markdown(health, nights),
+        key=HEALTH_KEY,
+        description=health_headline(health),
+    )
     for anomaly in health["anomalies"]:
         get_run_logger().warning("anomaly %s: %s", anomaly["kind"], anomaly["detail"])
     return health
