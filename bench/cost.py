@@ -3,12 +3,12 @@
 The stage functions of `flows.stages` (and the load's `commit_night`) called one after the
 other in this one process, on a rendered inbox, each timed by `time.process_time` (CPU) and
 `time.perf_counter` (wall), without Prefect: what a cluster splits between the flow's process
-(the serial part: discovery with its hashing and ledger match, validation with Great
-Expectations, dedupe, accounting, the commit, the report's checks) and a worker (the parallel
-part: `parse_batch`, the very function a Dask worker runs: read, archive, decode, parse, sign,
-stage). Two nights of different dumps go into one home, so the second one's dedupe and commit
-meet a history. Prefect's own per-task cost and the command's start-up are not in these
-figures: `python -m bench.floor` measures those.
+(the serial part: discovery with its hashing and ledger match, dedupe, accounting, the commit,
+the report's checks) and a worker (the parallel part: `flows.worker.work_batch`, the very
+function a Dask worker runs: read, archive, decode, parse, sign, validate with Great
+Expectations, stage). Two nights of different dumps go into one home, so the second one's
+dedupe and commit meet a history. Prefect's own per-task cost and the command's start-up are
+not in these figures: `python -m bench.floor` measures those.
 """
 
 from __future__ import annotations
@@ -34,9 +34,9 @@ from transforms.night import Lineage
 
 DUMPS = 20_000
 BACKFILL = 10_000_000
-WORKERS = (1, 4, 16)
+WORKERS = (1, 4, 16, 64, 256)
 # Stages run where on a cluster: the flow's process (serial) or a worker (parallel).
-PARALLEL = ("parse batches",)
+PARALLEL = ("work batches (read, archive, parse, sign, validate, stage)",)
 
 
 @dataclass(slots=True)
@@ -66,10 +66,9 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
         dedupe_against_history,
         discover_plan,
         night_rows,
-        parse_batch,
         summary_counts,
-        validate_batch,
     )
+    from flows.worker import work_batch
     from warehouse.catalog import cursor
     from warehouse.inbox import find_arrivals
     from warehouse.loader import commit_night
@@ -89,25 +88,21 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
             plan = discover_plan(arrivals, con, settings.home, lineage, settings.bundle_limits)
         size = settings.batch_size
         batches = [plan.to_read[i : i + size] for i in range(0, len(plan.to_read), size)]
-        parsed = []
-        for i, batch in enumerate(batches):
-            with clock.stage("parse batches"):
-                parsed.append(
-                    parse_batch(i, batch, settings.home, settings.max_dump_bytes, lineage)
-                )
-        with clock.stage("validate: import Great Expectations (once a process)"):
+        with clock.stage("work: import Great Expectations (once a worker)"):
             import great_expectations  # noqa: F401
-        with clock.stage("validate (Great Expectations)"):
-            valid = [validate_batch(b, settings.home, lineage) for b in parsed]
+        worked = []
+        for i, batch in enumerate(batches):
+            with clock.stage(PARALLEL[0]):
+                worked.append(work_batch(i, batch, settings.home, settings.max_dump_bytes, lineage))
         with clock.stage("dedupe"), cursor(lake) as con:
-            deduped = dedupe_against_history(valid, con, settings.near_threshold)
+            deduped = dedupe_against_history(worked, con, settings.near_threshold)
         with clock.stage("account"):
-            ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
+            ledger = account(plan, worked, deduped.kept, deduped.links, lineage)
             counts = summary_counts(plan, ledger)
             ratio, message = _failure_gate(plan, ledger, settings)
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)
         with clock.stage("commit"), cursor(lake) as con:
-            commit_night(con, night_rows(row, plan.archived, parsed, valid, deduped, ledger))
+            commit_night(con, night_rows(row, plan.archived, worked, deduped, ledger))
             remove_tree(join(settings.home.staging, lineage.run_id), settings.home.s3)
     with clock.stage("report: verify (once a night)"):
         broken = verify(settings.home)
@@ -132,28 +127,19 @@ def per_dump(clock: Clock, dumps: int) -> dict[str, dict[str, float]]:
 def model(stages: dict[str, dict[str, float]]) -> dict[str, Any]:
     """Serial and parallel CPU per dump, and what they predict for a 10-million-dump backfill.
 
-    T(w) = N x (serial_outside + max(validate, parallel / w)): discovery comes before parsing
-    and dedupe, accounting and the commit after it; validation overlaps the parsing (each batch
-    is validated while later ones parse), so the flow's process is the limit once a batch
-    parses in less time than it takes to validate."""
+    T(w) = N x (serial + parallel / w): discovery comes before the workers' batches, and dedupe,
+    accounting and the commit after them; the workers' part (validation included) divides
+    among them."""
     per_dump_stages = {k: v["cpu_ms"] for k, v in stages.items() if "once a" not in k}
     parallel = sum(v for k, v in per_dump_stages.items() if k in PARALLEL)
     serial = sum(v for k, v in per_dump_stages.items() if k not in PARALLEL)
-    validate = per_dump_stages["validate (Great Expectations)"]
-    outside = serial - validate
-    hours = {
-        w: round(BACKFILL * (outside + max(validate, parallel / w)) / 1000 / 3600, 2)
-        for w in WORKERS
-    }
+    hours = {w: round(BACKFILL * (serial + parallel / w) / 1000 / 3600, 2) for w in WORKERS}
     return {
         "parallel_ms_per_dump": round(parallel, 4),
         "serial_ms_per_dump": round(serial, 4),
-        "serial_overlapped_ms_per_dump": round(validate, 4),
-        "serial_not_overlapped_ms_per_dump": round(outside, 4),
         "backfill_dumps": BACKFILL,
         "backfill_hours": hours,
         "n_star_parallel_over_serial": round(parallel / serial, 2),
-        "workers_past_which_nothing_gained": round(parallel / validate, 2),
     }
 
 
@@ -203,10 +189,8 @@ def _print(result: dict[str, Any]) -> None:
             print(f"  {name:55} CPU {s['cpu_ms']:.4f} ms/dump  wall {s['wall_ms']:.4f} ms/dump")
         m = night["model"]
         print(
-            f"  serial {m['serial_ms_per_dump']} ms/dump (validation, overlapped: "
-            f"{m['serial_overlapped_ms_per_dump']}), parallel {m['parallel_ms_per_dump']} "
-            f"ms/dump; N* = {m['n_star_parallel_over_serial']}, nothing gained past "
-            f"{m['workers_past_which_nothing_gained']} workers"
+            f"  serial {m['serial_ms_per_dump']} ms/dump, parallel "
+            f"{m['parallel_ms_per_dump']} ms/dump; N* = {m['n_star_parallel_over_serial']}"
         )
         for w, h in m["backfill_hours"].items():
             print(f"  {m['backfill_dumps']:,} dumps on {w} worker(s): {h} h")

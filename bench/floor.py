@@ -3,7 +3,7 @@
 - The floor: the same dumps read, decoded, parsed and signed by `transforms.batch.parse_dumps`
   in one spawned process per core and nothing else. Each worker reads its share of the inbox
   from disk itself (in the page cache: the inbox was just written), in slices of about
-  `flows.workers.SLICE_BYTES`, and sends back counts only. Timed from the moment every worker
+  `flows.worker.SLICE_BYTES`, and sends back counts only. Timed from the moment every worker
   has imported and warmed up (a first slice parsed) until the last one is done; no hashing,
   no archive, no staging, no validation, no Prefect.
 - The embedded night, past its fixed start-up: the whole `wirehouse ingest` command, sent to a
@@ -46,7 +46,7 @@ from bench.render import render_inbox
 from bench.run import IngestFailed, Places, ingest, running_server
 from flows.server import TemporaryServer
 from flows.settings import DEFAULT_PARSE_PROCESSES, quiet_third_parties
-from flows.workers import SLICE_BYTES
+from flows.worker import SLICE_BYTES
 from transforms.night import Dump, Lineage
 
 SMALL, LARGE, FEW = 20_000, 60_000, 10

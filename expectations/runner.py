@@ -45,7 +45,8 @@ _VALIDATION_DEFINITION = "articles"
 # of failing rows are not copied into gx/uncommitted) and the index-query string is not built.
 # Validation definitions ready to run, by project folder (see _prepared_definition), and the
 # lock that keeps GX to one thread at a time.
-_DEFINITIONS: dict[Path, Any] = {}
+_DEFINITIONS: dict[Path | None, Any] = {}
+_IN_MEMORY: dict[str, Any] = {}  # the in-memory context of the definition under None
 _GX_LOCK = threading.RLock()
 _RESULT_FORMAT: dict[str, Any] = {
     "result_format": "COMPLETE",
@@ -53,6 +54,16 @@ _RESULT_FORMAT: dict[str, Any] = {
     "exclude_unexpected_values": True,
     "return_unexpected_index_query": False,
 }
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """GX's result of one validation, as its validation-results store keeps it: the key (a
+    tuple of strings) and the JSON. A worker validates without a project of its own and hands
+    this back; the flow stores it in the home's project, where Data Docs read it."""
+
+    key: tuple[str, ...]
+    json: str
 
 
 @dataclass(frozen=True)
@@ -64,17 +75,22 @@ class ValidationOutcome:
     expectations_evaluated: int
     docs_index: Path | None  # Data Docs index.html, when built
     statistics: dict[str, Any]  # expectation name -> unexpected row count
+    result: StoredResult | None = None  # when validated without a project (gx_root None)
 
 
 def validate_articles(
     table: pa.Table,
-    gx_root: Path,
+    gx_root: Path | None,
     *,
     now: datetime,
     build_docs: bool = True,
     run_name: str | None = None,
 ) -> ValidationOutcome:
     """Run the articles suite over the whole table in one validation and split pass from fail.
+
+    With `gx_root`, the result is stored in the GX project there (and its Data Docs page built
+    if asked). Without, as on a worker: GX validates in memory (an ephemeral context, nothing
+    written) and the outcome carries the result, for `store_results` where the project is.
 
     One validation at a time per process: a Data Context is not safe to share between threads
     (two validations at once read its YAML while the other rewrites it).
@@ -83,16 +99,16 @@ def validate_articles(
     if table.num_rows == 0:
         return ValidationOutcome(table, {}, 0, None, {})
     with _GX_LOCK:
-        return _validate(table, Path(gx_root), now, build_docs, run_name)
+        return _validate(table, gx_root, now, build_docs and gx_root is not None, run_name)
 
 
 def _validate(
-    table: pa.Table, gx_root: Path, now: datetime, build_docs: bool, run_name: str | None
+    table: pa.Table, gx_root: Path | None, now: datetime, build_docs: bool, run_name: str | None
 ) -> ValidationOutcome:
     gx = import_gx()
     from great_expectations.core.run_identifier import RunIdentifier
 
-    definition = _prepared_definition(gx, Path(gx_root))
+    definition = _prepared_definition(gx, None if gx_root is None else Path(gx_root))
     run_id = RunIdentifier(run_name=run_name, run_time=now)
     result = definition.run(
         batch_parameters={"dataframe": _dataframe(table)},
@@ -105,9 +121,11 @@ def _validate(
     failures, statistics = _failures_by_row(result.results, definition.suite, keys)
     failed = pa.array(list(failures), type=table.schema.field(ROW_KEY).type)
     passed = table.filter(pc.invert(pc.is_in(table.column(ROW_KEY), value_set=failed)))
-    docs_index = (
-        _build_docs(_file_context(gx, Path(gx_root)), result, run_id) if build_docs else None
-    )
+    docs_index = None
+    if build_docs:
+        assert gx_root is not None
+        docs_index = _build_docs(_file_context(gx, Path(gx_root)), result, run_id)
+    stored = _taken_from_memory() if gx_root is None else None
     logger.info(
         "validated %d articles against %d expectations: %d passed, %d failed",
         table.num_rows,
@@ -115,7 +133,17 @@ def _validate(
         passed.num_rows,
         len(failures),
     )
-    return ValidationOutcome(passed, failures, len(result.results), docs_index, statistics)
+    return ValidationOutcome(passed, failures, len(result.results), docs_index, statistics, stored)
+
+
+def _taken_from_memory() -> StoredResult:
+    """The result an in-memory validation just stored, taken out of its store (a worker lives
+    for many nights: its store must not grow with them)."""
+    store = _IN_MEMORY["context"].validation_results_store
+    (key,) = store.list_keys()
+    stored = StoredResult(tuple(key.to_tuple()), store.serialize(store.get(key)))
+    store.remove_key(key)
+    return stored
 
 
 def expectation_name(config: Any) -> str:
@@ -183,13 +211,24 @@ def import_gx_in_background() -> None:
     threading.Thread(target=import_gx, name="import-gx", daemon=True).start()
 
 
-def _prepared_definition(gx: ModuleType, gx_root: Path) -> Any:
-    """The validation definition under gx_root, set up once per process and project.
+def _prepared_definition(gx: ModuleType, gx_root: Path | None) -> Any:
+    """The validation definition under gx_root (None: in memory), set up once per process and
+    project.
 
     Opening the file context and adding the suite and definition cost about half a second: a
     night validates batch after batch, so that is paid once, not per batch. A project whose
     configuration has gone (a deleted home) is set up again.
     """
+    if gx_root is None:
+        if (cached := _DEFINITIONS.get(None)) is None:
+            # GX logs, at INFO, the temporary folder of a Data Docs site it never builds here.
+            logging.getLogger("great_expectations.data_context.types.base").setLevel(
+                logging.WARNING
+            )
+            context = _IN_MEMORY["context"] = gx.get_context(mode="ephemeral")
+            _configure(context, save=False)
+            cached = _DEFINITIONS[None] = _validation_definition(gx, context, _load_suite(gx))
+        return cached
     key = gx_root.resolve()
     cached = _DEFINITIONS.get(key)
     if cached is None or not (key / "gx" / "great_expectations.yml").is_file():
@@ -240,8 +279,9 @@ def _open_context(gx: ModuleType, gx_root: Path) -> Any:
     return context
 
 
-def _configure(context: Any) -> None:
-    """Turn analytics and tqdm progress bars off in the project config, saving only on change."""
+def _configure(context: Any, save: bool = True) -> None:
+    """Turn analytics and tqdm progress bars off in the project config, saving only on change
+    (an in-memory context has nothing to save to)."""
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     variables = context.variables
@@ -252,7 +292,8 @@ def _configure(context: Any) -> None:
         return
     variables.analytics_enabled = False
     variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    variables.save()
+    if save:
+        variables.save()
 
 
 def _load_suite(gx: ModuleType) -> Any:
@@ -366,23 +407,27 @@ def _unexpected_keys(result: Any, keys: list[str]) -> list[str]:
     return found
 
 
-def build_docs(gx_root: Path, run_names: Collection[str]) -> Path | None:
-    """Render the Data Docs pages of the named validation runs and the index; its path."""
+def build_docs(gx_root: Path, results: Collection[StoredResult]) -> Path | None:
+    """Store the results that workers handed back in the GX project under gx_root, then render
+    their Data Docs pages and the index; its path."""
     gx = import_gx()
     with _GX_LOCK:
-        return _build_site(gx, Path(gx_root), run_names)
+        return _build_site(gx, Path(gx_root), results)
 
 
-def _build_site(gx: ModuleType, gx_root: Path, run_names: Collection[str]) -> Path | None:
+def _build_site(gx: ModuleType, gx_root: Path, results: Collection[StoredResult]) -> Path | None:
     from great_expectations.data_context.types.resource_identifiers import (
         ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
     )
 
     context = _file_context(gx, gx_root)
-    wanted = set(run_names)
-    keys = [
-        key for key in context.validation_results_store.list_keys() if key.run_id.run_name in wanted
-    ]
+    store = context.validation_results_store
+    keys = []
+    for result in results:
+        key = ValidationResultIdentifier.from_tuple(result.key)  # type: ignore[no-untyped-call]
+        store.set(key, store.deserialize(result.json))
+        keys.append(key)
     suite_id = ExpectationSuiteIdentifier(name=_suite_name())
     # Only these runs' pages and the suite page: a full rebuild grows with every stored night.
     urls = context.build_data_docs(resource_identifiers=[suite_id, *keys])

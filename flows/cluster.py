@@ -1,11 +1,12 @@
-"""A night's parse batches on a Dask cluster (WIREHOUSE_DASK_SCHEDULER).
+"""Where a night's batches are worked: a Dask cluster (WIREHOUSE_DASK_SCHEDULER), or this
+machine's pool of processes (`flows.pool`).
 
-The flow's process keeps what must be serial (discovery against the ledger, validation with
-its Data Docs, dedupe against history, the one commit) and sends each parse batch, whole, to
-the cluster: the worker reads the batch's dumps from the inbox itself, archives them, decodes,
-parses and signs them, and stages the articles where the flow commits them. Only the batch's
-small result (names, rejections, signatures) comes back. The function the worker runs is
-`flows.stages.parse_batch`, the one the flow runs on a single machine.
+The flow's process keeps what must see the whole night (discovery against the ledger, dedupe
+against history, the one commit, the Data Docs) and sends each batch, whole, to a worker: it
+reads the batch's dumps from the inbox itself, archives them, decodes, parses, signs and
+validates them, and stages the valid rows where the flow commits them. Only the batch's small
+result (keys, names, rejections, signatures) comes back. The function a worker runs is
+`flows.worker.work_batch`, the same on a cluster, in the local pool, and in the flow's process.
 """
 
 from __future__ import annotations
@@ -14,18 +15,18 @@ import importlib.metadata
 import logging
 import sys
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from prefect import get_run_logger
 
+from flows.pool import local_pool, work_in_pool
 from flows.settings import Settings
-from flows.stages import ParsedBatch, ToRead, parse_batch
-from flows.workers import parse_workers
+from flows.worker import Batch, ToRead, work_batch
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.home import Home, S3Access
@@ -44,8 +45,6 @@ WORKERS_SECONDS = 30
 HASH_CHUNK = 500
 # Batches in flight at once, each waited for by a thread of the flow's task runner.
 MOST_IN_FLIGHT = 64
-# On one machine: two batches parse at a time, each feeding the pool of worker processes.
-LOCAL_AHEAD = 2
 
 
 class ClusterRefused(RuntimeError):
@@ -54,11 +53,44 @@ class ClusterRefused(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Engine:
-    """Where a night's batches are parsed: this machine's processes, or a Dask cluster."""
+    """Where a night's batches are worked: a Dask cluster, this machine's pool, or (neither)
+    the flow's own process."""
 
-    workers: Executor | None = None  # the local pool (None: in the flow's process)
+    pool: Executor | None = None
     client: Client | None = None
-    ahead: int = LOCAL_AHEAD  # batches parsing at once
+    ahead: int = 1  # batches sent at once: every worker busy, and one more waiting
+
+    def work(
+        self,
+        index: int,
+        batch: Sequence[ToRead],
+        home: Home,
+        max_bytes: int,
+        lineage: Lineage,
+        keep_raw: bool = True,
+    ) -> Batch:
+        """One batch worked by this engine; waits for it."""
+        if self.client is not None:
+            return work_on_cluster(self.client, index, batch, home, max_bytes, lineage, keep_raw)
+        return work_in_pool(self.pool, index, batch, home, max_bytes, lineage, keep_raw)
+
+    def work_all(
+        self,
+        batches: Sequence[Sequence[ToRead]],
+        home: Home,
+        max_bytes: int,
+        lineage: Lineage,
+        keep_raw: bool = True,
+    ) -> list[Batch]:
+        """Every batch worked, `ahead` at a time, in order (no task runs: for operations such
+        as a reprocess, inside one open transaction)."""
+        with ThreadPoolExecutor(self.ahead, thread_name_prefix="batch") as waiting:
+            return list(
+                waiting.map(
+                    lambda i: self.work(i, batches[i], home, max_bytes, lineage, keep_raw),
+                    range(len(batches)),
+                )
+            )
 
 
 @contextmanager
@@ -72,22 +104,36 @@ def connected(settings: Settings) -> Iterator[Client | None]:
 
 
 @contextmanager
-def parse_engine(settings: Settings, client: Client | None, pieces: int) -> Iterator[Engine]:
-    """The engine for a night of `pieces` (batches or slices): the cluster, or a local pool."""
+def night_engine(
+    settings: Settings, client: Client | None, to_read: Sequence[ToRead]
+) -> Iterator[tuple[Engine, list[list[ToRead]]]]:
+    """The engine for a night that reads `to_read`, and its batches.
+
+    A batch is worked whole by one worker (a thread of a Dask worker, a process of the local
+    pool), so a night has at least as many batches as there are workers, each of at most
+    WIREHOUSE_BATCH_SIZE dumps. A night of fewer bytes than WIREHOUSE_POOL_MIN_BYTES is worked
+    a batch at a time in the flow's process: a pool's start-up would cost it more than its work.
+    """
     if client is not None:
-        yield Engine(client=client, ahead=min(threads(client) + 1, MOST_IN_FLIGHT))
+        slots = threads(client)
+        yield (
+            Engine(client=client, ahead=min(slots + 1, MOST_IN_FLIGHT)),
+            _batches(to_read, settings.batch_size, slots),
+        )
         return
-    with parse_workers(settings.parse_processes, pieces) as pool:
-        yield Engine(workers=pool)
+    small = sum(item.dump.bytes for item in to_read) < settings.pool_min_bytes
+    slots = 1 if small else settings.parse_processes
+    batches = _batches(to_read, settings.batch_size, slots)
+    with local_pool(slots, len(batches)) as pool:
+        ahead = 1 if pool is None else min(slots, len(batches)) + 1
+        yield Engine(pool=pool, ahead=ahead), batches
 
 
-def batch_size(settings: Settings, client: Client | None, dumps: int) -> int:
-    """Dumps per parse batch: the setting, or fewer so that every worker thread of the
-    cluster gets a batch (a batch parses in one thread there; on one machine it is spread
-    over the cores in slices)."""
-    if client is None:
-        return settings.batch_size
-    return max(1, min(settings.batch_size, -(-dumps // threads(client))))
+def _batches(items: Sequence[ToRead], most: int, slots: int) -> list[list[ToRead]]:
+    """`items` cut into batches of at most `most`, and into at least `slots` when there are
+    that many (every worker gets one)."""
+    size = max(1, min(most, -(-len(items) // slots)))
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
 @contextmanager
@@ -166,7 +212,7 @@ def environment() -> dict[str, str]:
     return found
 
 
-def parse_on_cluster(
+def work_on_cluster(
     client: Client,
     index: int,
     batch: Sequence[ToRead],
@@ -174,8 +220,8 @@ def parse_on_cluster(
     max_bytes: int,
     lineage: Lineage,
     keep_raw: bool = True,
-) -> tuple[ParsedBatch, str]:
-    """Parse one batch on the cluster: the result, and the worker that parsed it.
+) -> Batch:
+    """Work one batch on the cluster; the result names the worker that did it.
 
     A worker that dies mid-batch (killed, out of memory) loses nothing: the scheduler runs the
     batch again on another worker (a batch's pack and staged file are rewritten whole under the
@@ -183,19 +229,30 @@ def parse_on_cluster(
     it meets fails the task with Dask's KilledWorker, which names the last one.
     """
     before = workers(client)
-    future = _submit(client, index, batch, home, max_bytes, lineage, keep_raw)
+    key = f"batch-{lineage.run_id}-{index:05d}"
+    future = client.submit(
+        _work_on_worker,
+        index,
+        list(batch),
+        home,
+        max_bytes,
+        lineage,
+        keep_raw,
+        key=key,
+        pure=False,
+    )
     try:
-        parsed, where = future.result()
+        worked: Batch = future.result()
     finally:
         gone = sorted(set(before) - set(workers(client)))
         if gone:
             get_run_logger().warning(
-                "worker %s left the cluster while batch %d was parsed; the scheduler runs "
+                "worker %s left the cluster while batch %d was worked; the scheduler runs "
                 "its work on the other workers",
                 ", ".join(f"{before[a]} ({a})" if before[a] != a else a for a in gone),
                 index,
             )
-    return parsed, where
+    return worked
 
 
 def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:
@@ -210,56 +267,17 @@ def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:
     return hash_many
 
 
-def parse_batches(
-    engine: Engine,
-    batches: Sequence[Sequence[ToRead]],
-    home: Home,
-    max_bytes: int,
-    lineage: Lineage,
-    keep_raw: bool = True,
-) -> list[ParsedBatch]:
-    """Parse batches one after another here, or all at once on the cluster (no task runs:
-    for operations such as a reprocess, inside one open transaction)."""
-    if engine.client is None:
-        return [
-            parse_batch(i, batch, home, max_bytes, lineage, engine.workers, keep_raw)
-            for i, batch in enumerate(batches)
-        ]
-    client = engine.client
-    futures = [
-        _submit(client, i, batch, home, max_bytes, lineage, keep_raw)
-        for i, batch in enumerate(batches)
-    ]
-    return [future.result()[0] for future in futures]
-
-
-def _submit(
-    client: Client,
-    index: int,
-    batch: Sequence[ToRead],
-    home: Home,
-    max_bytes: int,
-    lineage: Lineage,
-    keep_raw: bool,
-) -> Any:
-    """One batch sent to the cluster, under a key that names the night and the batch."""
-    key = f"parse-{lineage.run_id}-{index:05d}"
-    return client.submit(
-        parse_on_worker, index, list(batch), home, max_bytes, lineage, keep_raw, key=key, pure=False
-    )
-
-
-def parse_on_worker(
+def _work_on_worker(
     index: int,
     batch: list[ToRead],
     home: Home,
     max_bytes: int,
     lineage: Lineage,
     keep_raw: bool,
-) -> tuple[ParsedBatch, str]:
-    """On a worker: parse a batch in this process; the result and this worker's name."""
-    parsed = parse_batch(index, batch, home, max_bytes, lineage, None, keep_raw)
-    return parsed, worker_name()
+) -> Batch:
+    """On a worker: `work_batch` in this thread, naming this worker."""
+    worked = work_batch(index, batch, home, max_bytes, lineage, keep_raw)
+    return replace(worked, worker=worker_name())
 
 
 def worker_name() -> str:
@@ -277,6 +295,6 @@ def workers(client: Client) -> dict[str, str]:
 
 
 def threads(client: Client) -> int:
-    """Worker threads of the cluster: how many batches it parses at once."""
+    """Worker threads of the cluster: how many batches it works at once."""
     counts: dict[str, int] = client.nthreads()  # type: ignore[no-untyped-call]
     return max(1, sum(counts.values()))

@@ -18,37 +18,24 @@ from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
 
-from expectations.runner import build_docs, import_gx_in_background
+from expectations.runner import StoredResult, build_docs, import_gx_in_background
 from flows.artifacts import lake_figures, publish_artifacts
 from flows.backfill import Window, flow_run_name, run_kind, within_window
-from flows.cluster import (
-    MOST_IN_FLIGHT,
-    Engine,
-    batch_size,
-    connected,
-    hash_on_cluster,
-    parse_engine,
-    parse_on_cluster,
-)
+from flows.cluster import MOST_IN_FLIGHT, Engine, connected, hash_on_cluster, night_engine
 from flows.collector import night_collection, settle
 from flows.oncall import announce_night, check_health
 from flows.operations import flow_run_id, new_run_id
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
     Deduped,
-    ParsedBatch,
     Plan,
-    ToRead,
-    ValidBatch,
     account,
     dedupe_against_history,
     discover_plan,
     night_rows,
-    parse_batch,
-    slices_in,
     summary_counts,
-    validate_batch,
 )
+from flows.worker import Batch, ToRead
 from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
@@ -151,53 +138,36 @@ def discover(
 
 
 @task(
-    name="parse",
+    name="batch",
     cache_policy=NONE,
     retries=2,
     retry_delay_seconds=2,
     retry_condition_fn=_retry_transient,
-    task_run_name="parse-batch-{index}",
+    task_run_name="batch-{index}",
 )
-def parse(
+def work(
     index: int,
     batch: list[ToRead],
     settings: Settings,
     lineage: Lineage,
     engine: Engine,
-) -> ParsedBatch:
-    """Read, archive, decode and parse one batch of dumps; stage its articles."""
-    home, limit = settings.home, settings.max_dump_bytes
-    if engine.client is None:
-        parsed = parse_batch(index, batch, home, limit, lineage, engine.workers)
-        where = "this machine"
-    else:
-        parsed, where = parse_on_cluster(engine.client, index, batch, home, limit, lineage)
+) -> Batch:
+    """Read, archive, decode, parse, sign and validate one batch of dumps on a worker."""
+    worked = engine.work(index, batch, settings.home, settings.max_dump_bytes, lineage)
     get_run_logger().info(
-        "parsed %d dumps (%s ...) on %s: %d articles, %d rejected",
+        "worked %d dumps (%s ...) on %s: %d articles, %d valid, %d rejected",
         len(batch),
         batch[0].dump.dump_file,
-        where,
-        len(parsed.articles),
-        len(parsed.rejected),
+        worked.worker,
+        len(worked.articles),
+        worked.keys.num_rows,
+        len(worked.rejected),
     )
-    return parsed
-
-
-@task(name="validate", cache_policy=NONE, task_run_name="validate-batch-{index}")
-def validate(index: int, batch: ParsedBatch, settings: Settings, lineage: Lineage) -> ValidBatch:
-    """Great Expectations over one batch's articles at once."""
-    valid = validate_batch(batch, settings.home, lineage)
-    get_run_logger().info(
-        "validated %d articles: %d passed, %d failed",
-        len(batch.articles),
-        valid.keys.num_rows,
-        len(valid.failures),
-    )
-    return valid
+    return worked
 
 
 @task(name="dedupe", task_run_name="dedupe", cache_policy=NONE)
-def dedupe(valid: list[ValidBatch], settings: Settings, lake: duckdb.DuckDBPyConnection) -> Deduped:
+def dedupe(valid: list[Batch], settings: Settings, lake: duckdb.DuckDBPyConnection) -> Deduped:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
         return Deduped(set(), [], [], signatures([]))
@@ -220,9 +190,8 @@ def dedupe(valid: list[ValidBatch], settings: Settings, lake: duckdb.DuckDBPyCon
 )
 def load(
     ledger: Ledger,
-    parsed: list[ParsedBatch],
+    batches: list[Batch],
     bundles: list[ArchiveEntry],
-    valid: list[ValidBatch],
     deduped: Deduped,
     run_row: dict[str, Any],
     settings: Settings,
@@ -232,7 +201,7 @@ def load(
     home, run_id = settings.home, run_row["run_id"]
     night = NightRows(run_row)
     if run_row["status"] == "succeeded":
-        night = night_rows(run_row, bundles, parsed, valid, deduped, ledger)
+        night = night_rows(run_row, bundles, batches, deduped, ledger)
     with cursor(lake) as con:
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":
@@ -259,15 +228,16 @@ def maintain(settings: Settings, lake: duckdb.DuckDBPyConnection) -> dict[str, i
 def report(
     summary: dict[str, Any],
     settings: Settings,
-    run_names: list[str],
+    validations: list[StoredResult],
     quarantine: list[dict[str, Any]],
     lake: duckdb.DuckDBPyConnection,
 ) -> dict[str, Any]:
-    """Build Data Docs, read the committed night back, write the summary, publish UI artifacts."""
+    """Store the workers' validation results and build their Data Docs, read the committed
+    night back, write the summary, publish UI artifacts."""
     started = datetime.fromisoformat(summary["started_at"])
     summary["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 3)
-    if settings.build_docs and run_names:
-        docs = build_docs(settings.home.gx, run_names)
+    if settings.build_docs and validations:
+        docs = build_docs(settings.home.gx, validations)
         summary["data_docs"] = str(docs) if docs else None
     with cursor(lake) as con:
         per_day, summary["warehouse"] = lake_figures(con, summary["run_id"])
@@ -282,9 +252,8 @@ def report(
     return summary
 
 
-# On one machine two threads feed the parse workers (one process per core; the threads mostly
-# read, archive and wait) and a third validates each parsed batch while later ones still parse.
-# On a cluster a thread waits for each batch in flight (one per worker thread, and one more).
+# A thread waits for each batch in flight (one per worker, and one more), on a cluster as in the
+# local pool.
 TASK_RUNNER: ThreadPoolTaskRunner[Any] = ThreadPoolTaskRunner(max_workers=MOST_IN_FLIGHT + 1)
 
 
@@ -344,42 +313,39 @@ def _run_night(
     with timings.stage("discover"):
         plan = discover(settings, window, lineage, _quoted(lake), _quoted(client))
     settle()
-    if plan.to_read:
-        # Great Expectations takes seconds to import: let it load while the workers parse
-        # (a `wirehouse ingest` that started its own Prefect server imported it meanwhile).
+    if plan.to_read and settings.build_docs:
+        # Great Expectations takes seconds to import: the Data Docs need it once the batches
+        # are worked, so it loads while they are (a `wirehouse ingest` that started its own
+        # Prefect server imported it meanwhile).
         import_gx_in_background()
-    with timings.stage("parse and validate"):
-        batches = list(_chunks(plan.to_read, batch_size(settings, client, len(plan.to_read))))
-        pieces = max(len(batches), slices_in(plan.to_read))
-        with parse_engine(settings, client, pieces) as engine:
+    with (
+        timings.stage("parse and validate"),
+        night_engine(settings, client, plan.to_read) as (engine, batches),
+    ):
 
-            def parse_next(i: int) -> PrefectFuture[ParsedBatch]:
-                return parse.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
+        def work_next(i: int) -> PrefectFuture[Batch]:
+            return work.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
 
-            # A few batches parse at a time (on one machine two, each feeding the workers) and
-            # each is validated on another thread as soon as it is parsed, in batch order: tasks
-            # submitted all at once would fill the threads with parsing and validate last.
-            parsing = [parse_next(i) for i in range(min(engine.ahead, len(batches)))]
-            parsed, validating = [], []
-            for i in range(len(batches)):
-                parsed.append(parsing[i].result())
-                settle()
-                validating.append(validate.submit(i, _quoted(parsed[i]), settings, lineage))
-                if len(parsing) < len(batches):
-                    parsing.append(parse_next(len(parsing)))
-            valid = [future.result() for future in validating]
+        # As many batches in flight as there are workers, and one more: tasks submitted
+        # all at once would each hold a thread and a worker's queue for the whole night.
+        working = [work_next(i) for i in range(min(engine.ahead, len(batches)))]
+        worked = []
+        for i in range(len(batches)):
+            worked.append(working[i].result())
+            settle()
+            if len(working) < len(batches):
+                working.append(work_next(len(working)))
     with timings.stage("dedupe"):
-        deduped = dedupe(_quoted(valid), settings, _quoted(lake))
-    ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
+        deduped = dedupe(_quoted(worked), settings, _quoted(lake))
+    ledger = account(plan, worked, deduped.kept, deduped.links, lineage)
     counts = summary_counts(plan, ledger)
     ratio, gate_message = _failure_gate(plan, ledger, settings)
     run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
     with timings.stage("load"):
         snapshot = load(
             _quoted(ledger),
-            _quoted(parsed),
+            _quoted(worked),
             _quoted(plan.archived),
-            _quoted(valid),
             _quoted(deduped),
             run_row,
             settings,
@@ -396,7 +362,7 @@ def _run_night(
         "started_at": started.isoformat(),
         "counts": counts,
         "failure_ratio": ratio,
-        "failing_expectations": _failing_expectations(valid),
+        "failing_expectations": _failing_expectations(worked),
         "data_docs": None,
         "stage_seconds": timings.seconds,
     }
@@ -407,8 +373,10 @@ def _run_night(
         with timings.stage("health"):
             summary["health"] = check_health(summary, settings, _quoted(lake))
     with timings.stage("report"):
-        run_names = [f"{lineage.run_id}-{b.index:05d}" for b in valid if b.passed is not None]
-        summary = report(summary, settings, run_names, _quoted(ledger.quarantine), _quoted(lake))
+        validations = [b.validation for b in worked if b.validation is not None]
+        summary = report(
+            summary, settings, _quoted(validations), _quoted(ledger.quarantine), _quoted(lake)
+        )
     if gate_message is not None:
         raise NightFailed(gate_message, summary)
     if summary["violations"]:
@@ -422,7 +390,7 @@ def _run_night(
     return summary
 
 
-def _failing_expectations(valid: list[ValidBatch]) -> dict[str, int]:
+def _failing_expectations(valid: list[Batch]) -> dict[str, int]:
     """Rows failing each expectation over the night; expectations nobody failed left out."""
     totals: Counter[str] = Counter()
     for batch in valid:
@@ -479,7 +447,3 @@ def _run_row(
 def _quoted(value: T) -> T:
     """`value` wrapped so Prefect does not walk it; typed as itself, which the task receives."""
     return cast(T, quote(value))
-
-
-def _chunks(items: list[T], size: int) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

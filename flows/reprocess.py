@@ -20,18 +20,11 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 from prefect import flow, get_run_logger
 
-from flows.cluster import batch_size, connected, parse_batches, parse_engine
+from flows.cluster import connected, night_engine
 from flows.operations import operation_row
 from flows.settings import Settings
-from flows.stages import (
-    Deduped,
-    Plan,
-    ToRead,
-    ValidBatch,
-    account,
-    dedupe_against_history,
-    validate_batch,
-)
+from flows.stages import Deduped, Plan, account, dedupe_against_history
+from flows.worker import Batch, ToRead
 from transforms.minhash import signatures
 from transforms.night import Dump, Ledger, Lineage
 from transforms.records import PARSER_VERSION, Rejection
@@ -170,18 +163,15 @@ def replay_night(
     """Parse, validate, dedupe and insert one night again, inside the open transaction."""
     lineage = Lineage(night.run_id, night.started_at)
     plan = replay_plan(con, settings, night, recorded)
-    size = batch_size(settings, client, len(plan.to_read))
-    batches = [plan.to_read[i : i + size] for i in range(0, len(plan.to_read), size)]
-    with parse_engine(settings, client, len(batches)) as engine:
+    with night_engine(settings, client, plan.to_read) as (engine, batches):
         home, limit = settings.home, settings.max_dump_bytes
-        parsed = parse_batches(engine, batches, home, limit, lineage, keep_raw=False)
-    valid: list[ValidBatch] = [validate_batch(b, settings.home, lineage) for b in parsed]
+        valid = engine.work_all(batches, home, limit, lineage, keep_raw=False)
     deduped = (
         dedupe_against_history(valid, con, settings.near_threshold)
         if any(batch.keys.num_rows for batch in valid)
         else Deduped(set(), [], [], signatures([]))
     )
-    ledger = account(plan, parsed, valid, deduped.kept, deduped.links, lineage)
+    ledger = account(plan, valid, deduped.kept, deduped.links, lineage)
     _insert_night(con, night, valid, deduped, ledger)
     remove_tree(join(settings.home.staging, night.run_id), settings.home.s3)
     return ledger.counts()
@@ -190,7 +180,7 @@ def replay_night(
 def _insert_night(
     con: duckdb.DuckDBPyConnection,
     night: Night,
-    valid: list[ValidBatch],
+    valid: list[Batch],
     deduped: Deduped,
     ledger: Ledger,
 ) -> None:

@@ -35,8 +35,12 @@ DEFAULT_MAX_COMPRESSION_RATIO = 100.0
 # Expectations' per validation (a quarter of a second) are paid per batch; the workers get
 # each batch in slices, so the batch size does not limit how the work spreads over cores.
 DEFAULT_BATCH_SIZE = 5000
-# Worker processes that parse: one per core (a night of one batch and one slice parses in-process).
+# This machine's worker processes, each working whole batches: one per core.
 DEFAULT_PARSE_PROCESSES = os.cpu_count() or 1
+# A night with fewer bytes to read is worked in the flow's own process: a pool's worker pays its
+# imports, Great Expectations' among them (about 3 s of CPU each), before its first batch, which
+# only a night of a few thousand dumps earns back on two cores.
+DEFAULT_POOL_MIN_BYTES = 16 * 1024 * 1024
 # Time travel and rollback reach this far back; `wirehouse compact` expires older snapshots.
 DEFAULT_SNAPSHOT_RETENTION_DAYS = 30
 # The nightly schedule: after the crawler's evening drop has landed, before analysts start.
@@ -114,6 +118,7 @@ class Settings:
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
     batch_size: int = DEFAULT_BATCH_SIZE
     parse_processes: int = DEFAULT_PARSE_PROCESSES
+    pool_min_bytes: int = DEFAULT_POOL_MIN_BYTES
     build_docs: bool = True
     near_threshold: float = NEAR_THRESHOLD
     snapshot_retention_days: float = DEFAULT_SNAPSHOT_RETENTION_DAYS
@@ -154,6 +159,7 @@ class Settings:
             ),
             batch_size=int(env.get("WIREHOUSE_BATCH_SIZE", DEFAULT_BATCH_SIZE)),
             parse_processes=int(env.get("WIREHOUSE_PARSE_PROCESSES", DEFAULT_PARSE_PROCESSES)),
+            pool_min_bytes=int(env.get("WIREHOUSE_POOL_MIN_BYTES", DEFAULT_POOL_MIN_BYTES)),
             build_docs=env.get("WIREHOUSE_BUILD_DOCS", "1") not in {"0", "false", "no"},
             near_threshold=_float(env, "WIREHOUSE_NEAR_THRESHOLD", NEAR_THRESHOLD),
             snapshot_retention_days=_float(

@@ -68,8 +68,13 @@ def test_a_killed_run_leaves_no_parse_worker_behind(
 ) -> None:
     state, _, _ = reference
     home = tmp_path / "home"
-    # two worker processes; the run is held 30 s at the end of each parse batch, and killed
-    env = {"WIREHOUSE_PARSE_PROCESSES": "2", "WIREHOUSE_PAUSE_AT": "parse:batch:30"}
+    # two worker processes, even for this small night; each is held 30 s at the end of its
+    # batch's parsing, and the run is killed
+    env = {
+        "WIREHOUSE_PARSE_PROCESSES": "2",
+        "WIREHOUSE_POOL_MIN_BYTES": "0",
+        "WIREHOUSE_PAUSE_AT": "parse:batch:30",
+    }
     run = zygote.run(inbox, home, env, op="start")
     workers: list[int] = []
     deadline = time.monotonic() + 60

@@ -162,13 +162,14 @@ def test_same_inputs_in_another_order_give_the_same_warehouse(
 ) -> None:
     first_home, second_home = tmp_path / "a", tmp_path / "b"
     monkeypatch.setenv("WIREHOUSE_PARSE_PROCESSES", "1")
-    ingest(sample_inbox, first_home)  # one batch, parsed in the flow's process
-    # arrival order reversed (mtimes), other batch boundaries, parsed by two worker processes
+    ingest(sample_inbox, first_home)  # one batch, worked in the flow's process
+    # arrival order reversed (mtimes), other batch boundaries, worked by two worker processes
     files = sorted(sample_inbox.rglob("*.txt"))
     for age, path in enumerate(files):
         os.utime(path, (1_600_000_000 + age, 1_600_000_000 + age))
     monkeypatch.setenv("WIREHOUSE_BATCH_SIZE", "7")
     monkeypatch.setenv("WIREHOUSE_PARSE_PROCESSES", "2")
+    monkeypatch.setenv("WIREHOUSE_POOL_MIN_BYTES", "0")  # a pool even for so small a night
     ingest(sample_inbox, second_home)
     assert snapshot(first_home) == snapshot(second_home)
 

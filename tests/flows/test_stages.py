@@ -1,4 +1,5 @@
-"""parse_batch on its own: dumps go to worker processes in slices; a dead worker loses nothing."""
+"""work_batch on its own: a batch worked in slices, in the pool or here, gives the same rows;
+a dead worker loses nothing; validation happens on the worker, its result handed back."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+import flows.pool
 import flows.stages
-import flows.workers
-from flows.stages import ParsedBatch, ToRead, parse_batch
+import flows.worker
+from flows.worker import Batch, ToRead
 from tests.conftest import SAMPLES
 from transforms.night import Dump, Lineage
 from warehouse.home import Home
 from warehouse.inbox import find_arrivals
 
 MAX_BYTES = 8 * 1024 * 1024
+LINEAGE = Lineage("20261127T000000Z-abcdef", datetime(2026, 11, 27, tzinfo=UTC))
 
 
 def _to_read(inbox: Path) -> list[ToRead]:
@@ -33,21 +36,23 @@ def _to_read(inbox: Path) -> list[ToRead]:
     return list(first.values())
 
 
-def _parse(root: Path, batch: list[ToRead], workers: ProcessPoolExecutor | None) -> ParsedBatch:
+def _work(root: Path, batch: list[ToRead], pool: ProcessPoolExecutor | None = None) -> Batch:
     home = Home.at(root).ensure()
-    lineage = Lineage("20261127T000000Z-abcdef", datetime(2026, 11, 27, tzinfo=UTC))
-    return parse_batch(0, batch, home, MAX_BYTES, lineage, workers)
+    return flows.pool.work_in_pool(pool, 0, batch, home, MAX_BYTES, LINEAGE)
 
 
-def _outcome(parsed: ParsedBatch) -> tuple[object, ...]:
+def _outcome(worked: Batch) -> tuple[object, ...]:
     """Everything a batch hands on, the staged rows read back, in order."""
-    assert parsed.staged is not None
+    assert worked.passed is not None
     return (
-        pq.read_table(parsed.staged).to_pylist(),
-        [(a.dump.dump_file, a.encoding) for a in parsed.articles],
-        [(r.dump.dump_file, r.stage, r.result) for r in parsed.rejected],
-        parsed.signatures.tolist(),
-        sorted(parsed.archived),
+        pq.read_table(worked.passed).to_pylist(),
+        worked.keys.to_pylist(),
+        [(a.dump.dump_file, a.encoding) for a in worked.articles],
+        [(r.dump.dump_file, r.stage, r.result) for r in worked.rejected],
+        worked.signatures.tolist(),
+        sorted(worked.archived),
+        worked.failures,
+        worked.statistics,
     )
 
 
@@ -55,64 +60,67 @@ def _pool(size: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(size, mp_context=multiprocessing.get_context("spawn"))
 
 
-@pytest.fixture
-def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Slices of a few dumps, and little unparsed at a time: many slices, waits on the way."""
-    monkeypatch.setattr(flows.stages, "SLICE_BYTES", 20_000)
-    monkeypatch.setattr(flows.workers, "IN_FLIGHT_BYTES", 60_000)
+def test_a_batch_worked_in_small_slices_equals_one_worked_at_once(
+    sample_inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = _to_read(sample_inbox)
+    whole = _work(tmp_path / "whole", batch)
+    monkeypatch.setattr(flows.worker, "SLICE_BYTES", 20_000)  # slices of a few dumps
+    sliced = _work(tmp_path / "sliced", batch)
+    assert len(whole.articles) + len(whole.rejected) == len(batch)
+    assert _outcome(sliced) == _outcome(whole)
 
 
-@pytest.mark.usefixtures("small_slices")
-def test_slices_parsed_by_workers_match_parsing_in_process(
+def test_a_worker_process_validates_and_hands_back_keys_and_the_result(
     sample_inbox: Path, tmp_path: Path
 ) -> None:
     batch = _to_read(sample_inbox)
-    alone = _parse(tmp_path / "alone", batch, None)
-    with _pool(2) as workers:
-        pooled = _parse(tmp_path / "pooled", batch, workers)
-    assert len(alone.articles) + len(alone.rejected) == len(batch)
-    assert _outcome(pooled) == _outcome(alone)
+    here = _work(tmp_path / "here", batch)
+    with flows.pool.local_pool(2, 2) as pool:
+        assert pool is not None
+        pooled = _work(tmp_path / "pooled", batch, pool)  # type: ignore[arg-type]
+    assert pooled.worker.startswith("worker process ") and pooled.worker != here.worker
+    assert _outcome(pooled) == _outcome(here)
+    assert pooled.keys.column_names == flows.worker.KEY_COLUMNS
+    assert pooled.keys.num_rows == len(pooled.signatures) == len(pooled.articles)
+    # GX's own result, for the flow to store where Data Docs read it; nothing written on the
+    # worker's side
+    assert pooled.validation is not None and LINEAGE.run_id in pooled.validation.key[1]
+    assert not (tmp_path / "pooled" / "gx").exists()
 
 
-@pytest.mark.usefixtures("small_slices")
-def test_a_dead_worker_pool_leaves_its_slices_to_this_process(
+def test_failing_rows_are_not_staged_and_lose_their_signatures(tmp_path: Path) -> None:
+    pages = tmp_path / "inbox"
+    pages.mkdir()
+    seed = next((SAMPLES / "2019").rglob("*.txt"))
+    (pages / "a.txt").write_bytes(seed.read_bytes())
+    # the same page stating a time in the far future: parsed, then refused by the suite
+    late = seed.read_text(encoding="utf-8").replace("2019-05-02", "2099-05-02")
+    (pages / "b.txt").write_text(late, encoding="utf-8")
+    worked = _work(tmp_path / "home", _to_read(pages))
+    assert [a.dump.dump_file for a in worked.articles] == ["a.txt", "b.txt"]
+    assert list(worked.failures) == ["b.txt"]
+    assert worked.keys["dump_file"].to_pylist() == ["a.txt"]
+    assert pq.read_table(worked.passed)["dump_file"].to_pylist() == ["a.txt"]
+    assert len(worked.signatures) == 1
+
+
+def test_a_dead_worker_pool_leaves_its_batch_to_this_process(
     sample_inbox: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     batch = _to_read(sample_inbox)
-    alone = _parse(tmp_path / "alone", batch, None)
-    with _pool(1) as workers:
-        wait([workers.submit(os._exit, 1)])  # the only worker dies: the pool is broken
-        with caplog.at_level(logging.WARNING, logger="flows.workers"):
-            rescued = _parse(tmp_path / "rescued", batch, workers)
-    assert _outcome(rescued) == _outcome(alone)
-    assert "parse worker process died" in caplog.text
-
-
-def test_the_nights_workers_parse_without_pandas(sample_inbox: Path, tmp_path: Path) -> None:
-    """The flow's own pool: the same result, and pyarrow's lazy import of pandas refused
-    there (a third of a second per worker per night) without breaking what parsing needs."""
-    batch = _to_read(sample_inbox)
-    alone = _parse(tmp_path / "alone", batch, None)
-    with flows.workers.parse_workers(2, 10) as workers:
-        assert workers is not None
-        pooled = _parse(tmp_path / "pooled", batch, workers)
-        loaded = [workers.submit(_modules_loaded) for _ in range(4)]
-        assert {future.result() for future in loaded} == {(True, False)}
-    assert _outcome(pooled) == _outcome(alone)
-
-
-def _modules_loaded() -> tuple[bool, bool]:
-    """In a worker: whether pyarrow and pandas are imported."""
-    import sys
-
-    return "pyarrow" in sys.modules, "pandas" in sys.modules
+    here = _work(tmp_path / "here", batch)
+    with _pool(1) as pool:
+        wait([pool.submit(os._exit, 1)])  # the only worker dies: the pool is broken
+        with caplog.at_level(logging.WARNING, logger="flows.pool"):
+            rescued = _work(tmp_path / "rescued", batch, pool)
+    assert _outcome(rescued) == _outcome(here)
+    assert "worker process died" in caplog.text
 
 
 def test_key_columns_become_the_python_values_pyarrow_gives(tmp_path: Path) -> None:
-    # Dedupe reads the key columns of a night's staged articles (real ones, with their dates).
-    parsed = _parse(tmp_path, _to_read(SAMPLES), None)
-    assert parsed.staged is not None
-    table = pq.read_table(parsed.staged, columns=flows.stages.KEY_COLUMNS)
+    # Dedupe reads the key columns of a night's valid articles (real ones, with their dates).
+    table = _work(tmp_path, _to_read(SAMPLES)).keys
     stamps = table["published_at"]
     assert stamps.null_count < len(stamps)  # dated articles, and undated ones when there are
     with_gaps = pa.chunked_array([stamps.chunk(0), pa.array([None], stamps.type)])

@@ -1,0 +1,176 @@
+"""What a worker does with one batch of a night: every step that touches a dump's bytes or an
+article's row.
+
+`work_batch` is the one function that runs where the data is: on a Dask worker of a cluster,
+in a process of this machine's pool, or, for a night too small to be worth a pool, in the
+flow's own process. It reads the batch's dumps from the inbox (folder or S3), keeps their raw
+bytes in the archive, decodes, parses and signs them, validates the articles with Great
+Expectations, and stages the rows that passed as Parquet where the commit finds them. What
+comes back is small: key columns of the valid rows, their signatures, the names of the dumps
+that gave no article (and why), and GX's result for the night's Data Docs. The flow's process
+(the coordinator: `flows/nightly.py`, its decisions in `flows/stages.py`) never holds a row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from expectations.runner import StoredResult, validate_articles
+from transforms.batch import ParsedDumps, StagedArticle, parse_dumps
+from transforms.minhash import U32
+from transforms.night import Dump, Lineage, Parsed
+from transforms.records import ARTICLES_SCHEMA, Rejection
+from warehouse.archive import ArchiveEntry, PackWriter, keep_large
+from warehouse.faults import checkpoint
+from warehouse.home import Home
+from warehouse.inbox import read_bytes
+from warehouse.storage import join, write_whole
+
+# Bytes of dumps read before they are parsed (about 400 typical dumps): a batch of large dumps
+# never sits in memory whole.
+SLICE_BYTES = 2 * 1024 * 1024
+# What dedupe and the ledger need of each valid article; the rest stays in the staged files.
+KEY_COLUMNS = [
+    "dump_file",
+    "article_id",
+    "published_at",
+    "page_code",
+    "body_fingerprint",
+    "title",
+    "source",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ToRead:
+    """A dump to read this night: its name in the ledger and where its bytes are."""
+
+    dump: Dump
+    path: Path | str  # a path on the worker's machine, or the s3:// URL of an object
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One batch, worked: where its valid rows are staged, their keys, and every dump's fate."""
+
+    index: int
+    passed: str | None  # Parquet of the rows that passed validation (ARTICLES_SCHEMA), if any
+    keys: pa.Table  # KEY_COLUMNS of those rows, in the same order
+    signatures: U32  # MinHash signatures of those rows' bodies, row-aligned with `keys`
+    articles: list[StagedArticle]  # every dump that parsed into an article, valid or not
+    rejected: list[Parsed]  # dumps that gave no article: too large, unreadable, not an article
+    archived: list[ArchiveEntry]  # where the batch's raw bytes were kept
+    failures: dict[str, list[str]]  # dump_file -> the expectations its article failed
+    statistics: dict[str, Any]  # expectation -> rows that failed it
+    validation: StoredResult | None  # GX's result, stored by the flow for Data Docs
+    worker: str = "this process"  # who worked it, for the task's log
+
+
+def empty_keys() -> pa.Table:
+    """KEY_COLUMNS with no rows."""
+    return pa.table({c: pa.array([], ARTICLES_SCHEMA.field(c).type) for c in KEY_COLUMNS})
+
+
+def work_batch(
+    index: int,
+    batch: Sequence[ToRead],
+    home: Home,
+    max_bytes: int,
+    lineage: Lineage,
+    keep_raw: bool = True,
+) -> Batch:
+    """Read, archive, decode, parse, sign and validate one batch; stage the valid rows.
+
+    `keep_raw=False` reads without archiving: a reprocess reads bytes the archive already
+    holds. The staged file and the pack are written whole under names of the night and the
+    batch, so a batch worked twice (a cluster that believed a worker lost) leaves one of each.
+    """
+    parsed, archived, too_large = _read_and_parse(index, batch, home, max_bytes, lineage, keep_raw)
+    checkpoint("parse:batch")
+    rejected = [*too_large, *parsed.rejected]
+    if not parsed.rows.num_rows:
+        empty = empty_keys()
+        return Batch(index, None, empty, parsed.signatures, [], rejected, archived, {}, {}, None)
+    outcome = validate_articles(
+        parsed.rows, None, now=lineage.at, run_name=f"{lineage.run_id}-{index:05d}"
+    )
+    passed, signatures = None, parsed.signatures
+    if outcome.passed.num_rows:
+        passed = join(home.staging, lineage.run_id, f"valid-{index:05d}.parquet")
+        _stage(outcome.passed, passed, home)
+    if outcome.passed.num_rows < parsed.rows.num_rows:
+        kept = pc.is_in(parsed.rows["dump_file"], value_set=outcome.passed["dump_file"])
+        signatures = signatures[kept.to_numpy(zero_copy_only=False)]
+    checkpoint("validate:batch")
+    return Batch(
+        index,
+        passed,
+        outcome.passed.select(KEY_COLUMNS),
+        signatures,
+        parsed.articles,
+        rejected,
+        archived,
+        outcome.failures,
+        outcome.statistics,
+        outcome.result,
+    )
+
+
+def _read_and_parse(
+    index: int,
+    batch: Sequence[ToRead],
+    home: Home,
+    max_bytes: int,
+    lineage: Lineage,
+    keep_raw: bool,
+) -> tuple[ParsedDumps, list[ArchiveEntry], list[Parsed]]:
+    """The batch read and archived, parsed a slice of about `SLICE_BYTES` at a time."""
+    too_large: list[Parsed] = []
+    archived: list[ArchiveEntry] = []
+    parts: list[ParsedDumps] = []
+    pending: list[tuple[Dump, bytes]] = []
+    held = 0
+    with PackWriter(home, lineage.run_id, index) if keep_raw else nullcontext() as pack:
+        for item in batch:
+            # The size seen at discovery spares reading a huge file; the capped read covers
+            # growth since.
+            data = (
+                None if item.dump.bytes > max_bytes else read_bytes(item.path, max_bytes, home.s3)
+            )
+            if data is None:
+                archived.append(keep_large(home, item.dump.sha256, item.path))
+                detail = f"The file is larger than the {max_bytes:,}-byte limit for one dump."
+                too_large.append(Parsed(item.dump, Rejection("too_large", detail), "read"))
+                continue
+            if pack is not None:
+                pack.add(item.dump.sha256, data)
+            pending.append((item.dump, data))
+            held += len(data)
+            if held >= SLICE_BYTES:
+                parts.append(parse_dumps(pending, lineage))
+                pending, held = [], 0
+        if pending:
+            parts.append(parse_dumps(pending, lineage))
+        archived.extend(pack.entries if pack is not None else [])
+    return ParsedDumps.concat(parts), archived, too_large
+
+
+def _stage(table: pa.Table, location: str, home: Home) -> None:
+    """A batch's valid rows, kept until the night's commit reads them once: not compressed
+    (several times faster to write and read; the lake's own files are compressed).
+
+    Written whole or not at all: a cluster may run a batch twice at once (a worker it believed
+    lost), and the flow must see one whole file."""
+    write_whole(
+        location,
+        home.s3,
+        lambda handle: pq.write_table(table, handle, compression="none", use_dictionary=False),
+    )
