@@ -195,8 +195,8 @@ def compared_night(scene: Scene, cluster: DaskCluster | None) -> NightRun:
     )
 
 
-# The parse task's log line, once per batch ("parsed 5000 dumps (x ...) on worker-1 (...)").
-_PARSED_LINE = re.compile(r"parsed \d+ dumps \(.*?\) on ")
+# The batch task's log line, once per batch ("worked 5000 dumps (x ...) on worker-1 (...)").
+_PARSED_LINE = re.compile(r"worked \d+ dumps \(.*?\) on ")
 
 
 def idle_cpu(cluster: DaskCluster, seconds: float = IDLE_SECONDS) -> float:

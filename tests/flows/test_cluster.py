@@ -1,4 +1,4 @@
-"""Nights parsed on a real Dask cluster: a scheduler and worker processes of the `dask` command."""
+"""Nights worked on a real Dask cluster: a scheduler and worker processes of the `dask` command."""
 
 from __future__ import annotations
 
@@ -69,10 +69,10 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     assert summary["status"] == "succeeded" and summary["violations"] == []
     assert snapshot(remote) == snapshot(embedded)
     assert verify(remote, inbox=f"s3://{s3_bucket}/inbox", deep=True) == []
-    # the workers hashed the inbox's objects at discovery; each batch was parsed on a worker,
-    # both workers had some, and the UI's logs say which
+    # the workers hashed the inbox's objects at discovery; each batch was worked (parsed and
+    # validated) on a worker, both workers had some, and the UI's logs say which
     assert _tasks_done(dask_cluster, "hash_objects") > hashed_before
-    parsed = [line for line in _log_lines(summary, remote) if line.startswith("parsed ")]
+    parsed = [line for line in _log_lines(summary, remote) if line.startswith("worked ")]
     assert len(parsed) >= 2
     assert {name for name in ("worker-1", "worker-2") if any(name in p for p in parsed)} == {
         "worker-1",
@@ -155,10 +155,10 @@ def test_a_reprocess_on_the_cluster_changes_no_row(
     home = tmp_path / "home"
     nightly_ingest(inbox=str(sample_inbox), home=str(home))
     before = snapshot(Home.at(home))
-    parsed_before = _tasks_done(dask_cluster, "parse")
+    parsed_before = _tasks_done(dask_cluster, "batch")
     done = reprocess_archive(home=str(home), dask_scheduler=dask_cluster.address)
     assert len(done["nights"]) == 1
-    assert _tasks_done(dask_cluster, "parse") > parsed_before  # the replay parsed on the cluster
+    assert _tasks_done(dask_cluster, "batch") > parsed_before  # the replay worked on the cluster
     assert snapshot(Home.at(home)) == before  # the same parser, the same rows
 
 
