@@ -97,7 +97,7 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
         with clock.stage("dedupe"), cursor(lake) as con:
             deduped = dedupe_against_history(worked, con, settings.near_threshold)
         with clock.stage("account"):
-            ledger = account(plan, worked, deduped.kept, deduped.links, lineage)
+            ledger = account(plan, worked, deduped, lineage)
             counts = summary_counts(plan, ledger)
             ratio, message = _failure_gate(plan, ledger, settings)
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)

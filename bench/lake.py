@@ -36,7 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from transforms.records import ARTICLES_SCHEMA, RUNS_SCHEMA
+from transforms.records import ARTICLES_SCHEMA, RUNS_SCHEMA, SCHEMAS, table_of
 from warehouse.catalog import open_lake
 from warehouse.home import Home
 from warehouse.loader import NightRows, commit_night
@@ -151,7 +151,12 @@ def night_rows(
         for dump, digest, body in zip(dumps, digests, bodies, strict=True)
     ]
     run_row = run_row_for(run_id, ingested, per_night)
-    return NightRows(run_row, staged=[str(staged)], kept=set(dumps), tables={"files": files})
+    return NightRows(
+        run_row,
+        staged=[str(staged)],
+        kept=pa.array(dumps, pa.string()),
+        tables={"files": table_of(files, SCHEMAS["files"])},
+    )
 
 
 def run_row_for(run_id: str, started: datetime, articles: int) -> dict[str, Any]:

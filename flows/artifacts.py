@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
 # Artifacts over this many rows make the UI's table slow and the API payload large; the
 # complete list is the `quarantine` view, which the summary names.
@@ -106,10 +107,13 @@ def summary_headline(summary: dict[str, Any]) -> str:
     )
 
 
-def quarantine_table(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The night's quarantined items with their reasons, capped at MAX_TABLE_ROWS."""
-    ordered = sorted(rows, key=lambda r: (str(r["reason"]), str(r["dump_file"])))
-    return [{c: row.get(c) for c in QUARANTINE_COLUMNS} for row in ordered[:MAX_TABLE_ROWS]]
+def quarantine_table(rows: pa.Table) -> list[dict[str, Any]]:
+    """The night's quarantined items with their reasons, by reason, capped at MAX_TABLE_ROWS."""
+    ordered = rows.sort_by([("reason", "ascending"), ("dump_file", "ascending")])
+    shown: list[dict[str, Any]] = (
+        ordered.select(list(QUARANTINE_COLUMNS)).slice(0, MAX_TABLE_ROWS).to_pylist()
+    )
+    return shown
 
 
 def data_docs_link(data_docs: str | None) -> str | None:
@@ -119,7 +123,7 @@ def data_docs_link(data_docs: str | None) -> str | None:
 
 def publish_artifacts(
     summary: dict[str, Any],
-    quarantine_rows: list[dict[str, Any]],
+    quarantine_rows: pa.Table,
     articles_per_day: list[dict[str, Any]],
 ) -> dict[str, str]:
     """Attach the night's artifacts to the current Prefect run; their keys by name."""
@@ -138,12 +142,12 @@ def publish_artifacts(
     )
     shown = quarantine_table(quarantine_rows)
     more = ""
-    if len(shown) < len(quarantine_rows):
+    if len(shown) < quarantine_rows.num_rows:
         more = f" (the first {len(shown)}; all of them in the `quarantine` view)"
     create_table_artifact(
         table=shown,
         key=keys["quarantine"],
-        description=f"{len(quarantine_rows)} quarantined items of run {run_id}{more}",
+        description=f"{quarantine_rows.num_rows} quarantined items of run {run_id}{more}",
     )
     create_table_artifact(
         table=articles_per_day,

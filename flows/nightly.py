@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture
@@ -36,7 +38,6 @@ from flows.stages import (
     summary_counts,
 )
 from flows.worker import Batch, ToRead
-from transforms.minhash import signatures
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
@@ -155,13 +156,12 @@ def work(
     """Read, archive, decode, parse, sign and validate one batch of dumps on a worker."""
     worked = engine.work(index, batch, settings.home, settings.max_dump_bytes, lineage)
     get_run_logger().info(
-        "worked %d dumps (%s ...) on %s: %d articles, %d valid, %d rejected",
+        "worked %d dumps (%s ...) on %s: %d valid articles, %d quarantined",
         len(batch),
         batch[0].dump.dump_file,
         worked.worker,
-        len(worked.articles),
         worked.keys.num_rows,
-        len(worked.rejected),
+        worked.dumps.num_rows - worked.keys.num_rows,
     )
     return worked
 
@@ -170,12 +170,15 @@ def work(
 def dedupe(valid: list[Batch], settings: Settings, lake: duckdb.DuckDBPyConnection) -> Deduped:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
-        return Deduped(set(), [], [], signatures([]))
+        return Deduped.nothing()
     with cursor(lake) as con:
         deduped = dedupe_against_history(valid, con, settings.near_threshold)
-    kinds = Counter(link.kind for link in deduped.links)
+    kinds = pc.value_counts(deduped.links["kind"]).to_pylist()
     get_run_logger().info(
-        "deduplicated: %d kept, %d copies %s", len(deduped.kept), len(deduped.links), dict(kinds)
+        "deduplicated: %d kept, %d copies %s",
+        int(deduped.kept.sum()),
+        deduped.links.num_rows,
+        {k["values"]: k["counts"] for k in kinds},
     )
     return deduped
 
@@ -229,7 +232,7 @@ def report(
     summary: dict[str, Any],
     settings: Settings,
     validations: list[StoredResult],
-    quarantine: list[dict[str, Any]],
+    quarantine: pa.Table,
     lake: duckdb.DuckDBPyConnection,
 ) -> dict[str, Any]:
     """Store the workers' validation results and build their Data Docs, read the committed
@@ -337,7 +340,7 @@ def _run_night(
                 working.append(work_next(len(working)))
     with timings.stage("dedupe"):
         deduped = dedupe(_quoted(worked), settings, _quoted(lake))
-    ledger = account(plan, worked, deduped.kept, deduped.links, lineage)
+    ledger = account(plan, worked, deduped, lineage)
     counts = summary_counts(plan, ledger)
     ratio, gate_message = _failure_gate(plan, ledger, settings)
     run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
@@ -402,7 +405,8 @@ def _failure_gate(plan: Plan, ledger: Ledger, settings: Settings) -> tuple[float
     """The night's failure ratio, and the refusal message when it passes the threshold."""
     copies = {"same_bytes_as_quarantined"}
     dumps = plan.new_dumps
-    failed = sum(1 for row in ledger.quarantine if row["reason"] not in copies)
+    reasons = ledger.quarantine["reason"]
+    failed = int(pc.sum(pc.invert(pc.is_in(reasons, value_set=pa.array(copies)))).as_py() or 0)
     ratio = round(failed / dumps, 4) if dumps else 0.0
     if dumps < settings.min_dumps_for_ratio or ratio <= settings.max_failure_ratio:
         return ratio, None

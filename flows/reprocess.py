@@ -25,7 +25,6 @@ from flows.operations import operation_row
 from flows.settings import Settings
 from flows.stages import Deduped, Plan, account, dedupe_against_history
 from flows.worker import Batch, ToRead
-from transforms.minhash import signatures
 from transforms.night import Dump, Ledger, Lineage
 from transforms.records import PARSER_VERSION, Rejection
 from warehouse.archive import read_many_archived
@@ -169,9 +168,9 @@ def replay_night(
     deduped = (
         dedupe_against_history(valid, con, settings.near_threshold)
         if any(batch.keys.num_rows for batch in valid)
-        else Deduped(set(), [], [], signatures([]))
+        else Deduped.nothing()
     )
-    ledger = account(plan, valid, deduped.kept, deduped.links, lineage)
+    ledger = account(plan, valid, deduped, lineage)
     _insert_night(con, night, valid, deduped, ledger)
     remove_tree(join(settings.home.staging, night.run_id), settings.home.s3)
     return ledger.counts()
@@ -185,13 +184,13 @@ def _insert_night(
     ledger: Ledger,
 ) -> None:
     """The replayed night's rows, and its counts on its `runs` row."""
-    insert_articles(con, [b.passed for b in valid if b.passed is not None], deduped.kept)
+    insert_articles(con, [b.passed for b in valid if b.passed is not None], deduped.kept_files)
     for table, rows in (
         ("duplicates", ledger.duplicates),
         ("quarantine", ledger.quarantine),
         ("files", ledger.files),
     ):
-        insert_rows(con, table, sorted(rows, key=lambda row: row["dump_file"]))
+        insert_arrow(con, table, rows)
     for table, rows in index_rows(deduped.kept_ids, deduped.kept_signatures, night.run_id).items():
         insert_arrow(con, table, rows)
     counts = ledger.counts()

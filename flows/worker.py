@@ -26,8 +26,8 @@ import pyarrow.parquet as pq
 from expectations.runner import StoredResult, validate_articles
 from transforms.batch import ParsedDumps, StagedArticle, parse_dumps
 from transforms.minhash import U32
-from transforms.night import Dump, Lineage, Parsed
-from transforms.records import ARTICLES_SCHEMA, Rejection
+from transforms.night import Dump, Lineage, Parsed, utc_of
+from transforms.records import ARTICLES_SCHEMA, Rejection, table_of_tuples
 from warehouse.archive import ArchiveEntry, PackWriter, keep_large
 from warehouse.faults import checkpoint
 from warehouse.home import Home
@@ -57,6 +57,23 @@ class ToRead:
     path: Path | str  # a path on the worker's machine, or the s3:// URL of an object
 
 
+# Every dump of a batch as the worker saw it: the quarantine's columns where it gave no valid
+# article (stage, reason, detail, layout, encoding), NULL there for the valid ones.
+DUMPS_SCHEMA = pa.schema(
+    [
+        ("dump_file", pa.string()),
+        ("dump_sha256", pa.string()),
+        ("bytes", pa.int64()),
+        ("captured_at", pa.timestamp("us", tz="UTC")),
+        ("stage", pa.string()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("layout", pa.string()),
+        ("encoding", pa.string()),
+    ]
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Batch:
     """One batch, worked: where its valid rows are staged, their keys, and every dump's fate."""
@@ -65,10 +82,8 @@ class Batch:
     passed: str | None  # Parquet of the rows that passed validation (ARTICLES_SCHEMA), if any
     keys: pa.Table  # KEY_COLUMNS of those rows, in the same order
     signatures: U32  # MinHash signatures of those rows' bodies, row-aligned with `keys`
-    articles: list[StagedArticle]  # every dump that parsed into an article, valid or not
-    rejected: list[Parsed]  # dumps that gave no article: too large, unreadable, not an article
+    dumps: pa.Table  # DUMPS_SCHEMA: every dump of the batch, and why it gave no valid article
     archived: list[ArchiveEntry]  # where the batch's raw bytes were kept
-    failures: dict[str, list[str]]  # dump_file -> the expectations its article failed
     statistics: dict[str, Any]  # expectation -> rows that failed it
     validation: StoredResult | None  # GX's result, stored by the flow for Data Docs
     worker: str = "this process"  # who worked it, for the task's log
@@ -77,6 +92,34 @@ class Batch:
 def empty_keys() -> pa.Table:
     """KEY_COLUMNS with no rows."""
     return pa.table({c: pa.array([], ARTICLES_SCHEMA.field(c).type) for c in KEY_COLUMNS})
+
+
+def _dumps(
+    rejected: Sequence[Parsed],
+    articles: Sequence[StagedArticle],
+    failures: dict[str, list[str]],
+) -> pa.Table:
+    """The batch's dumps and their fates here (DUMPS_SCHEMA): the rejected ones with their
+    reasons, the articles that failed validation with the expectations they failed, and the
+    valid ones."""
+    rows: list[tuple[Any, ...]] = []
+    for item in rejected:
+        assert isinstance(item.result, Rejection)
+        why = item.result
+        rows.append(
+            (*_named(item.dump), item.stage, why.reason, why.detail, why.layout, item.encoding)
+        )
+    for article in articles:
+        failed = failures.get(article.dump.dump_file)
+        fate: tuple[str | None, ...] = (None,) * 5
+        if failed is not None:
+            fate = ("validate", "failed_validation", "; ".join(failed), None, article.encoding)
+        rows.append((*_named(article.dump), *fate))
+    return table_of_tuples(rows, DUMPS_SCHEMA)
+
+
+def _named(dump: Dump) -> tuple[Any, ...]:
+    return (dump.dump_file, dump.sha256, dump.bytes, utc_of(dump.captured_at))
 
 
 def work_batch(
@@ -97,8 +140,8 @@ def work_batch(
     checkpoint("parse:batch")
     rejected = [*too_large, *parsed.rejected]
     if not parsed.rows.num_rows:
-        empty = empty_keys()
-        return Batch(index, None, empty, parsed.signatures, [], rejected, archived, {}, {}, None)
+        dumps = _dumps(rejected, [], {})
+        return Batch(index, None, empty_keys(), parsed.signatures, dumps, archived, {}, None)
     outcome = validate_articles(
         parsed.rows, None, now=lineage.at, run_name=f"{lineage.run_id}-{index:05d}"
     )
@@ -115,10 +158,8 @@ def work_batch(
         passed,
         outcome.passed.select(KEY_COLUMNS),
         signatures,
-        parsed.articles,
-        rejected,
+        _dumps(rejected, parsed.articles, outcome.failures),
         archived,
-        outcome.failures,
         outcome.statistics,
         outcome.result,
     )

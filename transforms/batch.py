@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 
 from transforms.decode import decode_dump
 from transforms.minhash import U32, signatures
-from transforms.night import Dump, Lineage, Parsed, article_row
+from transforms.night import Dump, Lineage, Parsed, article_row, utc_of
 from transforms.parse import parse_dump
 from transforms.records import ARTICLES_SCHEMA, Article, Rejection, table_of
 from transforms.text import fingerprint_of_folded, folded
@@ -66,7 +65,7 @@ def parse_dumps(read: Sequence[tuple[Dump, bytes]], lineage: Lineage) -> ParsedD
         if isinstance(decoded, Rejection):
             rejected.append(Parsed(dump, decoded, "read"))
             continue
-        captured = _utc(dump.captured_at)
+        captured = utc_of(dump.captured_at)
         parsed = Parsed(dump, parse_dump(decoded.text, captured), "parse", decoded.encoding)
         if isinstance(parsed.result, Article):
             bodies.append(parsed.result.body)
@@ -78,8 +77,3 @@ def parse_dumps(read: Sequence[tuple[Dump, bytes]], lineage: Lineage) -> ParsedD
             rejected.append(parsed)
     sigs = signatures(bodies, texts)
     return ParsedDumps(table_of(rows, ARTICLES_SCHEMA), articles, sigs, rejected)
-
-
-def _utc(seconds: float | None) -> datetime | None:
-    """A file time (POSIX seconds) as an aware UTC datetime."""
-    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from transforms.dedupe import Candidate, Link, night_order
 from transforms.minhash import (
@@ -95,6 +96,15 @@ def dedupe_near(
             # too (a duplicate always names a row of `articles`), as a near copy of it.
             repointed.append(Link(link.dump_file, target.duplicate_of, "near", target.similarity))
     return still_kept, repointed + near
+
+
+def near_involved(
+    signatures: U32, history: Iterable[Match], threshold: float = THRESHOLD
+) -> npt.NDArray[np.intp]:
+    """The articles `near_links` has anything to decide for, in order: those near a history
+    article or another of the night's; every other one is kept as it stands."""
+    rows = set(_best_history(history, threshold)) | set(_night_neighbours(signatures, threshold))
+    return np.array(sorted(rows), dtype=np.intp)
 
 
 def _best_history(history: Iterable[Match], threshold: float) -> dict[int, tuple[str, float]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from transforms.records import PARSER_VERSION, Article, Rejection
 from transforms.text import word_count
@@ -51,105 +53,39 @@ class Lineage:
     at: datetime
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Ledger:
-    """The rows a night adds to each table, filled stage by stage."""
+    """The rows a night adds to the tables that record each dump's fate, as Arrow tables in
+    `dump_file` order (FILES_SCHEMA, QUARANTINE_SCHEMA, DUPLICATES_SCHEMA)."""
 
-    articles: list[str] = field(default_factory=list)  # dump files of the kept articles
-    duplicates: list[Row] = field(default_factory=list)
-    quarantine: list[Row] = field(default_factory=list)
-    files: list[Row] = field(default_factory=list)
+    files: pa.Table
+    quarantine: pa.Table
+    duplicates: pa.Table
     undated: int = 0  # kept articles without a publication time (counted apart, not failures)
-
-    def file(self, dump: Dump, status: str, article_id: str | None, lineage: Lineage) -> None:
-        """Record a file's fate in the `files` ledger."""
-        self.files.append(
-            {
-                "dump_file": dump.dump_file,
-                "dump_sha256": dump.sha256,
-                "bytes": dump.bytes,
-                "status": status,
-                "article_id": article_id,
-                "run_id": lineage.run_id,
-                "first_seen_at": lineage.at,
-                "captured_at": _utc(dump.captured_at),
-            }
-        )
-
-    def quarantined(
-        self,
-        dump: Dump,
-        stage: str,
-        rejection: Rejection,
-        lineage: Lineage,
-        encoding: str | None = None,
-    ) -> None:
-        """Record a dump that is not loaded, and why."""
-        self.quarantine.append(
-            {
-                "dump_file": dump.dump_file,
-                "dump_sha256": dump.sha256,
-                "stage": stage,
-                "reason": rejection.reason,
-                "detail": rejection.detail,
-                "layout": rejection.layout,
-                "encoding": encoding,
-                "run_id": lineage.run_id,
-                "quarantined_at": lineage.at,
-            }
-        )
-        self.file(dump, "quarantined", None, lineage)
-
-    def duplicate(
-        self,
-        dump: Dump,
-        of: str,
-        kind: str,
-        similarity: float,
-        article: Row | None,
-        lineage: Lineage,
-    ) -> None:
-        """Record a copy of a kept article."""
-        self.duplicates.append(
-            {
-                "dump_file": dump.dump_file,
-                "dump_sha256": dump.sha256,
-                "duplicate_of": of,
-                "kind": kind,
-                "similarity": similarity,
-                "title": article["title"] if article else None,
-                "published_at": article["published_at"] if article else None,
-                "page_code": article["page_code"] if article else None,
-                "run_id": lineage.run_id,
-                "ingested_at": lineage.at,
-                "source": article.get("source") if article else None,
-            }
-        )
-        self.file(dump, "duplicate", of, lineage)
-
-    def unpacked(self, dump: Dump, lineage: Lineage) -> None:
-        """Record a bundle whose members were recorded as dumps of their own."""
-        self.file(dump, "unpacked", None, lineage)
-
-    def loaded(self, dump: Dump, article_id: str, lineage: Lineage) -> None:
-        """Record a kept article (its row is already staged as Parquet)."""
-        self.articles.append(dump.dump_file)
-        self.file(dump, "loaded", article_id, lineage)
 
     def counts(self) -> dict[str, Any]:
         """How many rows of each kind, with duplicates by kind and quarantine by reason."""
+        status = self.files["status"]
         return {
-            "articles": len(self.articles),
-            "duplicates": len(self.duplicates),
-            "quarantined": len(self.quarantine),
+            "articles": _count(status, "loaded"),
+            "duplicates": self.duplicates.num_rows,
+            "quarantined": self.quarantine.num_rows,
             "undated": self.undated,
-            "files": len(self.files),
-            "unpacked": sum(1 for row in self.files if row["status"] == "unpacked"),
-            "duplicates_by_kind": dict(sorted(Counter(r["kind"] for r in self.duplicates).items())),
-            "quarantined_by_reason": dict(
-                sorted(Counter(r["reason"] for r in self.quarantine).items())
-            ),
+            "files": self.files.num_rows,
+            "unpacked": _count(status, "unpacked"),
+            "duplicates_by_kind": _by_value(self.duplicates["kind"]),
+            "quarantined_by_reason": _by_value(self.quarantine["reason"]),
         }
+
+
+def _count(column: pa.ChunkedArray, value: str) -> int:
+    return int(pc.sum(pc.equal(column, value)).as_py() or 0)
+
+
+def _by_value(column: pa.ChunkedArray) -> dict[str, int]:
+    """Rows per value, in value order."""
+    counted = pc.value_counts(column).to_pylist()
+    return {c["values"]: c["counts"] for c in sorted(counted, key=lambda c: c["values"])}
 
 
 def article_id_of(sha256: str) -> str:
@@ -193,6 +129,6 @@ def published_month(published_at: datetime | None) -> str:
     return published_at.strftime("%Y-%m") if published_at is not None else UNDATED_MONTH
 
 
-def _utc(seconds: float | None) -> datetime | None:
-    """POSIX seconds as an aware UTC datetime."""
+def utc_of(seconds: float | None) -> datetime | None:
+    """POSIX seconds (a file time) as an aware UTC datetime."""
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)

@@ -51,13 +51,11 @@ def match_ledger(con: duckdb.DuckDBPyConnection, hashes: list[str]) -> LedgerMat
 
 
 def history_for(
-    con: duckdb.DuckDBPyConnection, page_codes: list[str], fingerprints: list[str]
+    con: duckdb.DuckDBPyConnection, page_codes: pa.Array, fingerprints: pa.Array
 ) -> History:
     """Kept articles that share a page code or a body fingerprint with the night's articles."""
-    con.register("night_codes", pa.table({"page_code": pa.array(page_codes, pa.string())}))
-    con.register(
-        "night_prints", pa.table({"body_fingerprint": pa.array(fingerprints, pa.string())})
-    )
+    con.register("night_codes", pa.table({"page_code": page_codes}))
+    con.register("night_prints", pa.table({"body_fingerprint": fingerprints}))
     try:
         by_code = con.execute(
             "SELECT page_code, min(article_id) FROM articles "

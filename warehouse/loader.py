@@ -34,10 +34,11 @@ class NightRows:
 
     run_row: Row
     staged: Sequence[str] = ()  # files or s3:// URLs
-    kept: set[str] = field(default_factory=set)
-    tables: dict[str, list[Row]] = field(default_factory=dict)  # duplicates, quarantine, files
+    kept: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))  # dump files
+    # duplicates, quarantine, files: each in its table's schema, in dump_file order
+    tables: dict[str, pa.Table] = field(default_factory=dict)
     archived: list[ArchiveEntry] = field(default_factory=list)
-    kept_ids: list[str] = field(default_factory=list)
+    kept_ids: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     kept_signatures: U32 = field(default_factory=lambda: np.empty((0, 0), dtype=np.uint32))
 
 
@@ -53,7 +54,7 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
             insert_articles(con, night.staged, night.kept)
             checkpoint("load:articles")
             for table, rows in night.tables.items():
-                insert_rows(con, table, sorted(rows, key=lambda row: row["dump_file"]))
+                insert_arrow(con, table, rows)
                 checkpoint(f"load:{table}")
             checkpoint("load:rows")
             archived = index_table(night.archived)
@@ -70,11 +71,12 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
     return snapshot_of(con, run_id)
 
 
-def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[str], kept: set[str]) -> int:
-    """The kept rows of the staged Parquet files, by publication time (files prune by day)."""
-    if not staged or not kept:
+def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[str], kept: pa.Array) -> int:
+    """The kept rows (their dump files given) of the staged Parquet files, by publication time
+    (files prune by day)."""
+    if not staged or not len(kept):
         return 0
-    con.register("kept_files", pa.table({"dump_file": pa.array(sorted(kept), pa.string())}))
+    con.register("kept_files", pa.table({"dump_file": kept}))
     try:
         count = con.execute(
             f"INSERT INTO articles BY NAME SELECT s.*, "

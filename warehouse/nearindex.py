@@ -36,19 +36,22 @@ BANDS_TABLE = "minhash_bands"
 SIGNATURES_TABLE = "minhash_signatures"
 
 
-def index_rows(article_ids: Sequence[str], sigs: U32, run_id: str) -> dict[str, pa.Table]:
+def index_rows(
+    article_ids: Sequence[str] | pa.Array, sigs: U32, run_id: str
+) -> dict[str, pa.Table]:
     """The index rows of a night's kept articles (bodies without shingles are left out)."""
     if len(article_ids) == 0:
         return {}
     present = has_shingles(sigs)
-    ids = [a for a, p in zip(article_ids, present.tolist(), strict=True) if p]
-    if not ids:
+    given = article_ids if isinstance(article_ids, pa.Array) else pa.array(article_ids, pa.string())
+    ids = given.filter(pa.array(present))
+    if not len(ids):
         return {}
     sigs = np.ascontiguousarray(sigs[present], dtype="<u4")
     # Built without Python objects per row (a night has half a million band rows): ids by
     # dictionary, signatures as one buffer of fixed-size blobs. Keys stay in article order: a
     # night's lookup scans every band key anyway (they are random), so sorting bought nothing.
-    id_array = pa.array(ids, pa.string())
+    id_array = ids
     owners = pa.array(np.repeat(np.arange(len(ids), dtype=np.int32), BANDS))
     bands = pa.table(
         {

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pyarrow as pa
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -83,7 +84,7 @@ def test_quarantine_table_is_ordered_and_capped() -> None:
         {"dump_file": f"{i:04d}.txt", "stage": "parse", "reason": r, "detail": "d", "x": 1}
         for i, r in enumerate(["b", "a"] * (MAX_TABLE_ROWS))
     ]
-    table = quarantine_table(rows)
+    table = quarantine_table(pa.Table.from_pylist(rows))
     assert len(table) == MAX_TABLE_ROWS
     assert table[0] == {"dump_file": "0001.txt", "stage": "parse", "reason": "a", "detail": "d"}
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -47,11 +48,9 @@ def _outcome(worked: Batch) -> tuple[object, ...]:
     return (
         pq.read_table(worked.passed).to_pylist(),
         worked.keys.to_pylist(),
-        [(a.dump.dump_file, a.encoding) for a in worked.articles],
-        [(r.dump.dump_file, r.stage, r.result) for r in worked.rejected],
+        worked.dumps.to_pylist(),
         worked.signatures.tolist(),
         sorted(worked.archived),
-        worked.failures,
         worked.statistics,
     )
 
@@ -67,7 +66,7 @@ def test_a_batch_worked_in_small_slices_equals_one_worked_at_once(
     whole = _work(tmp_path / "whole", batch)
     monkeypatch.setattr(flows.worker, "SLICE_BYTES", 20_000)  # slices of a few dumps
     sliced = _work(tmp_path / "sliced", batch)
-    assert len(whole.articles) + len(whole.rejected) == len(batch)
+    assert sorted(whole.dumps["dump_file"].to_pylist()) == sorted(i.dump.dump_file for i in batch)
     assert _outcome(sliced) == _outcome(whole)
 
 
@@ -82,7 +81,9 @@ def test_a_worker_process_validates_and_hands_back_keys_and_the_result(
     assert pooled.worker.startswith("worker process ") and pooled.worker != here.worker
     assert _outcome(pooled) == _outcome(here)
     assert pooled.keys.column_names == flows.worker.KEY_COLUMNS
-    assert pooled.keys.num_rows == len(pooled.signatures) == len(pooled.articles)
+    assert pooled.keys.num_rows == len(pooled.signatures)
+    valid = pooled.dumps.filter(pc.is_null(pooled.dumps["reason"]))
+    assert sorted(valid["dump_file"].to_pylist()) == sorted(pooled.keys["dump_file"].to_pylist())
     # GX's own result, for the flow to store where Data Docs read it; nothing written on the
     # worker's side
     assert pooled.validation is not None and LINEAGE.run_id in pooled.validation.key[1]
@@ -98,8 +99,10 @@ def test_failing_rows_are_not_staged_and_lose_their_signatures(tmp_path: Path) -
     late = seed.read_text(encoding="utf-8").replace("2019-05-02", "2099-05-02")
     (pages / "b.txt").write_text(late, encoding="utf-8")
     worked = _work(tmp_path / "home", _to_read(pages))
-    assert [a.dump.dump_file for a in worked.articles] == ["a.txt", "b.txt"]
-    assert list(worked.failures) == ["b.txt"]
+    fates = {row["dump_file"]: row for row in worked.dumps.to_pylist()}
+    assert fates["a.txt"]["reason"] is None
+    assert (fates["b.txt"]["stage"], fates["b.txt"]["reason"]) == ("validate", "failed_validation")
+    assert "published_at" in fates["b.txt"]["detail"]
     assert worked.keys["dump_file"].to_pylist() == ["a.txt"]
     assert pq.read_table(worked.passed)["dump_file"].to_pylist() == ["a.txt"]
     assert len(worked.signatures) == 1

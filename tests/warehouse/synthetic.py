@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
@@ -38,7 +39,7 @@ def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
     staged = home.root / "staging" / f"{run_id}.parquet"
     staged.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table_of(articles, ARTICLES_SCHEMA), staged)
-    tables = {
+    rows = {
         "duplicates": [
             row(
                 "duplicates",
@@ -50,7 +51,8 @@ def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
         ],
         "files": [row("files", dump_file=f"{run_id}/f", run_id=run_id)],
     }
+    tables = {name: table_of(table_rows, SCHEMAS[name]) for name, table_rows in rows.items()}
     run_row = row(
         "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
     )
-    return NightRows(run_row, [str(staged)], set(names), tables)
+    return NightRows(run_row, [str(staged)], pa.array(names, pa.string()), tables)
