@@ -74,7 +74,7 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
     from warehouse.loader import commit_night
     from warehouse.recovery import open_recovered
     from warehouse.storage import join, remove_tree
-    from warehouse.verify import verify
+    from warehouse.verify import verify, verify_night
 
     settings = Settings.from_env(home=str(home), inbox=str(inbox))
     settings.home.ensure()
@@ -102,10 +102,12 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
             ratio, message = _failure_gate(plan, ledger, settings)
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)
         with clock.stage("commit"), cursor(lake) as con:
-            commit_night(con, night_rows(row, plan.archived, worked, deduped, ledger))
+            snapshot = commit_night(con, night_rows(row, plan.archived, worked, deduped, ledger))
             remove_tree(join(settings.home.staging, lineage.run_id), settings.home.s3)
-    with clock.stage("report: verify (once a night)"):
-        broken = verify(settings.home)
+    with clock.stage("report: the night's checks (once a night)"):
+        broken = verify_night(settings.home, lineage.run_id, snapshot)
+    with clock.stage("for comparison: `wirehouse verify` of the whole warehouse (once a night)"):
+        broken += verify(settings.home)
     if broken or message is not None:
         raise SystemExit(f"the measured night is not a clean one: {message} {broken}")
     return clock, len(plan.to_read)

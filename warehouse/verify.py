@@ -81,6 +81,68 @@ def violations(con: duckdb.DuckDBPyConnection, sample: int = 5) -> list[Violatio
     return found
 
 
+# The same promises for one night's rows, at a cost that follows the night, not the warehouse:
+# each query reads the night's rows (files of other nights are pruned by their run_id
+# statistics) and looks up only the keys they name elsewhere. `$run` is the night's run id.
+NIGHT_CHECKS: dict[str, tuple[str, str]] = {
+    "one_place_per_dump": (
+        CHECKS["one_place_per_dump"][0],
+        """
+        WITH placed AS (
+            SELECT dump_file, dump_sha256, 'loaded' AS status FROM articles WHERE run_id = $run
+            UNION ALL SELECT dump_file, dump_sha256, 'duplicate' FROM duplicates
+                WHERE run_id = $run
+            UNION ALL SELECT dump_file, dump_sha256, 'quarantined' FROM quarantine
+                WHERE run_id = $run
+        )
+        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file,
+               coalesce(f.dump_sha256, p.dump_sha256) AS dump_sha256, f.status AS ledger_status,
+               list(p.status) AS placed_in
+        FROM (SELECT * FROM files WHERE run_id = $run) f
+        FULL OUTER JOIN placed p USING (dump_file, dump_sha256)
+        WHERE coalesce(f.status, '') <> 'unpacked'
+        GROUP BY ALL
+        HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
+        """,
+    ),
+    "counts_add_up": (
+        "the night's rows in each table are as many as its runs row counts",
+        """
+        SELECT r.run_id, r.articles, (SELECT count(*) FROM articles WHERE run_id = $run) AS a,
+               r.duplicates, (SELECT count(*) FROM duplicates WHERE run_id = $run) AS d,
+               r.quarantined, (SELECT count(*) FROM quarantine WHERE run_id = $run) AS q,
+               r.files_new, (SELECT count(*) FROM files WHERE run_id = $run) AS f
+        FROM runs r WHERE r.run_id = $run AND r.status = 'succeeded'
+          AND (r.articles <> a OR r.duplicates <> d OR r.quarantined <> q OR r.files_new <> f)
+        """,
+    ),
+    "one_ledger_row_per_name_and_bytes": (
+        CHECKS["one_ledger_row_per_name_and_bytes"][0],
+        "SELECT dump_file, dump_sha256, count(*) AS n FROM files "
+        "WHERE dump_file IN (SELECT dump_file FROM files WHERE run_id = $run) "
+        "GROUP BY ALL HAVING n > 1",
+    ),
+    "unique_article_ids": (
+        CHECKS["unique_article_ids"][0],
+        "SELECT article_id, count(*) AS n FROM articles "
+        "WHERE article_id IN (SELECT article_id FROM articles WHERE run_id = $run) "
+        "GROUP BY ALL HAVING n > 1",
+    ),
+    "duplicates_point_at_articles": (
+        CHECKS["duplicates_point_at_articles"][0],
+        "SELECT d.dump_file, d.duplicate_of FROM duplicates d "
+        "WHERE d.run_id = $run AND d.duplicate_of NOT IN ("
+        "  SELECT article_id FROM articles WHERE article_id IN ("
+        "    SELECT duplicate_of FROM duplicates WHERE run_id = $run))",
+    ),
+    "quarantine_has_reasons": (
+        CHECKS["quarantine_has_reasons"][0],
+        "SELECT dump_file FROM quarantine WHERE run_id = $run "
+        "AND (coalesce(reason, '') = '' OR coalesce(detail, '') = '')",
+    ),
+}
+
+
 # Every file the ledger holds has its bytes in the archive, but symlinks (no bytes to keep),
 # same-bytes copies of a quarantined dump (their bytes are the first copy's), and bundle members
 # refused unread (their bytes are inside the bundle, which is archived whole).
@@ -100,6 +162,30 @@ _ARCHIVE_CHECK = """
 """
 
 
+# _ARCHIVE_CHECK for one night's files: their bytes archived tonight or, for copies of earlier
+# bytes, in an earlier night; only the night's hashes are looked up.
+_NIGHT_ARCHIVE_CHECK = """
+    WITH night AS (
+        SELECT f.dump_file, f.dump_sha256 FROM files f
+        LEFT JOIN (SELECT dump_file, reason FROM quarantine WHERE run_id = $run) q
+            USING (dump_file)
+        WHERE f.run_id = $run AND coalesce(q.reason, '') <> 'symlink'
+    ),
+    kept AS (
+        SELECT dump_sha256 FROM archive_index
+        WHERE dump_sha256 IN (SELECT dump_sha256 FROM night)
+    )
+    SELECT dump_file, dump_sha256 FROM night
+    WHERE dump_sha256 NOT IN (SELECT dump_sha256 FROM kept)
+      AND NOT (
+        strpos(dump_file, '!') > 0
+        AND split_part(dump_file, '!', 1) IN (
+            SELECT b.dump_file FROM night b WHERE b.dump_sha256 IN (SELECT dump_sha256 FROM kept)
+        )
+      )
+"""
+
+
 def verify(home: Home, inbox: str | Path | None = None, deep: bool = False) -> list[Violation]:
     """All the checks: the tables' invariants, data files, archive, and the inbox if given."""
     with lake_connection(home) as con:
@@ -111,6 +197,43 @@ def verify(home: Home, inbox: str | Path | None = None, deep: bool = False) -> l
         if inbox is not None:
             found += inbox_violations(con, home, inbox)
     return found
+
+
+def verify_night(home: Home, run_id: str, snapshot: int) -> list[Violation]:
+    """The checks at the end of a night, over what it changed: the data files its snapshot
+    added read, its rows keep the tables' promises, its files' raw bytes are archived.
+    `wirehouse verify` checks the whole warehouse."""
+    with lake_connection(home) as con:
+        added = [
+            path
+            for table in LAKE_SCHEMAS
+            for path in _files_at(con, table, snapshot) - _files_at(con, table, snapshot - 1)
+        ]
+        unreadable = _unreadable(con, added)
+        if unreadable:
+            promise = "every data file of the night's snapshot reads"
+            return [_violation("data_files_readable", promise, unreadable)]
+        found: list[Violation] = []
+        for name, (promise, query) in NIGHT_CHECKS.items():
+            rows = con.execute(query, {"run": run_id}).fetchall()
+            if rows:
+                found.append(Violation(name, promise, len(rows), rows[:5]))
+        missing = con.execute(_NIGHT_ARCHIVE_CHECK, {"run": run_id}).fetchall()
+        if missing:
+            promise = "every file's raw bytes are archived"
+            found.append(_violation("archive_complete", promise, missing))
+    return found
+
+
+def _files_at(con: duckdb.DuckDBPyConnection, table: str, snapshot: int) -> set[str]:
+    """The data files of a table at a snapshot (none before the first)."""
+    if snapshot < 1:
+        return set()
+    rows = con.execute(
+        f"SELECT data_file FROM ducklake_list_files('{ALIAS}', ?, snapshot_version => ?)",
+        [table, snapshot],
+    ).fetchall()
+    return {path for (path,) in rows}
 
 
 def data_file_violations(con: duckdb.DuckDBPyConnection, home: Home) -> list[Violation]:

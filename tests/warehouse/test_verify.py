@@ -14,7 +14,7 @@ from flows.nightly import nightly_ingest
 from tests.conftest import REPO, SAMPLES
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
-from warehouse.verify import verify
+from warehouse.verify import verify, verify_night
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -115,3 +115,53 @@ def test_the_command_exits_non_zero_and_names_the_check(loaded: Home) -> None:
     lose_archive_index(loaded)
     broken = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     assert broken.returncode == 1 and "archive_complete" in broken.stderr
+
+
+def the_night(home: Home) -> tuple[str, int]:
+    """The run id of the home's one night and the snapshot it committed."""
+    with lake_connection(home) as con:
+        [(run_id,)] = con.execute("SELECT run_id FROM runs").fetchall()
+        [(snapshot,)] = con.execute(
+            "SELECT snapshot_id FROM wh.snapshots() WHERE commit_extra_info LIKE ?",
+            [f'%"{run_id}"%'],
+        ).fetchall()
+    return run_id, snapshot
+
+
+def night_checks(home: Home) -> set[str]:
+    """Names of the night's checks that fail, over the tables as they are now."""
+    run_id, snapshot = the_night(home)
+    with lake_connection(home) as con:
+        [(now,)] = con.execute("SELECT max(snapshot_id) FROM wh.snapshots()").fetchall()
+    return {v.check for v in verify_night(home, run_id, snapshot)} | {
+        v.check for v in verify_night(home, run_id, now)
+    }
+
+
+def test_the_nights_own_checks_pass_on_a_sound_night(loaded: Home) -> None:
+    run_id, snapshot = the_night(loaded)
+    assert verify_night(loaded, run_id, snapshot) == []
+
+
+def test_the_nights_checks_find_lost_rows_and_counts_that_no_longer_add_up(loaded: Home) -> None:
+    with lake_connection(loaded, read_only=False) as con:
+        con.execute("DELETE FROM quarantine")
+    assert night_checks(loaded) == {"one_place_per_dump", "counts_add_up"}
+
+
+def test_the_nights_checks_find_a_duplicate_whose_article_is_gone(loaded: Home) -> None:
+    with lake_connection(loaded, read_only=False) as con:
+        con.execute(
+            "DELETE FROM articles WHERE article_id = "
+            "(SELECT min(duplicate_of) FROM duplicates WHERE kind <> 'same_file')"
+        )
+    assert "duplicates_point_at_articles" in night_checks(loaded)
+
+
+def test_the_nights_checks_find_its_lost_archive_and_its_damaged_files(loaded: Home) -> None:
+    lose_archive_index(loaded)
+    assert night_checks(loaded) == {"archive_complete"}
+    part = data_file(loaded, "articles")
+    part.write_bytes(part.read_bytes()[:50])
+    run_id, snapshot = the_night(loaded)
+    assert {v.check for v in verify_night(loaded, run_id, snapshot)} == {"data_files_readable"}
