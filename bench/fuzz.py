@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from transforms.decode import decode_dump
 from transforms.parse import parse_dump
-from warehouse.bundles import BundleLimits, Kind, read_gzip, read_members
+from warehouse.inbox.bundles import BundleLimits, Kind, read_gzip, read_members
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((REPO / "samples" / "inbox").rglob("*.txt"))

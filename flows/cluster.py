@@ -30,7 +30,8 @@ from flows.worker import Batch, ToRead, work_batch
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.home import Home, S3Access
-from warehouse.remote_inbox import Hasher, hash_objects
+from warehouse.inbox import Hasher
+from warehouse.inbox.s3 import hash_objects
 
 if TYPE_CHECKING:  # distributed takes 2-3 s to import: only a night on a cluster pays it
     from distributed import Client

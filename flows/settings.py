@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from transforms.minhash import THRESHOLD as NEAR_THRESHOLD
-from warehouse.bundles import BundleLimits
 from warehouse.home import Home, s3_from_env
+from warehouse.inbox.bundles import BundleLimits
 from warehouse.storage import is_remote
 
 # A site redesign that breaks the parser sends most of a night to quarantine; a normal night

@@ -30,13 +30,13 @@ from transforms.neardup import Match, dedupe_near, near_involved
 from transforms.night import Dump, Ledger, Lineage, utc_of
 from transforms.records import SCHEMAS, Rejection, table_of_tuples
 from warehouse.archive import ArchiveEntry
-from warehouse.bundles import BundleLimits
 from warehouse.home import Home
 from warehouse.inbox import Arrivals
+from warehouse.inbox.bundles import BundleLimits
+from warehouse.inbox.unpack import container_hashes, unpack_arrivals
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
 from warehouse.loader import NightRows
 from warehouse.nearindex import history_matches
-from warehouse.unpack import container_hashes, unpack_arrivals
 
 log = logging.getLogger(__name__)
 

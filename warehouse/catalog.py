@@ -346,3 +346,12 @@ def identifier(name: str) -> str:
 def literal(text: str) -> str:
     """A SQL string literal (DDL and ATTACH take no bind parameters)."""
     return "'" + text.replace("'", "''") + "'"
+
+
+def orphaned_data_files(con: duckdb.DuckDBPyConnection, delete: bool = False) -> list[str]:
+    """Data files under the data path that no snapshot references (a killed writer's)."""
+    rows = con.execute(
+        f"CALL ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true, dry_run => ?)",
+        [not delete],
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -40,6 +40,7 @@ from warehouse.catalog import (
     identifier,
     literal,
     open_lake,
+    orphaned_data_files,
     transaction,
 )
 from warehouse.faults import checkpoint
@@ -47,7 +48,6 @@ from warehouse.home import Home
 from warehouse.loader import UNDATED, insert_arrow, insert_rows, label
 from warehouse.lock import run_lock
 from warehouse.nearindex import BANDS_TABLE, FORMAT, SIGNATURES_TABLE, index_rows
-from warehouse.recovery import orphaned_data_files
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,10 @@ import logging
 import duckdb
 
 from warehouse.archive import remove_unindexed
-from warehouse.catalog import ALIAS, open_lake
+from warehouse.catalog import open_lake, orphaned_data_files
 from warehouse.faults import checkpoint
 from warehouse.home import Home
+from warehouse.migrate import migrate, needs_migration
 from warehouse.storage import is_empty, remove_tree
 
 log = logging.getLogger(__name__)
@@ -18,8 +19,6 @@ log = logging.getLogger(__name__)
 def open_recovered(home: Home) -> duckdb.DuckDBPyConnection:
     """The lake, read-write, for a run holding the run lock: a home of the layout before
     DuckLake migrated first (its files would otherwise look unreferenced), then `recover`."""
-    from warehouse.migrate import migrate, needs_migration
-
     if needs_migration(home):
         migrate(home, hold_lock=False)
     con = open_lake(home)
@@ -45,12 +44,3 @@ def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
     return removed
-
-
-def orphaned_data_files(con: duckdb.DuckDBPyConnection, delete: bool = False) -> list[str]:
-    """Data files under the data path that no snapshot references (a killed writer's)."""
-    rows = con.execute(
-        f"CALL ducklake_delete_orphaned_files('{ALIAS}', cleanup_all => true, dry_run => ?)",
-        [not delete],
-    ).fetchall()
-    return [str(row[0]) for row in rows]

@@ -11,12 +11,11 @@ from pathlib import Path
 import duckdb
 
 from warehouse.archive import read_archived
-from warehouse.catalog import ALIAS, LAKE_SCHEMAS, lake_connection
+from warehouse.catalog import ALIAS, LAKE_SCHEMAS, lake_connection, orphaned_data_files
 from warehouse.home import Home
 from warehouse.inbox import dump_name
+from warehouse.inbox.s3 import object_times
 from warehouse.lock import lock_holder
-from warehouse.recovery import orphaned_data_files
-from warehouse.remote_inbox import object_times
 from warehouse.storage import is_remote
 
 # name -> (what it promises, a query returning the offending rows; empty when it holds)

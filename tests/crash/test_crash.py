@@ -17,9 +17,8 @@ import pytest
 
 from tests.crash.conftest import Zygote
 from tests.state import empty_snapshot, snapshot
-from warehouse.catalog import exists, lake_connection
+from warehouse.catalog import exists, lake_connection, orphaned_data_files
 from warehouse.home import Home
-from warehouse.recovery import orphaned_data_files
 from warehouse.verify import violations
 
 # Dozens of real runs: minutes, not seconds, on a 2-core machine.

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.records import Rejection
-from warehouse.bundles import (
+from warehouse.inbox.bundles import (
     BundleLimits,
     Member,
     gunzip,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.inbox import _pieces, read_bytes, sha256_of
+from warehouse.inbox import read_bytes
+from warehouse.inbox.folder import _pieces, sha256_of
 
 
 @pytest.mark.parametrize("size", [0, 1, 4095, 1 << 20, 3 * (1 << 20) + 7])

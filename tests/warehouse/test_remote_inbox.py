@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import CASES
 from tests.servers import S3Server
-from warehouse.bundles import kind_of
 from warehouse.home import S3Access
 from warehouse.inbox import find_arrivals, inbox_problem, read_bytes
+from warehouse.inbox.bundles import kind_of
 
 HOSTILE = CASES / "hostile" / "inbox"
 

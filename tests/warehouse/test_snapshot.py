@@ -6,10 +6,10 @@ import threading
 from pathlib import Path
 
 from tests.warehouse.synthetic import SHAPE, night
-from warehouse.catalog import connect_as_of, lake_connection, open_lake
+from warehouse.catalog import connect_as_of, lake_connection, open_lake, orphaned_data_files
 from warehouse.home import Home
 from warehouse.loader import commit_night
-from warehouse.recovery import orphaned_data_files, recover
+from warehouse.recovery import recover
 
 COUNTS = (
     "SELECT (SELECT count(*) FROM articles), (SELECT count(*) FROM duplicates), "

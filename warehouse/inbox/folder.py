@@ -1,76 +1,22 @@
-"""The inbox side of a night: which files arrived, their bytes and hashes, read once each.
-
-The inbox is a folder on this machine or an `s3://bucket/prefix` (`warehouse.remote_inbox`).
-"""
+"""An inbox that is a folder on this machine: walked, settled, hashed and read, never modified."""
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import logging
 import os
 import stat
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
 
-from transforms.records import Rejection
-from warehouse.home import S3Access
-from warehouse.storage import filesystem, is_remote
-
-if TYPE_CHECKING:
-    from warehouse.remote_inbox import Hasher
+from warehouse.inbox.arrivals import PARTIAL_SUFFIXES, Arrivals, InboxFile
 
 log = logging.getLogger(__name__)
 
-# Names that download tools give files they are still writing.
-_PARTIAL_SUFFIXES = (".part", ".partial", ".tmp", ".crdownload", ".download", ".filepart")
 
-
-@dataclass(frozen=True, slots=True)
-class InboxFile:
-    """One regular file of the inbox: its name relative to the inbox, size and content hash."""
-
-    dump_file: str
-    path: Path | str  # a path on this machine, or the s3:// URL of an object
-    bytes: int
-    sha256: str
-    mtime: float | None = None  # the file's modification time: when the dump was captured
-
-
-@dataclass(frozen=True, slots=True)
-class Arrivals:
-    """What a walk of the inbox found."""
-
-    files: list[InboxFile]  # regular, settled files, in path order
-    symlinks: list[InboxFile]  # never followed; hashed by their target text; quarantined
-    unsettled: list[str]  # still being written: left for the next night
-    # Filled when bundles are opened (warehouse.unpack): archives recorded as `unpacked`, whose
-    # members join `files`; and archives, .gz files or members refused before any reading.
-    bundles: list[InboxFile] = field(default_factory=list)
-    refused: list[tuple[InboxFile, Rejection]] = field(default_factory=list)
-
-
-def dump_name(inbox: Path, path: Path) -> str:
-    """A file's name as the warehouse records it: relative to the inbox, with / separators."""
-    return _relative(path.relative_to(inbox).as_posix())
-
-
-def find_arrivals(
-    inbox: str | Path,
-    settle_seconds: float,
-    s3: S3Access | None = None,
-    hasher: Hasher | None = None,
-) -> Arrivals:
-    """Every regular file under the inbox, recursively, once it has stopped changing.
-
-    `hasher` hashes the objects of an inbox on S3 elsewhere (on a cluster's workers)."""
-    if is_remote(str(inbox)):
-        from warehouse.remote_inbox import find_objects  # it builds on this module's types
-
-        return find_objects(str(inbox), settle_seconds, s3, hasher)
+def find_files(inbox: str | Path, settle_seconds: float) -> Arrivals:
+    """Every regular file under the folder, recursively, once it has stopped changing."""
     found = _Walk()
     found.scan(str(inbox), "")
     unsettled = found.unsettled
@@ -82,6 +28,21 @@ def find_arrivals(
     by_name = lambda f: f.dump_file  # noqa: E731
     links = sorted(found.symlinks, key=by_name)
     return Arrivals(sorted(files, key=by_name), links, sorted(unsettled))
+
+
+def read_file(path: Path | str, most: int) -> bytes:
+    """At most `most` bytes of a file."""
+    return b"".join(_pieces(path, most, most))
+
+
+def folder_problem(inbox: str) -> str | None:
+    """Why this folder is no inbox; None if it is one."""
+    return None if os.path.isdir(inbox) else f"no such inbox: {inbox}"
+
+
+def dump_name(inbox: Path, path: Path) -> str:
+    """A file's name as the warehouse records it: relative to the inbox, with / separators."""
+    return _relative(path.relative_to(inbox).as_posix())
 
 
 class _Walk:
@@ -110,7 +71,7 @@ class _Walk:
                 self.symlinks.append(_symlink(Path(entry.path), name))
             elif entry.is_dir(follow_symlinks=False):
                 self.scan(entry.path, prefix + entry.name + "/")
-            elif entry.name.endswith(_PARTIAL_SUFFIXES):
+            elif entry.name.endswith(PARTIAL_SUFFIXES):
                 self.unsettled.append(name)
             else:
                 info = entry.stat(follow_symlinks=False)
@@ -163,48 +124,6 @@ def _symlink(path: Path, name: str) -> InboxFile:
     target = os.readlink(path)
     digest = hashlib.sha256(b"symlink\0" + os.fsencode(target)).hexdigest()
     return InboxFile(name, path, 0, digest)
-
-
-def read_bytes(location: Path | str, limit: int, s3: S3Access | None = None) -> bytes | None:
-    """A file's or object's bytes, or None when larger than the limit (not read past it).
-
-    An object is one ranged GET; without `s3`, botocore finds credentials itself (AWS_*).
-    """
-    if isinstance(location, str) and is_remote(location):
-        data = _read_object(location, limit + 1, s3)
-    else:
-        data = b"".join(_pieces(location, limit + 1, limit + 1))
-    return None if len(data) > limit else data
-
-
-def _read_object(url: str, most: int, s3: S3Access | None) -> bytes:
-    """At most `most` bytes of an object, in one ranged GET."""
-    fs, path = filesystem(url, s3)
-    try:
-        data: bytes = fs.cat_file(path, start=0, end=most)
-    except OSError as error:  # S3 answers 416 to any range of an empty object
-        if error.errno != errno.EINVAL or fs.size(path) != 0:
-            raise
-        return b""
-    return data
-
-
-def open_binary(location: Path | str, s3: S3Access | None = None) -> IO[bytes]:
-    """A file or object opened for reading (seekable: zipfile reads a bundle from its end)."""
-    if isinstance(location, str) and is_remote(location):
-        fs, path = filesystem(location, s3)
-        handle: IO[bytes] = fs.open(path, "rb")
-        return handle
-    return open(location, "rb")  # the caller closes it
-
-
-def inbox_problem(inbox: str, s3: S3Access | None = None) -> str | None:
-    """Why a night cannot read this inbox (no folder or bucket, unreachable); None if it can."""
-    if not is_remote(inbox):
-        return None if os.path.isdir(inbox) else f"no such inbox: {inbox}"
-    from warehouse.remote_inbox import bucket_problem
-
-    return bucket_problem(inbox, s3)
 
 
 def _settled(

@@ -8,17 +8,18 @@ settled when its size, last-modified time and ETag hold across the settle window
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import IO
 
 from fsspec import AbstractFileSystem
 
 from warehouse.home import S3Access
-from warehouse.inbox import _PARTIAL_SUFFIXES, Arrivals, InboxFile
+from warehouse.inbox.arrivals import PARTIAL_SUFFIXES, Arrivals, Hasher, InboxFile
 from warehouse.storage import filesystem
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,6 @@ class _Object:
         return self.size, self.modified, self.etag
 
 
-# Hashes objects given as (s3:// URL, size), in their order: `hash_objects` here, or spread over
-# the workers of a cluster (flows.cluster.hash_on_cluster), which then read the inbox, not us.
-Hasher = Callable[[list[tuple[str, int]]], list[str]]
-
-
 def find_objects(
     inbox: str, settle_seconds: float, s3: S3Access | None, hasher: Hasher | None = None
 ) -> Arrivals:
@@ -55,8 +51,8 @@ def find_objects(
     fs, root = filesystem(inbox, s3)
     root = root.rstrip("/")
     listed = _listing(fs, root)
-    unsettled = sorted(name for name in listed if name.endswith(_PARTIAL_SUFFIXES))
-    candidates = {n: o for n, o in listed.items() if not n.endswith(_PARTIAL_SUFFIXES)}
+    unsettled = sorted(name for name in listed if name.endswith(PARTIAL_SUFFIXES))
+    candidates = {n: o for n, o in listed.items() if not n.endswith(PARTIAL_SUFFIXES)}
     settled = sorted(_settled(fs, root, candidates, settle_seconds, unsettled).items())
     urls = [(fs.unstrip_protocol(o.path), o.size) for _, o in settled]
     hashes = hasher(urls) if hasher is not None else hash_objects(urls, s3)
@@ -74,6 +70,26 @@ def hash_objects(objects: list[tuple[str, int]], s3: S3Access | None) -> list[st
     fs, _ = filesystem(objects[0][0], s3)
     with ThreadPoolExecutor(_HASHING_THREADS) as pool:
         return list(pool.map(lambda o: _sha256(fs, fs._strip_protocol(o[0]), o[1]), objects))
+
+
+def read_object(url: str, most: int, s3: S3Access | None) -> bytes:
+    """At most `most` bytes of an object, in one ranged GET; without `s3`, botocore finds
+    credentials itself (AWS_*)."""
+    fs, path = filesystem(url, s3)
+    try:
+        data: bytes = fs.cat_file(path, start=0, end=most)
+    except OSError as error:  # S3 answers 416 to any range of an empty object
+        if error.errno != errno.EINVAL or fs.size(path) != 0:
+            raise
+        return b""
+    return data
+
+
+def open_object(url: str, s3: S3Access | None) -> IO[bytes]:
+    """An object opened for reading, seekable."""
+    fs, path = filesystem(url, s3)
+    handle: IO[bytes] = fs.open(path, "rb")
+    return handle
 
 
 def bucket_problem(inbox: str, s3: S3Access | None) -> str | None:

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from transforms.records import Rejection
 from warehouse.archive import ArchiveEntry, keep_large
-from warehouse.bundles import BundleLimits, Member, kind_of, read_gzip, read_members
 from warehouse.home import Home
 from warehouse.inbox import Arrivals, InboxFile, open_binary
+from warehouse.inbox.bundles import BundleLimits, Member, kind_of, read_gzip, read_members
 from warehouse.storage import is_remote, join, write_bytes
 
 
