@@ -17,8 +17,11 @@ venv: $(STAMP)
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet uv==$(UV_VERSION)
 
+# The project's own modules are compiled too: where PYTHONDONTWRITEBYTECODE is set, every
+# command would otherwise compile them again (0.15 s a night).
 $(STAMP): pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
+	$(VENV)/bin/python -m compileall -q flows warehouse transforms expectations deployments
 	@touch $@
 
 # Ingest the sample inbox shipped in the repo into ./data, then show what landed. Prefect's

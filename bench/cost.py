@@ -36,7 +36,10 @@ DUMPS = 20_000
 BACKFILL = 10_000_000
 WORKERS = (1, 4, 16, 64, 256)
 # Stages run where on a cluster: the flow's process (serial) or a worker (parallel).
-PARALLEL = ("work batches (read, archive, parse, sign, validate, stage)",)
+PARALLEL = (
+    "work batches (read, archive, parse, sign, validate, stage)",
+    "write batches (kept articles as the lake's data files)",
+)
 
 
 @dataclass(slots=True)
@@ -65,11 +68,12 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
         account,
         dedupe_against_history,
         discover_plan,
+        kept_by_batch,
         night_rows,
         summary_counts,
     )
-    from flows.worker import work_batch
-    from warehouse.catalog import cursor
+    from flows.worker import work_batch, write_articles
+    from warehouse.catalog import cursor, table_folder
     from warehouse.inbox import find_arrivals
     from warehouse.loader import commit_night
     from warehouse.recovery import open_recovered
@@ -101,11 +105,20 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
             counts = summary_counts(plan, ledger)
             ratio, message = _failure_gate(plan, ledger, settings)
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)
+        with cursor(lake) as con:
+            folder = table_folder(con, settings.home, "articles")
+        files = []
+        for batch, kept in zip(worked, kept_by_batch(worked, deduped), strict=True):
+            if batch.passed is not None and len(kept):
+                with clock.stage(PARALLEL[1]):
+                    home = settings.home
+                    files += write_articles(batch.index, batch.passed, kept, home, lineage, folder)
         with clock.stage("commit"), cursor(lake) as con:
-            snapshot = commit_night(con, night_rows(row, plan.archived, worked, deduped, ledger))
+            night = night_rows(row, plan.archived, worked, deduped, ledger, files)
+            snapshot = commit_night(con, night)
             remove_tree(join(settings.home.staging, lineage.run_id), settings.home.s3)
-    with clock.stage("report: the night's checks (once a night)"):
-        broken = verify_night(settings.home, lineage.run_id, snapshot)
+        with clock.stage("report: the night's checks (once a night)"), cursor(lake) as con:
+            broken = verify_night(con, lineage.run_id, snapshot)
     with clock.stage("for comparison: `wirehouse verify` of the whole warehouse (once a night)"):
         broken += verify(settings.home)
     if broken or message is not None:

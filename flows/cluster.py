@@ -14,19 +14,18 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+import pyarrow as pa
 from prefect import get_run_logger
 
-from flows.pool import local_pool, work_in_pool
+from flows.pool import local_pool, run_in_pool
 from flows.settings import Settings
-from flows.worker import Batch, ToRead, work_batch
+from flows.worker import Batch, ToRead, work_named, write_articles
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.home import Home, S3Access
@@ -37,6 +36,7 @@ if TYPE_CHECKING:  # distributed takes 2-3 s to import: only a night on a cluste
     from distributed import Client
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long the flow waits for the scheduler to answer, and for at least one worker to join.
 CONNECT_SECONDS = 10
@@ -61,6 +61,13 @@ class Engine:
     client: Client | None = None
     ahead: int = 1  # batches sent at once: every worker busy, and one more waiting
 
+    def run(self, key: str, function: Callable[..., T], *args: Any) -> T:
+        """`function(*args)` on a worker of this engine, under a key naming the night and the
+        batch; waits for it."""
+        if self.client is not None:
+            return on_cluster(self.client, key, function, *args)
+        return run_in_pool(self.pool, function, *args)
+
     def work(
         self,
         index: int,
@@ -70,10 +77,16 @@ class Engine:
         lineage: Lineage,
         keep_raw: bool = True,
     ) -> Batch:
-        """One batch worked by this engine; waits for it."""
-        if self.client is not None:
-            return work_on_cluster(self.client, index, batch, home, max_bytes, lineage, keep_raw)
-        return work_in_pool(self.pool, index, batch, home, max_bytes, lineage, keep_raw)
+        """One batch worked (read, parsed, validated, staged) by this engine."""
+        args = (index, list(batch), home, max_bytes, lineage, keep_raw)
+        return self.run(f"batch-{lineage.run_id}-{index:05d}", work_named, *args)
+
+    def write(
+        self, index: int, passed: str, kept: pa.Array, home: Home, lineage: Lineage, folder: str
+    ) -> list[str]:
+        """A batch's kept articles written as the lake's data files by this engine."""
+        args = (index, passed, kept, home, lineage, folder)
+        return self.run(f"write-{lineage.run_id}-{index:05d}", write_articles, *args)
 
     def work_all(
         self,
@@ -196,6 +209,9 @@ def environment() -> dict[str, str]:
     """What must be equal on the flow's machine and on every worker for the rows to be equal:
     Python, the parser's version, and the installed versions of this project and of every
     package it requires."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
     found = {
         "python": ".".join(map(str, sys.version_info[:3])),
         "parser": PARSER_VERSION,
@@ -213,47 +229,28 @@ def environment() -> dict[str, str]:
     return found
 
 
-def work_on_cluster(
-    client: Client,
-    index: int,
-    batch: Sequence[ToRead],
-    home: Home,
-    max_bytes: int,
-    lineage: Lineage,
-    keep_raw: bool = True,
-) -> Batch:
-    """Work one batch on the cluster; the result names the worker that did it.
+def on_cluster(client: Client, key: str, function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` on the cluster; waits for it.
 
-    A worker that dies mid-batch (killed, out of memory) loses nothing: the scheduler runs the
-    batch again on another worker (a batch's pack and staged file are rewritten whole under the
-    same names), and the task's log says which worker left. A batch that kills every worker
-    it meets fails the task with Dask's KilledWorker, which names the last one.
+    A worker that dies mid-way (killed, out of memory) loses nothing: the scheduler runs the
+    work again on another worker (what a batch writes is rewritten whole under the same
+    names), and the task's log says which worker left. Work that kills every worker it meets
+    fails the task with Dask's KilledWorker, which names the last one.
     """
     before = workers(client)
-    key = f"batch-{lineage.run_id}-{index:05d}"
-    future = client.submit(
-        _work_on_worker,
-        index,
-        list(batch),
-        home,
-        max_bytes,
-        lineage,
-        keep_raw,
-        key=key,
-        pure=False,
-    )
+    future = client.submit(function, *args, key=key, pure=False)
     try:
-        worked: Batch = future.result()
+        done: T = future.result()
     finally:
         gone = sorted(set(before) - set(workers(client)))
         if gone:
             get_run_logger().warning(
-                "worker %s left the cluster while batch %d was worked; the scheduler runs "
-                "its work on the other workers",
+                "worker %s left the cluster while %s ran; the scheduler runs its work on the "
+                "other workers",
                 ", ".join(f"{before[a]} ({a})" if before[a] != a else a for a in gone),
-                index,
+                key,
             )
-    return worked
+    return done
 
 
 def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:
@@ -266,27 +263,6 @@ def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:
         return [sha for future in futures for sha in future.result()]
 
     return hash_many
-
-
-def _work_on_worker(
-    index: int,
-    batch: list[ToRead],
-    home: Home,
-    max_bytes: int,
-    lineage: Lineage,
-    keep_raw: bool,
-) -> Batch:
-    """On a worker: `work_batch` in this thread, naming this worker."""
-    worked = work_batch(index, batch, home, max_bytes, lineage, keep_raw)
-    return replace(worked, worker=worker_name())
-
-
-def worker_name() -> str:
-    """This worker's name and address, as the scheduler's dashboard shows them."""
-    from distributed import get_worker
-
-    worker = get_worker()
-    return f"{worker.name} ({worker.address})" if worker.name != worker.address else worker.address
 
 
 def workers(client: Client) -> dict[str, str]:

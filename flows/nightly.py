@@ -6,6 +6,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -34,6 +35,7 @@ from flows.stages import (
     account,
     dedupe_against_history,
     discover_plan,
+    kept_by_batch,
     night_rows,
     summary_counts,
 )
@@ -41,7 +43,7 @@ from flows.worker import Batch, ToRead
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
-from warehouse.catalog import cursor
+from warehouse.catalog import cursor, table_folder
 from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
@@ -196,6 +198,7 @@ def load(
     batches: list[Batch],
     bundles: list[ArchiveEntry],
     deduped: Deduped,
+    article_files: list[str],
     run_row: dict[str, Any],
     settings: Settings,
     lake: duckdb.DuckDBPyConnection,
@@ -204,7 +207,7 @@ def load(
     home, run_id = settings.home, run_row["run_id"]
     night = NightRows(run_row)
     if run_row["status"] == "succeeded":
-        night = night_rows(run_row, bundles, batches, deduped, ledger)
+        night = night_rows(run_row, bundles, batches, deduped, ledger, article_files)
     with cursor(lake) as con:
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":
@@ -214,6 +217,42 @@ def load(
         "committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot
     )
     return snapshot
+
+
+@task(
+    name="write",
+    task_run_name="write",
+    cache_policy=NONE,
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_transient,
+)
+def write(
+    batches: list[Batch],
+    deduped: Deduped,
+    settings: Settings,
+    lineage: Lineage,
+    engine: Engine,
+    lake: duckdb.DuckDBPyConnection,
+) -> list[str]:
+    """The workers write the night's kept articles as the lake's data files, each batch its
+    own; the commit registers them."""
+    with cursor(lake) as con:
+        folder = table_folder(con, settings.home, "articles")
+    jobs = [
+        (batch.index, batch.passed, kept)
+        for batch, kept in zip(batches, kept_by_batch(batches, deduped), strict=True)
+        if batch.passed is not None and len(kept)
+    ]
+
+    def write_one(job: tuple[int, str, pa.Array]) -> list[str]:
+        index, passed, kept = job
+        return engine.write(index, passed, kept, settings.home, lineage, folder)
+
+    with ThreadPoolExecutor(engine.ahead, thread_name_prefix="write") as waiting:
+        files = [path for paths in waiting.map(write_one, jobs) for path in paths]
+    get_run_logger().info("%d batches wrote %d data files of articles", len(jobs), len(files))
+    return files
 
 
 @task(name="compact", task_run_name="compact", cache_policy=NONE)
@@ -244,9 +283,12 @@ def report(
         summary["data_docs"] = str(docs) if docs else None
     with cursor(lake) as con:
         per_day, summary["warehouse"] = lake_figures(con, summary["run_id"])
-    # `wirehouse verify` over what the night changed: its files read, its rows keep the
-    # tables' invariants, its raw bytes are archived (the whole warehouse: `wirehouse verify`).
-    checked = verify_night(settings.home, summary["run_id"], summary["snapshot"])
+        # `wirehouse verify` over what the night changed: its files read, its rows keep the
+        # tables' invariants, its raw bytes are archived. A night that recorded no file
+        # changed nothing but its runs row.
+        checked = []
+        if summary["counts"]["files"]:
+            checked = verify_night(con, summary["run_id"], summary["snapshot"])
     summary["violations"] = [f"{v.check}: {v.count} broken ({v.promise})" for v in checked]
     path = settings.home.reports / f"{summary['run_id']}.json"
     path.write_text(json.dumps(summary, indent=2, default=str) + "\n")
@@ -321,28 +363,37 @@ def _run_night(
         # are worked, so it loads while they are (a `wirehouse ingest` that started its own
         # Prefect server imported it meanwhile).
         import_gx_in_background()
-    with (
-        timings.stage("parse and validate"),
-        night_engine(settings, client, plan.to_read) as (engine, batches),
-    ):
+    with night_engine(settings, client, plan.to_read) as (engine, batches):
+        with timings.stage("parse and validate"):
 
-        def work_next(i: int) -> PrefectFuture[Batch]:
-            return work.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
+            def work_next(i: int) -> PrefectFuture[Batch]:
+                return work.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
 
-        # As many batches in flight as there are workers, and one more: tasks submitted
-        # all at once would each hold a thread and a worker's queue for the whole night.
-        working = [work_next(i) for i in range(min(engine.ahead, len(batches)))]
-        worked = []
-        for i in range(len(batches)):
-            worked.append(working[i].result())
-            settle()
-            if len(working) < len(batches):
-                working.append(work_next(len(working)))
-    with timings.stage("dedupe"):
-        deduped = dedupe(_quoted(worked), settings, _quoted(lake))
-    ledger = account(plan, worked, deduped, lineage)
-    counts = summary_counts(plan, ledger)
-    ratio, gate_message = _failure_gate(plan, ledger, settings)
+            # As many batches in flight as there are workers, and one more: tasks submitted
+            # all at once would each hold a thread and a worker's queue for the whole night.
+            working = [work_next(i) for i in range(min(engine.ahead, len(batches)))]
+            worked = []
+            for i in range(len(batches)):
+                worked.append(working[i].result())
+                settle()
+                if len(working) < len(batches):
+                    working.append(work_next(len(working)))
+        with timings.stage("dedupe"):
+            deduped = dedupe(_quoted(worked), settings, _quoted(lake))
+        ledger = account(plan, worked, deduped, lineage)
+        counts = summary_counts(plan, ledger)
+        ratio, gate_message = _failure_gate(plan, ledger, settings)
+        article_files: list[str] = []
+        if gate_message is None and deduped.kept.any():
+            with timings.stage("write"):
+                article_files = write(
+                    _quoted(worked),
+                    _quoted(deduped),
+                    settings,
+                    lineage,
+                    _quoted(engine),
+                    _quoted(lake),
+                )
     run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
     with timings.stage("load"):
         snapshot = load(
@@ -350,6 +401,7 @@ def _run_night(
             _quoted(worked),
             _quoted(plan.archived),
             _quoted(deduped),
+            _quoted(article_files),
             run_row,
             settings,
             _quoted(lake),
@@ -369,7 +421,7 @@ def _run_night(
         "data_docs": None,
         "stage_seconds": timings.seconds,
     }
-    if run_row["status"] == "succeeded":
+    if run_row["status"] == "succeeded" and counts["files"]:  # nothing added: nothing to merge
         with timings.stage("compact"):
             summary["compacted"] = maintain(settings, _quoted(lake))
     if kind == "nightly":  # a backfill is no night: nothing to compare it with

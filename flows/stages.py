@@ -405,18 +405,31 @@ def _concat(tables: Sequence[pa.Table], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
+def kept_by_batch(batches: Sequence[Batch], deduped: Deduped) -> list[pa.Array]:
+    """The dump files of each batch's kept articles (dedupe's keys are the batches' keys, in
+    order)."""
+    kept = pa.array(deduped.kept)
+    names = deduped.keys["dump_file"].combine_chunks()
+    out, at = [], 0
+    for batch in batches:
+        rows = batch.keys.num_rows
+        out.append(names.slice(at, rows).filter(kept.slice(at, rows)))
+        at += rows
+    return out
+
+
 def night_rows(
     run_row: dict[str, Any],
     bundles: Sequence[ArchiveEntry],
     batches: Sequence[Batch],
     deduped: Deduped,
     ledger: Ledger,
+    article_files: Sequence[str],
 ) -> NightRows:
-    """Everything a succeeded night commits: its staged articles, the kept ones, the ledger's
-    rows, where its raw bytes are, and the kept articles' signatures."""
+    """Everything a succeeded night commits: the data files the workers wrote of its kept
+    articles, the ledger's rows, where its raw bytes are, and the kept articles' signatures."""
     night = NightRows(run_row)
-    night.staged = [batch.passed for batch in batches if batch.passed is not None]
-    night.kept = deduped.kept_files
+    night.article_files = list(article_files)
     night.tables = {
         "duplicates": ledger.duplicates,
         "quarantine": ledger.quarantine,

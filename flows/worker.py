@@ -13,26 +13,32 @@ that gave no article (and why), and GX's result for the night's Data Docs. The f
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from expectations.runner import StoredResult, validate_articles
-from transforms.batch import ParsedDumps, StagedArticle, parse_dumps
 from transforms.minhash import U32
-from transforms.night import Dump, Lineage, Parsed, utc_of
+from transforms.night import UNDATED_MONTH, Dump, Lineage, Parsed, utc_of
 from transforms.records import ARTICLES_SCHEMA, Rejection, table_of_tuples
 from warehouse.archive import ArchiveEntry, PackWriter, keep_large
+from warehouse.catalog import MONTH_COLUMN
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import read_bytes
-from warehouse.storage import join, write_whole
+from warehouse.storage import filesystem, join, write_whole
+
+if TYPE_CHECKING:  # the parsers load when a batch is worked, not when a night starts
+    from transforms.batch import ParsedDumps, StagedArticle
 
 # Bytes of dumps read before they are parsed (about 400 typical dumps): a batch of large dumps
 # never sits in memory whole.
@@ -165,6 +171,44 @@ def work_batch(
     )
 
 
+def work_named(
+    index: int,
+    batch: list[ToRead],
+    home: Home,
+    max_bytes: int,
+    lineage: Lineage,
+    keep_raw: bool,
+) -> Batch:
+    """On a worker: `work_batch`, naming where it ran."""
+    worked = work_batch(index, batch, home, max_bytes, lineage, keep_raw)
+    return replace(worked, worker=here())
+
+
+def here() -> str:
+    """Where this code runs: a Dask worker's name, a process of the local pool, or the flow's
+    own process."""
+    if "distributed" in sys.modules:
+        from distributed import get_worker
+
+        try:
+            get_worker()
+        except ValueError:  # not on a worker
+            pass
+        else:
+            return worker_name()
+    if multiprocessing.parent_process() is not None:
+        return f"worker process {os.getpid()}"
+    return "this process"
+
+
+def worker_name() -> str:
+    """This worker's name and address, as the scheduler's dashboard shows them."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    return f"{worker.name} ({worker.address})" if worker.name != worker.address else worker.address
+
+
 def _read_and_parse(
     index: int,
     batch: Sequence[ToRead],
@@ -174,6 +218,8 @@ def _read_and_parse(
     keep_raw: bool,
 ) -> tuple[ParsedDumps, list[ArchiveEntry], list[Parsed]]:
     """The batch read and archived, parsed a slice of about `SLICE_BYTES` at a time."""
+    from transforms.batch import ParsedDumps, parse_dumps
+
     too_large: list[Parsed] = []
     archived: list[ArchiveEntry] = []
     parts: list[ParsedDumps] = []
@@ -215,3 +261,43 @@ def _stage(table: pa.Table, location: str, home: Home) -> None:
         home.s3,
         lambda handle: pq.write_table(table, handle, compression="none", use_dictionary=False),
     )
+
+
+def write_articles(
+    index: int, passed: str, kept: pa.Array, home: Home, lineage: Lineage, folder: str
+) -> list[str]:
+    """Once the night's decisions are made: the batch's kept articles written as the lake's
+    own data files, where its table keeps them (`folder`), one file per publication month in
+    DuckLake's Hive-style partition folders (`year=2019/month=5`), rows by publication time.
+
+    The commit registers the files; until then no reader sees them, and the next run deletes
+    them if the night never commits. Each is written whole under a name of the night and the
+    batch, so a batch written twice leaves one file."""
+    fs, path = filesystem(passed, home.s3)
+    rows = pq.read_table(path, schema=ARTICLES_SCHEMA, filesystem=fs)
+    rows = rows.filter(pc.is_in(rows["dump_file"], value_set=kept))
+    month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
+    rows = rows.append_column(MONTH_COLUMN, month).sort_by(
+        [("published_at", "ascending"), ("dump_file", "ascending")]
+    )
+    name = f"wirehouse-{lineage.run_id}-{index:05d}.parquet"
+    written = []
+    for value in sorted(pc.unique(month).to_pylist()):
+        location = join(folder, _partition(value), name)
+        _write(rows.filter(pc.equal(rows[MONTH_COLUMN], value)), location, home)
+        written.append(location)
+    checkpoint("write:batch")
+    return written
+
+
+def _write(rows: pa.Table, location: str, home: Home) -> None:
+    """A data file of the lake, compressed as DuckLake compresses its own (zstd)."""
+    write_whole(location, home.s3, lambda handle: pq.write_table(rows, handle, compression="zstd"))
+
+
+def _partition(month: str) -> str:
+    """The Hive-style folder DuckLake gives a publication month (`year(...)`, `month(...)`)."""
+    if month == UNDATED_MONTH:
+        return "year=__HIVE_DEFAULT_PARTITION__/month=__HIVE_DEFAULT_PARTITION__"
+    year, number = month.split("-")
+    return f"year={year}/month={int(number)}"

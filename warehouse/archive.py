@@ -13,15 +13,17 @@ import itertools
 import shutil
 from pathlib import Path
 from types import TracebackType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
-from fsspec import AbstractFileSystem
 
 from warehouse.files import publish, temp_path
 from warehouse.home import Home
 from warehouse.storage import abort_upload, filesystem, is_remote, join, write_whole
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
 
 # (sha256, pack, offset, length): where one dump's bytes are.
 ArchiveEntry = tuple[str, str, int, int]

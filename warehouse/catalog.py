@@ -355,3 +355,40 @@ def orphaned_data_files(con: duckdb.DuckDBPyConnection, delete: bool = False) ->
         [not delete],
     ).fetchall()
     return [str(row[0]) for row in rows]
+
+
+def table_folder(con: duckdb.DuckDBPyConnection, home: Home, table: str) -> str:
+    """Where DuckLake keeps a table's data files (a folder or an s3:// prefix, ending with a
+    slash): files written there by others are the lake's own once registered."""
+    rows = con.execute(
+        f"SELECT s.path, s.path_is_relative, t.path, t.path_is_relative "
+        f"FROM __ducklake_metadata_{ALIAS}.ducklake_table t "
+        f"JOIN __ducklake_metadata_{ALIAS}.ducklake_schema s USING (schema_id) "
+        "WHERE t.table_name = ? AND t.end_snapshot IS NULL AND s.end_snapshot IS NULL",
+        [table],
+    ).fetchall()
+    schema_path, schema_relative, table_path, table_relative = rows[0]
+    folder = (home.data_url + str(schema_path)) if schema_relative else str(schema_path)
+    return (folder + str(table_path)) if table_relative else str(table_path)
+
+
+def register_files(con: duckdb.DuckDBPyConnection, table: str, files: list[str]) -> int:
+    """Data files written elsewhere, in the table's Hive-style partition folders, become part
+    of the table in the open transaction (their footers are read for statistics, the rows are
+    not rewritten). A file the table already holds is not registered again (DuckLake would count
+    its rows twice: duckdb/ducklake #1293), so a retried commit registers each file once."""
+    if not files:
+        return 0
+    held = {
+        path
+        for (path,) in con.execute(
+            f"SELECT data_file FROM ducklake_list_files('{ALIAS}', ?)", [table]
+        ).fetchall()
+    }
+    new = [f for f in files if f not in held]
+    if new:
+        con.execute(
+            f"CALL ducklake_add_data_files('{ALIAS}', ?, ?, hive_partitioning => true)",
+            [table, new],
+        )
+    return len(new)

@@ -15,7 +15,7 @@ import pyarrow as pa
 from transforms.minhash import U32
 from transforms.records import SCHEMAS, table_of
 from warehouse.archive import ArchiveEntry, index_table
-from warehouse.catalog import ALIAS, MONTH_COLUMN, snapshot_of, transaction
+from warehouse.catalog import ALIAS, MONTH_COLUMN, register_files, snapshot_of, transaction
 from warehouse.faults import checkpoint
 from warehouse.nearindex import index_rows
 
@@ -33,8 +33,11 @@ class NightRows:
     """What one night adds: staged articles (Parquet) filtered to the kept ones, and rows."""
 
     run_row: Row
-    staged: Sequence[str] = ()  # files or s3:// URLs
-    kept: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))  # dump files
+    # The night's articles: data files written by the workers, registered as they are; or
+    # (a reprocess) staged files whose kept rows (by dump file) are inserted.
+    article_files: Sequence[str] = ()  # files or s3:// URLs
+    staged: Sequence[str] = ()
+    kept: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
     # duplicates, quarantine, files: each in its table's schema, in dump_file order
     tables: dict[str, pa.Table] = field(default_factory=dict)
     archived: list[ArchiveEntry] = field(default_factory=list)
@@ -51,6 +54,7 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
     run_id = night.run_row["run_id"]
     with transaction(con):
         if night.run_row["status"] == "succeeded":
+            register_files(con, "articles", list(night.article_files))
             insert_articles(con, night.staged, night.kept)
             checkpoint("load:articles")
             for table, rows in night.tables.items():

@@ -14,12 +14,12 @@ import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
-
-import fsspec
-from fsspec import AbstractFileSystem
+from typing import IO, TYPE_CHECKING, Any
 
 from warehouse.home import S3Access
+
+if TYPE_CHECKING:  # fsspec (0.1 s to import) only when a path is reached through it
+    from fsspec import AbstractFileSystem
 
 
 def is_remote(location: str) -> bool:
@@ -48,12 +48,16 @@ def filesystem(location: str, s3: S3Access | None) -> tuple[AbstractFileSystem, 
     """The filesystem holding a location, and the location's path on it (no scheme)."""
     if not is_remote(location):
         return _local(), location
+    import fsspec
+
     fs, path = fsspec.core.url_to_fs(location, **s3_options(s3))
     return fs, path
 
 
 @functools.cache
 def _local() -> AbstractFileSystem:
+    import fsspec
+
     return fsspec.filesystem("file")
 
 

@@ -198,29 +198,28 @@ def verify(home: Home, inbox: str | Path | None = None, deep: bool = False) -> l
     return found
 
 
-def verify_night(home: Home, run_id: str, snapshot: int) -> list[Violation]:
-    """The checks at the end of a night, over what it changed: the data files its snapshot
-    added read, its rows keep the tables' promises, its files' raw bytes are archived.
-    `wirehouse verify` checks the whole warehouse."""
-    with lake_connection(home) as con:
-        added = [
-            path
-            for table in LAKE_SCHEMAS
-            for path in _files_at(con, table, snapshot) - _files_at(con, table, snapshot - 1)
-        ]
-        unreadable = _unreadable(con, added)
-        if unreadable:
-            promise = "every data file of the night's snapshot reads"
-            return [_violation("data_files_readable", promise, unreadable)]
-        found: list[Violation] = []
-        for name, (promise, query) in NIGHT_CHECKS.items():
-            rows = con.execute(query, {"run": run_id}).fetchall()
-            if rows:
-                found.append(Violation(name, promise, len(rows), rows[:5]))
-        missing = con.execute(_NIGHT_ARCHIVE_CHECK, {"run": run_id}).fetchall()
-        if missing:
-            promise = "every file's raw bytes are archived"
-            found.append(_violation("archive_complete", promise, missing))
+def verify_night(con: duckdb.DuckDBPyConnection, run_id: str, snapshot: int) -> list[Violation]:
+    """The checks at the end of a night, on the night's own connection, over what it changed:
+    the data files its snapshot added read, its rows keep the tables' promises, its files' raw
+    bytes are archived. `wirehouse verify` checks the whole warehouse."""
+    added = [
+        path
+        for table in LAKE_SCHEMAS
+        for path in _files_at(con, table, snapshot) - _files_at(con, table, snapshot - 1)
+    ]
+    unreadable = _unreadable(con, added)
+    if unreadable:
+        promise = "every data file of the night's snapshot reads"
+        return [_violation("data_files_readable", promise, unreadable)]
+    found: list[Violation] = []
+    for name, (promise, query) in NIGHT_CHECKS.items():
+        rows = con.execute(query, {"run": run_id}).fetchall()
+        if rows:
+            found.append(Violation(name, promise, len(rows), rows[:5]))
+    missing = con.execute(_NIGHT_ARCHIVE_CHECK, {"run": run_id}).fetchall()
+    if missing:
+        promise = "every file's raw bytes are archived"
+        found.append(_violation("archive_complete", promise, missing))
     return found
 
 

@@ -18,7 +18,7 @@ import pytest
 import flows.pool
 import flows.stages
 import flows.worker
-from flows.worker import Batch, ToRead
+from flows.worker import Batch, ToRead, work_named
 from tests.conftest import SAMPLES
 from transforms.night import Dump, Lineage
 from warehouse.home import Home
@@ -39,7 +39,7 @@ def _to_read(inbox: Path) -> list[ToRead]:
 
 def _work(root: Path, batch: list[ToRead], pool: ProcessPoolExecutor | None = None) -> Batch:
     home = Home.at(root).ensure()
-    return flows.pool.work_in_pool(pool, 0, batch, home, MAX_BYTES, LINEAGE)
+    return flows.pool.run_in_pool(pool, work_named, 0, batch, home, MAX_BYTES, LINEAGE, True)
 
 
 def _outcome(worked: Batch) -> tuple[object, ...]:
@@ -118,7 +118,7 @@ def test_a_dead_worker_pool_leaves_its_batch_to_this_process(
         with caplog.at_level(logging.WARNING, logger="flows.pool"):
             rescued = _work(tmp_path / "rescued", batch, pool)
     assert _outcome(rescued) == _outcome(here)
-    assert "worker process died" in caplog.text
+    assert "a worker process died" in caplog.text
 
 
 def test_key_columns_become_the_python_values_pyarrow_gives(tmp_path: Path) -> None:

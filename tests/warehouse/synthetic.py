@@ -55,4 +55,6 @@ def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
     run_row = row(
         "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
     )
-    return NightRows(run_row, [str(staged)], pa.array(names, pa.string()), tables)
+    return NightRows(
+        run_row, staged=[str(staged)], kept=pa.array(names, pa.string()), tables=tables
+    )
