@@ -83,8 +83,11 @@ def _dask() -> str:
 
 
 @contextmanager
-def dask_cluster_of(folder: Path, workers: int = 2) -> Iterator[DaskCluster]:
-    """A scheduler on a free loopback port and `workers` worker processes of one thread each."""
+def dask_cluster_of(
+    folder: Path, workers: int = 2, env: dict[str, str] | None = None
+) -> Iterator[DaskCluster]:
+    """A scheduler on a free loopback port and `workers` worker processes of one thread each,
+    `env` added to their environment (as an operator sets a worker machine's)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     log = (folder / "scheduler.log").open("wb")
@@ -96,7 +99,7 @@ def dask_cluster_of(folder: Path, workers: int = 2) -> Iterator[DaskCluster]:
     cluster = DaskCluster(f"tcp://{LOOPBACK}:{port}", folder, {"scheduler": scheduler})
     try:
         for i in range(workers):
-            cluster.start_worker(f"worker-{i + 1}")
+            cluster.start_worker(f"worker-{i + 1}", env=env)
         if workers:
             cluster.wait_for_workers(workers)
         yield cluster

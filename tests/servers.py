@@ -282,7 +282,10 @@ def s3_bucket(s3_server: S3Server) -> str:
 
 
 @pytest.fixture(scope="module")
-def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
-    """A scheduler and two single-threaded worker processes, shared by a module's tests."""
-    with dask_cluster_of(tmp_path_factory.mktemp("dask")) as cluster:
+def dask_cluster(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server
+) -> Iterator[DaskCluster]:
+    """A scheduler and two single-threaded worker processes, shared by a module's tests; the
+    workers' own environment holds the keys of the S3 server (the flow never sends them)."""
+    with dask_cluster_of(tmp_path_factory.mktemp("dask"), env=s3_server.env()) as cluster:
         yield cluster

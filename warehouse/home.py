@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_HOME = "./data"
@@ -15,13 +16,20 @@ TABLES = ("articles", "duplicates", "quarantine", "files", "runs")
 
 @dataclass(frozen=True, slots=True)
 class S3Access:
-    """How DuckDB reaches an S3-compatible data path (the standard AWS_* settings)."""
+    """How DuckDB reaches an S3-compatible data path (the standard AWS_* settings).
+
+    Its keys never leave the machine: sent to a worker (a process of the pool, a Dask worker
+    elsewhere), it arrives with the region and endpoint only, and the worker takes the keys
+    from its own environment (AWS_*, or botocore's own lookup when those are unset)."""
 
     key_id: str
     secret: str
     region: str = "us-east-1"
     endpoint: str | None = None  # host:port of an S3-compatible server; None for AWS itself
     use_ssl: bool = True
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_keys_from_here, (self.region, self.endpoint, self.use_ssl))
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +160,18 @@ class Home:
 def _location(value: str) -> str:
     """A folder made absolute, or a URL as given."""
     return value if not value or "://" in value else str(Path(value).expanduser().resolve())
+
+
+def _keys_from_here(region: str, endpoint: str | None, use_ssl: bool) -> S3Access:
+    """An S3Access unpickled on a worker: the sender's place, this machine's keys."""
+    env = os.environ
+    return S3Access(
+        env.get("AWS_ACCESS_KEY_ID", ""),
+        env.get("AWS_SECRET_ACCESS_KEY", ""),
+        region,
+        endpoint,
+        use_ssl,
+    )
 
 
 def s3_from_env() -> S3Access:
