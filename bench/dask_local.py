@@ -93,6 +93,7 @@ def dask_cluster_of(
     log = (folder / "scheduler.log").open("wb")
     scheduler = subprocess.Popen(
         [_dask(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"],
+        env={**os.environ, **(env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
