@@ -1,14 +1,16 @@
 """What a worker does with one batch of a night: every step that touches a dump's bytes or an
 article's row.
 
-`work_batch` is the one function that runs where the data is: on a Dask worker of a cluster,
-in a process of this machine's pool, or, for a night too small to be worth a pool, in the
-flow's own process. It reads the batch's dumps from the inbox (folder or S3), keeps their raw
-bytes in the archive, decodes, parses and signs them, validates the articles with Great
-Expectations, and stages the rows that passed as Parquet where the commit finds them. What
-comes back is small: key columns of the valid rows, their signatures, the names of the dumps
-that gave no article (and why), and GX's result for the night's Data Docs. The flow's process
-(the coordinator: `flows/nightly.py`, its decisions in `flows/stages.py`) never holds a row.
+The functions here run where the data is: on a Dask worker of a cluster, in a process of this
+machine's pool, or, for a night too small to be worth a pool, in the flow's own process.
+`work_batch` reads the batch's dumps from the inbox (folder or S3), keeps their raw bytes in
+the archive, decodes, parses and signs them, validates the articles with Great Expectations,
+and stages the rows that passed. What comes back is small: key columns of the valid rows, their
+signatures, one row per dump with its fate here, and GX's result for the night's Data Docs.
+Once the night's duplicates are decided, `write_articles` writes the batch's kept articles as
+the lake's data files, which the commit registers. The flow's process (the coordinator:
+`flows/nightly.py`, its decisions in `flows/stages.py`, the commit in `warehouse/loader.py`)
+never holds a row.
 """
 
 from __future__ import annotations
