@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 from prefect import get_run_logger
+from prefect.exceptions import MissingContextError
 
 from flows.pool import local_pool, run_in_pool
 from flows.settings import Settings
@@ -244,13 +245,21 @@ def on_cluster(client: Client, key: str, function: Callable[..., T], *args: Any)
     finally:
         gone = sorted(set(before) - set(workers(client)))
         if gone:
-            get_run_logger().warning(
+            _run_log().warning(
                 "worker %s left the cluster while %s ran; the scheduler runs its work on the "
                 "other workers",
                 ", ".join(f"{before[a]} ({a})" if before[a] != a else a for a in gone),
                 key,
             )
     return done
+
+
+def _run_log() -> Any:
+    """The task run's logger (its lines reach the Prefect UI), or this module's outside one."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return log
 
 
 def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:

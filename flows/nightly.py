@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from collections import Counter
@@ -249,8 +250,10 @@ def write(
         index, passed, kept = job
         return engine.write(index, passed, kept, settings.home, lineage, folder)
 
+    # Each thread runs in a copy of this task's context: what it logs reaches the task's log.
     with ThreadPoolExecutor(engine.ahead, thread_name_prefix="write") as waiting:
-        files = [path for paths in waiting.map(write_one, jobs) for path in paths]
+        running = [waiting.submit(contextvars.copy_context().run, write_one, j) for j in jobs]
+        files = [path for future in running for path in future.result()]
     get_run_logger().info("%d batches wrote %d data files of articles", len(jobs), len(files))
     return files
 

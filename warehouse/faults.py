@@ -6,7 +6,8 @@ points sit in the storage layer, which takes no settings object, and a test must
 arm them in a child process it does not otherwise control.
 
 - `WIREHOUSE_CRASH_AT=N`: at the N-th checkpoint this process passes, send itself SIGKILL
-  (no cleanup, no `finally`, exactly like `kill -9`).
+  (no cleanup, no `finally`, exactly like `kill -9`); `WIREHOUSE_CRASH_AT=NAME`: the first time
+  it passes checkpoint NAME (a worker of a cluster, whose count depends on what it is sent).
 - `WIREHOUSE_FAIL_AT=NAME:K`: the first K times checkpoint NAME is passed, raise an OSError
   (disk full), which the I/O tasks treat as transient.
 - `WIREHOUSE_PAUSE_AT=NAME:SECONDS[,NAME:SECONDS...]`: sleep there (to hold a run mid-way).
@@ -45,7 +46,7 @@ def checkpoint(name: str) -> None:
         point, _, seconds = pause.rpartition(":")
         if point == name:
             time.sleep(float(seconds))
-    if env.get("WIREHOUSE_CRASH_AT") == str(_passed["*"]):
+    if env.get("WIREHOUSE_CRASH_AT") in (str(_passed["*"]), name):
         os.kill(os.getpid(), signal.SIGKILL)
     fail_at = env.get("WIREHOUSE_FAIL_AT", "")
     point, _, times = fail_at.rpartition(":")

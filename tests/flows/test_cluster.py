@@ -91,13 +91,26 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     assert again["counts"]["files"] == 0 and snapshot(remote) == snapshot(embedded)
 
 
-def test_a_worker_killed_mid_night_loses_nothing(sample_inbox: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "crash_at",
+    [
+        # at its first checkpoint: its batch's pack written and its dumps parsed, before the
+        # validation and before anything goes back
+        "1",
+        # once the decisions came back and it wrote its kept articles as the lake's data
+        # files, before it says so: the files are written again, whole, by another worker
+        "write:batch",
+    ],
+)
+def test_a_worker_killed_mid_night_loses_nothing(
+    sample_inbox: Path, tmp_path: Path, crash_at: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     embedded = tmp_path / "embedded"
     nightly_ingest(inbox=str(sample_inbox), home=str(embedded))
+    monkeypatch.setenv("WIREHOUSE_BATCH_SIZE", "6")  # batches enough for both workers
     with dask_cluster_of(tmp_path / "dask", workers=1) as cluster:
-        # This worker kills itself (SIGKILL, as `kill -9`) at its first checkpoint: with its
-        # batch's pack and staged file written, before the result goes back.
-        cluster.start_worker("doomed", env={"WIREHOUSE_CRASH_AT": "1"})
+        # This worker kills itself (SIGKILL, as `kill -9`) there.
+        cluster.start_worker("doomed", env={"WIREHOUSE_CRASH_AT": crash_at})
         cluster.wait_for_workers(2)
         home = tmp_path / "home"
         summary = nightly_ingest(
