@@ -31,9 +31,9 @@ DEFAULT_MAX_BUNDLE_MEMBERS = 10_000
 DEFAULT_MAX_BUNDLE_BYTES = 512 * 1024 * 1024
 # Text compresses 3-10 times; past 100:1 (over 1 MiB) the bytes are built to explode.
 DEFAULT_MAX_COMPRESSION_RATIO = 100.0
-# Files per parse task run and per validation: Prefect's cost per task run and Great
-# Expectations' per validation (a quarter of a second) are paid per batch; the workers get
-# each batch in slices, so the batch size does not limit how the work spreads over cores.
+# Files per batch at most (a task run, worked whole by one worker, validated at once): Prefect's
+# cost per task run and Great Expectations' per validation (a tenth of a second) are paid per
+# batch; a night is cut into at least as many batches as there are workers.
 DEFAULT_BATCH_SIZE = 5000
 # This machine's worker processes, each working whole batches: one per core.
 DEFAULT_PARSE_PROCESSES = os.cpu_count() or 1
