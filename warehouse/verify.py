@@ -18,26 +18,30 @@ from warehouse.inbox.s3 import object_times
 from warehouse.lock import lock_holder
 from warehouse.storage import is_remote
 
+# Each file of the ledger in exactly one of the tables its fate names; `rows` narrows every
+# table to some rows (one night's), or is empty for all.
+_ONE_PLACE = """
+    WITH placed AS (
+        SELECT dump_file, dump_sha256, 'loaded' AS status FROM articles {rows}
+        UNION ALL SELECT dump_file, dump_sha256, 'duplicate' FROM duplicates {rows}
+        UNION ALL SELECT dump_file, dump_sha256, 'quarantined' FROM quarantine {rows}
+    )
+    -- a file is a (name, bytes) pair: a name delivered again with new bytes is another file
+    SELECT coalesce(f.dump_file, p.dump_file) AS dump_file,
+           coalesce(f.dump_sha256, p.dump_sha256) AS dump_sha256, f.status AS ledger_status,
+           list(p.status) AS placed_in
+    FROM (SELECT * FROM files {rows}) f FULL OUTER JOIN placed p USING (dump_file, dump_sha256)
+    WHERE coalesce(f.status, '') <> 'unpacked'
+    GROUP BY ALL
+    HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
+"""
+
 # name -> (what it promises, a query returning the offending rows; empty when it holds)
 CHECKS: dict[str, tuple[str, str]] = {
     "one_place_per_dump": (
         "every loaded, duplicate or quarantined file is in exactly one of articles, duplicates, "
         "quarantine, and in the one its status names",
-        """
-        WITH placed AS (
-            SELECT dump_file, dump_sha256, 'loaded' AS status FROM articles
-            UNION ALL SELECT dump_file, dump_sha256, 'duplicate' FROM duplicates
-            UNION ALL SELECT dump_file, dump_sha256, 'quarantined' FROM quarantine
-        )
-        -- a file is a (name, bytes) pair: a name delivered again with new bytes is another file
-        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file,
-               coalesce(f.dump_sha256, p.dump_sha256) AS dump_sha256, f.status AS ledger_status,
-               list(p.status) AS placed_in
-        FROM files f FULL OUTER JOIN placed p USING (dump_file, dump_sha256)
-        WHERE coalesce(f.status, '') <> 'unpacked'
-        GROUP BY ALL
-        HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
-        """,
+        _ONE_PLACE.format(rows=""),
     ),
     "one_ledger_row_per_name_and_bytes": (
         "the ledger records each (dump_file, dump_sha256) once",
@@ -86,23 +90,7 @@ def violations(con: duckdb.DuckDBPyConnection, sample: int = 5) -> list[Violatio
 NIGHT_CHECKS: dict[str, tuple[str, str]] = {
     "one_place_per_dump": (
         CHECKS["one_place_per_dump"][0],
-        """
-        WITH placed AS (
-            SELECT dump_file, dump_sha256, 'loaded' AS status FROM articles WHERE run_id = $run
-            UNION ALL SELECT dump_file, dump_sha256, 'duplicate' FROM duplicates
-                WHERE run_id = $run
-            UNION ALL SELECT dump_file, dump_sha256, 'quarantined' FROM quarantine
-                WHERE run_id = $run
-        )
-        SELECT coalesce(f.dump_file, p.dump_file) AS dump_file,
-               coalesce(f.dump_sha256, p.dump_sha256) AS dump_sha256, f.status AS ledger_status,
-               list(p.status) AS placed_in
-        FROM (SELECT * FROM files WHERE run_id = $run) f
-        FULL OUTER JOIN placed p USING (dump_file, dump_sha256)
-        WHERE coalesce(f.status, '') <> 'unpacked'
-        GROUP BY ALL
-        HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
-        """,
+        _ONE_PLACE.format(rows="WHERE run_id = $run"),
     ),
     "counts_add_up": (
         "the night's rows in each table are as many as its runs row counts",
