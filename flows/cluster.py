@@ -11,6 +11,7 @@ result (keys, names, rejections, signatures) comes back. The function a worker r
 
 from __future__ import annotations
 
+import contextvars
 import importlib.metadata
 import logging
 import sys
@@ -38,6 +39,7 @@ if TYPE_CHECKING:  # distributed takes 2-3 s to import: only a night on a cluste
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 # How long the flow waits for the scheduler to answer, and for at least one worker to join.
 CONNECT_SECONDS = 10
@@ -89,6 +91,16 @@ class Engine:
         args = (index, passed, kept, home, lineage, folder)
         return self.run(f"write-{lineage.run_id}-{index:05d}", write_articles, *args)
 
+    def each(self, function: Callable[[Item], T], items: Sequence[Item]) -> list[T]:
+        """`function(item)` for every item, `ahead` at a time (each waits on its worker from a
+        thread of this process), results in order. Each thread runs in a copy of the caller's
+        context, so what it logs reaches the caller's task or flow run."""
+        with ThreadPoolExecutor(self.ahead, thread_name_prefix="engine") as waiting:
+            running = [
+                waiting.submit(contextvars.copy_context().run, function, item) for item in items
+            ]
+            return [future.result() for future in running]
+
     def work_all(
         self,
         batches: Sequence[Sequence[ToRead]],
@@ -97,15 +109,12 @@ class Engine:
         lineage: Lineage,
         keep_raw: bool = True,
     ) -> list[Batch]:
-        """Every batch worked, `ahead` at a time, in order (no task runs: for operations such
-        as a reprocess, inside one open transaction)."""
-        with ThreadPoolExecutor(self.ahead, thread_name_prefix="batch") as waiting:
-            return list(
-                waiting.map(
-                    lambda i: self.work(i, batches[i], home, max_bytes, lineage, keep_raw),
-                    range(len(batches)),
-                )
-            )
+        """Every batch worked, in order (no task runs: for operations such as a reprocess,
+        inside one open transaction)."""
+        return self.each(
+            lambda i: self.work(i, batches[i], home, max_bytes, lineage, keep_raw),
+            range(len(batches)),
+        )
 
 
 @contextmanager

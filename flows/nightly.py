@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
@@ -250,10 +248,7 @@ def write(
         index, passed, kept = job
         return engine.write(index, passed, kept, settings.home, lineage, folder)
 
-    # Each thread runs in a copy of this task's context: what it logs reaches the task's log.
-    with ThreadPoolExecutor(engine.ahead, thread_name_prefix="write") as waiting:
-        running = [waiting.submit(contextvars.copy_context().run, write_one, j) for j in jobs]
-        files = [path for future in running for path in future.result()]
+    files = [path for paths in engine.each(write_one, jobs) for path in paths]
     get_run_logger().info("%d batches wrote %d data files of articles", len(jobs), len(files))
     return files
 
