@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from transforms.minhash import U32
+from transforms.night import UNDATED_MONTH
 from transforms.records import SCHEMAS, table_of
 from warehouse.archive import ArchiveEntry, index_table
 from warehouse.catalog import ALIAS, MONTH_COLUMN, register_files, snapshot_of, transaction
@@ -24,8 +25,6 @@ Row = dict[str, Any]
 AUTHOR = "wirehouse"
 # The counts a night's snapshot carries in its extra info (besides run_id and kind).
 SNAPSHOT_COUNTS = ("files_new", "articles", "duplicates", "quarantined", "failure_ratio")
-# The publication month of an article of another outlet that states no time.
-UNDATED = "undated"
 
 
 @dataclass(slots=True)
@@ -84,7 +83,7 @@ def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[str], kept:
     try:
         count = con.execute(
             f"INSERT INTO articles BY NAME SELECT s.*, "
-            f"coalesce(strftime(timezone('UTC', s.published_at), '%Y-%m'), '{UNDATED}') "
+            f"coalesce(strftime(timezone('UTC', s.published_at), '%Y-%m'), '{UNDATED_MONTH}') "
             f"AS {MONTH_COLUMN} "
             "FROM read_parquet($files) s SEMI JOIN kept_files k USING (dump_file) "
             "ORDER BY s.published_at, s.dump_file",

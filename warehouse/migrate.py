@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.night import UNDATED_MONTH
 from warehouse.archive import INDEX_SCHEMA
 from warehouse.catalog import (
     LAKE_SCHEMAS,
@@ -45,7 +46,7 @@ from warehouse.catalog import (
 )
 from warehouse.faults import checkpoint
 from warehouse.home import Home
-from warehouse.loader import UNDATED, insert_arrow, insert_rows, label
+from warehouse.loader import insert_arrow, insert_rows, label
 from warehouse.lock import run_lock
 from warehouse.nearindex import BANDS_TABLE, FORMAT, SIGNATURES_TABLE, index_rows
 
@@ -58,7 +59,7 @@ PLACEHOLDER = "_schema.parquet"
 # Tables whose rows count only for runs that committed with status succeeded.
 DATA_TABLES = ("articles", "duplicates", "quarantine", "files")
 # Partition folder values of articles without a publication time (now `undated`).
-NO_MONTH = ("none", "None", "__HIVE_DEFAULT_PARTITION__", UNDATED)
+NO_MONTH = ("none", "None", "__HIVE_DEFAULT_PARTITION__", UNDATED_MONTH)
 # Columns the old files lack whose value the old code implied: it only read times off the page.
 DERIVED = {"published_at_source": "CASE WHEN published_at IS NULL THEN 'none' ELSE 'page' END"}
 # The only kinds a run of the old layout had (its report says which; nightly by default).
@@ -235,7 +236,7 @@ def _column(table: str, column: str, present: set[str]) -> str:
     if column == MONTH_COLUMN and table == "articles":
         none = ", ".join(literal(v) for v in NO_MONTH)
         return (
-            f"CASE WHEN coalesce({MONTH_COLUMN}, 'none') IN ({none}) THEN {literal(UNDATED)} "
+            f"CASE WHEN coalesce({MONTH_COLUMN}, 'none') IN ({none}) THEN {literal(UNDATED_MONTH)} "
             f"ELSE {MONTH_COLUMN} END AS {MONTH_COLUMN}"
         )
     if column in present or column not in DERIVED:
