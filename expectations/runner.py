@@ -90,7 +90,7 @@ def validate_articles(
 
     With `gx_root`, the result is stored in the GX project there (and its Data Docs page built
     if asked). Without, as on a worker: GX validates in memory (an ephemeral context, nothing
-    written) and the outcome carries the result, for `store_results` where the project is.
+    written) and the outcome carries the result, for `build_docs` where the project is.
 
     One validation at a time per process: a Data Context is not safe to share between threads
     (two validations at once read its YAML while the other rewrites it).

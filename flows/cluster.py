@@ -4,9 +4,10 @@ machine's pool of processes (`flows.pool`).
 The flow's process keeps what must see the whole night (discovery against the ledger, dedupe
 against history, the one commit, the Data Docs) and sends each batch, whole, to a worker: it
 reads the batch's dumps from the inbox itself, archives them, decodes, parses, signs and
-validates them, and stages the valid rows where the flow commits them. Only the batch's small
-result (keys, names, rejections, signatures) comes back. The function a worker runs is
-`flows.worker.work_batch`, the same on a cluster, in the local pool, and in the flow's process.
+validates them, and stages the valid rows; once the night's duplicates are decided, it writes
+the kept articles as the lake's data files. Only small results (keys, fates, signatures, file
+names) come back. The functions a worker runs are `flows.worker`'s, the same on a cluster, in
+the local pool, and in the flow's process.
 """
 
 from __future__ import annotations
