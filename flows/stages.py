@@ -2,9 +2,9 @@
 as tasks.
 
 The rows never come here: each batch is worked on a worker (`flows.worker.work_batch`), which
-stages the valid rows as Parquet and hands back key columns, names and signatures only. Here
+stages the valid rows as Parquet and hands back key columns, fates and signatures only. Here
 the night is planned against the ledger, deduplicated against history on those keys, and
-accounted for, dump by dump, in the tables that record each fate.
+accounted for, in SQL over them, in the tables that record each dump's fate.
 """
 
 from __future__ import annotations
