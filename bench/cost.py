@@ -72,7 +72,7 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
         night_rows,
         summary_counts,
     )
-    from flows.worker import work_batch, write_articles
+    from flows.worker import WRITTEN_TABLES, work_batch, write_batch
     from warehouse.catalog import cursor, table_folder
     from warehouse.inbox import find_arrivals
     from warehouse.loader import commit_night
@@ -106,15 +106,17 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
             ratio, message = _failure_gate(plan, ledger, settings)
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)
         with cursor(lake) as con:
-            folder = table_folder(con, settings.home, "articles")
-        files = []
+            folders = {t: table_folder(con, settings.home, t) for t in WRITTEN_TABLES}
+        files: dict[str, list[str]] = {}
         for batch, kept in zip(worked, kept_by_batch(worked, deduped), strict=True):
-            if batch.passed is not None and len(kept):
-                with clock.stage(PARALLEL[1]):
-                    home = settings.home
-                    files += write_articles(batch.index, batch.passed, kept, home, lineage, folder)
+            with clock.stage(PARALLEL[1]):
+                home = settings.home
+                for table, paths in write_batch(
+                    batch.index, batch.passed, batch.archived, kept, home, lineage, folders
+                ).items():
+                    files.setdefault(table, []).extend(paths)
         with clock.stage("commit"), cursor(lake) as con:
-            night = night_rows(row, plan.archived, worked, deduped, ledger, files)
+            night = night_rows(row, plan.archived, ledger, files)
             snapshot = commit_night(con, night)
             remove_tree(join(settings.home.staging, lineage.run_id), settings.home.s3)
         with clock.stage("report: the night's checks (once a night)"), cursor(lake) as con:

@@ -5,7 +5,8 @@ The flow's process keeps what must see the whole night (discovery against the le
 against history, the one commit, the Data Docs) and sends each batch, whole, to a worker: it
 reads the batch's dumps from the inbox itself, archives them, decodes, parses, signs and
 validates them, and stages the valid rows; once the night's duplicates are decided, it writes
-the kept articles as the lake's data files. Only small results (keys, fates, signatures, file
+the batch's rows of the lake (kept articles, their MinHash index, the archive index) as the
+lake's data files. Only small results (keys, fates, signatures, file
 names) come back. The functions a worker runs are `flows.worker`'s, the same on a cluster, in
 the local pool, and in the flow's process.
 """
@@ -28,7 +29,7 @@ from prefect.exceptions import MissingContextError
 
 from flows.pool import local_pool, run_in_pool
 from flows.settings import Settings
-from flows.worker import Batch, ToRead, work_named, write_articles
+from flows.worker import Batch, ToRead, work_named, write_batch
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.home import Home, S3Access
@@ -86,11 +87,17 @@ class Engine:
         return self.run(f"batch-{lineage.run_id}-{index:05d}", work_named, *args)
 
     def write(
-        self, index: int, passed: str, kept: pa.Array, home: Home, lineage: Lineage, folder: str
-    ) -> list[str]:
-        """A batch's kept articles written as the lake's data files by this engine."""
-        args = (index, passed, kept, home, lineage, folder)
-        return self.run(f"write-{lineage.run_id}-{index:05d}", write_articles, *args)
+        self,
+        batch: Batch,
+        kept: pa.Array,
+        home: Home,
+        lineage: Lineage,
+        folders: dict[str, str],
+    ) -> dict[str, list[str]]:
+        """A worked batch's rows of the lake (its kept articles, their index, its archive
+        index) written as the lake's data files by this engine; the files of each table."""
+        args = (batch.index, batch.passed, batch.archived, kept, home, lineage, folders)
+        return self.run(f"write-{lineage.run_id}-{batch.index:05d}", write_batch, *args)
 
     def each(self, function: Callable[[Item], T], items: Sequence[Item]) -> list[T]:
         """`function(item)` for every item, `ahead` at a time (each waits on its worker from a

@@ -38,7 +38,7 @@ from flows.stages import (
     night_rows,
     summary_counts,
 )
-from flows.worker import Batch, ToRead
+from flows.worker import WRITTEN_TABLES, Batch, ToRead
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
@@ -194,10 +194,8 @@ def dedupe(valid: list[Batch], settings: Settings, lake: duckdb.DuckDBPyConnecti
 )
 def load(
     ledger: Ledger,
-    batches: list[Batch],
     bundles: list[ArchiveEntry],
-    deduped: Deduped,
-    article_files: list[str],
+    files: dict[str, list[str]],
     run_row: dict[str, Any],
     settings: Settings,
     lake: duckdb.DuckDBPyConnection,
@@ -206,7 +204,7 @@ def load(
     home, run_id = settings.home, run_row["run_id"]
     night = NightRows(run_row)
     if run_row["status"] == "succeeded":
-        night = night_rows(run_row, bundles, batches, deduped, ledger, article_files)
+        night = night_rows(run_row, bundles, ledger, files)
     with cursor(lake) as con:
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":
@@ -233,23 +231,31 @@ def write(
     lineage: Lineage,
     engine: Engine,
     lake: duckdb.DuckDBPyConnection,
-) -> list[str]:
-    """The workers write the night's kept articles as the lake's data files, each batch its
-    own; the commit registers them."""
+) -> dict[str, list[str]]:
+    """The workers write the night's rows of the lake as its data files, each batch its own:
+    the kept articles, their MinHash index, where the raw bytes are. The commit registers them;
+    the files of each table."""
     with cursor(lake) as con:
-        folder = table_folder(con, settings.home, "articles")
+        folders = {table: table_folder(con, settings.home, table) for table in WRITTEN_TABLES}
     jobs = [
-        (batch.index, batch.passed, kept)
+        (batch, kept)
         for batch, kept in zip(batches, kept_by_batch(batches, deduped), strict=True)
-        if batch.passed is not None and len(kept)
+        if len(kept) or batch.archived is not None
     ]
 
-    def write_one(job: tuple[int, str, pa.Array]) -> list[str]:
-        index, passed, kept = job
-        return engine.write(index, passed, kept, settings.home, lineage, folder)
+    def write_one(job: tuple[Batch, pa.Array]) -> dict[str, list[str]]:
+        batch, kept = job
+        return engine.write(batch, kept, settings.home, lineage, folders)
 
-    files = [path for paths in engine.each(write_one, jobs) for path in paths]
-    get_run_logger().info("%d batches wrote %d data files of articles", len(jobs), len(files))
+    files: dict[str, list[str]] = {}
+    for written in engine.each(write_one, jobs):
+        for table, paths in written.items():
+            files.setdefault(table, []).extend(paths)
+    get_run_logger().info(
+        "%d batches wrote data files: %s",
+        len(jobs),
+        ", ".join(f"{len(paths)} of {table}" for table, paths in files.items()) or "none",
+    )
     return files
 
 
@@ -381,10 +387,10 @@ def _run_night(
         ledger = account(plan, worked, deduped, lineage)
         counts = summary_counts(plan, ledger)
         ratio, gate_message = _failure_gate(plan, ledger, settings)
-        article_files: list[str] = []
-        if gate_message is None and deduped.kept.any():
+        files: dict[str, list[str]] = {}
+        if gate_message is None:
             with timings.stage("write"):
-                article_files = write(
+                files = write(
                     _quoted(worked),
                     _quoted(deduped),
                     settings,
@@ -396,10 +402,8 @@ def _run_night(
     with timings.stage("load"):
         snapshot = load(
             _quoted(ledger),
-            _quoted(worked),
             _quoted(plan.archived),
-            _quoted(deduped),
-            _quoted(article_files),
+            _quoted(files),
             run_row,
             settings,
             _quoted(lake),

@@ -77,12 +77,12 @@ LINKS_SCHEMA = pa.schema(
 @dataclass(frozen=True, slots=True)
 class Deduped:
     """Dedupe's answer over the night's valid articles: which are kept, and the links of the
-    others; the kept ones' signatures for the index."""
+    others."""
 
     keys: pa.Table  # KEY_COLUMNS of every valid article of the night
     kept: npt.NDArray[np.bool_]  # row-aligned with `keys`
     links: pa.Table  # LINKS_SCHEMA
-    kept_signatures: U32  # of the kept rows, in their order
+    signatures: U32  # row-aligned with `keys`
 
     @staticmethod
     def nothing() -> Deduped:
@@ -99,6 +99,11 @@ class Deduped:
     def kept_ids(self) -> pa.Array:
         """Article ids of the kept articles."""
         return self.keys["article_id"].combine_chunks().filter(pa.array(self.kept))
+
+    @property
+    def kept_signatures(self) -> U32:
+        """Signatures of the kept articles, in their order."""
+        return self.signatures[self.kept]
 
 
 def discover_plan(
@@ -186,7 +191,7 @@ def dedupe_against_history(
         still, links = dedupe_near(candidates, links, kept_sigs[near], nearby, near_threshold)
         kept[kept_rows[near]] = False
         kept[kept_rows[near][_positions(keys, kept_rows[near], still)]] = True
-    return Deduped(keys, kept, _links_table(links), sigs[kept])
+    return Deduped(keys, kept, _links_table(links), sigs)
 
 
 def _contested(codes: pa.Array, prints: pa.Array, history: History) -> npt.NDArray[np.bool_]:
@@ -421,22 +426,20 @@ def kept_by_batch(batches: Sequence[Batch], deduped: Deduped) -> list[pa.Array]:
 def night_rows(
     run_row: dict[str, Any],
     bundles: Sequence[ArchiveEntry],
-    batches: Sequence[Batch],
-    deduped: Deduped,
     ledger: Ledger,
-    article_files: Sequence[str],
+    files: dict[str, list[str]],
 ) -> NightRows:
-    """Everything a succeeded night commits: the data files the workers wrote of its kept
-    articles, the ledger's rows, where its raw bytes are, and the kept articles' signatures."""
+    """Everything a succeeded night commits: the data files the workers wrote (its kept
+    articles, their MinHash index, where its raw bytes are), the ledger's rows, and where the
+    bundles' raw bytes are."""
     night = NightRows(run_row)
-    night.article_files = list(article_files)
+    night.files = files
     night.tables = {
         "duplicates": ledger.duplicates,
         "quarantine": ledger.quarantine,
         "files": ledger.files,
     }
-    night.archived = [*bundles, *(e for batch in batches for e in batch.archived)]
-    night.kept_ids, night.kept_signatures = deduped.kept_ids, deduped.kept_signatures
+    night.archived = list(bundles)
     return night
 
 

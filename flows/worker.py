@@ -5,12 +5,13 @@ The functions here run where the data is: on a Dask worker of a cluster, in a pr
 machine's pool, or, for a night too small to be worth a pool, in the flow's own process.
 `work_batch` reads the batch's dumps from the inbox (folder or S3), keeps their raw bytes in
 the archive, decodes, parses and signs them, validates the articles with Great Expectations,
-and stages the rows that passed. What comes back is small: key columns of the valid rows, their
-signatures, one row per dump with its fate here, and GX's result for the night's Data Docs.
-Once the night's duplicates are decided, `write_articles` writes the batch's kept articles as
-the lake's data files, which the commit registers. The flow's process (the coordinator:
-`flows/nightly.py`, its decisions in `flows/stages.py`, the commit in `warehouse/loader.py`)
-never holds a row.
+and stages the rows that passed, their signatures and where the raw bytes went. What comes
+back is small: key columns of the valid rows, their signatures, one row per dump with its fate
+here, and GX's result for the night's Data Docs. Once the night's duplicates are decided,
+`write_batch` writes the batch's rows of the lake as its data files (the kept articles, their
+MinHash index, the archive index), which the commit registers. The flow's process (the
+coordinator: `flows/nightly.py`, its decisions in `flows/stages.py`, the commit in
+`warehouse/loader.py`) never holds an article's row.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -32,11 +34,12 @@ from expectations.runner import StoredResult, validate_articles
 from transforms.minhash import U32
 from transforms.night import UNDATED_MONTH, Dump, Lineage, Parsed, utc_of
 from transforms.records import ARTICLES_SCHEMA, Rejection, table_of_tuples
-from warehouse.archive import ArchiveEntry, PackWriter, keep_large
+from warehouse.archive import ArchiveEntry, PackWriter, index_table, keep_large
 from warehouse.catalog import MONTH_COLUMN
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import read_bytes
+from warehouse.nearindex import BANDS_TABLE, SIGNATURES_TABLE, index_rows
 from warehouse.storage import filesystem, join, write_whole
 
 if TYPE_CHECKING:  # the parsers load when a batch is worked, not when a night starts
@@ -65,6 +68,10 @@ class ToRead:
     path: Path | str  # a path on the worker's machine, or the s3:// URL of an object
 
 
+# The lake's tables whose rows the workers write as data files (`write_batch`).
+WRITTEN_TABLES = ("articles", BANDS_TABLE, SIGNATURES_TABLE, "archive_index")
+
+
 # Every dump of a batch as the worker saw it: the quarantine's columns where it gave no valid
 # article (stage, reason, detail, layout, encoding), NULL there for the valid ones.
 DUMPS_SCHEMA = pa.schema(
@@ -87,11 +94,13 @@ class Batch:
     """One batch, worked: where its valid rows are staged, their keys, and every dump's fate."""
 
     index: int
-    passed: str | None  # Parquet of the rows that passed validation (ARTICLES_SCHEMA), if any
+    # Staged Parquet of the rows that passed validation (ARTICLES_SCHEMA), if any, beside their
+    # signatures (`signatures_of`)
+    passed: str | None
     keys: pa.Table  # KEY_COLUMNS of those rows, in the same order
     signatures: U32  # MinHash signatures of those rows' bodies, row-aligned with `keys`
     dumps: pa.Table  # DUMPS_SCHEMA: every dump of the batch, and why it gave no valid article
-    archived: list[ArchiveEntry]  # where the batch's raw bytes were kept
+    archived: str | None  # staged Parquet of where its raw bytes were kept (INDEX_SCHEMA), if any
     statistics: dict[str, Any]  # expectation -> rows that failed it
     validation: StoredResult | None  # GX's result, stored by the flow for Data Docs
     worker: str = "this process"  # who worked it, for the task's log
@@ -144,7 +153,11 @@ def work_batch(
     holds. The staged file and the pack are written whole under names of the night and the
     batch, so a batch worked twice (a cluster that believed a worker lost) leaves one of each.
     """
-    parsed, archived, too_large = _read_and_parse(index, batch, home, max_bytes, lineage, keep_raw)
+    parsed, entries, too_large = _read_and_parse(index, batch, home, max_bytes, lineage, keep_raw)
+    archived = None
+    if entries:
+        archived = join(home.staging, lineage.run_id, f"archived-{index:05d}.parquet")
+        _stage(index_table(entries), archived, home)
     checkpoint("parse:batch")
     rejected = [*too_large, *parsed.rejected]
     if not parsed.rows.num_rows:
@@ -154,12 +167,13 @@ def work_batch(
         parsed.rows, None, now=lineage.at, run_name=f"{lineage.run_id}-{index:05d}"
     )
     passed, signatures = None, parsed.signatures
-    if outcome.passed.num_rows:
-        passed = join(home.staging, lineage.run_id, f"valid-{index:05d}.parquet")
-        _stage(outcome.passed, passed, home)
     if outcome.passed.num_rows < parsed.rows.num_rows:
         kept = pc.is_in(parsed.rows["dump_file"], value_set=outcome.passed["dump_file"])
         signatures = signatures[kept.to_numpy(zero_copy_only=False)]
+    if outcome.passed.num_rows:
+        passed = join(home.staging, lineage.run_id, f"valid-{index:05d}.parquet")
+        _stage(outcome.passed, passed, home)
+        write_whole(signatures_of(passed), home.s3, lambda handle: np.save(handle, signatures))
     checkpoint("validate:batch")
     return Batch(
         index,
@@ -252,8 +266,13 @@ def _read_and_parse(
     return ParsedDumps.concat(parts), archived, too_large
 
 
+def signatures_of(passed: str) -> str:
+    """Where the signatures of a batch's staged valid rows are (NumPy, row-aligned)."""
+    return passed.removesuffix(".parquet") + ".signatures.npy"
+
+
 def _stage(table: pa.Table, location: str, home: Home) -> None:
-    """A batch's valid rows, kept until the night's commit reads them once: not compressed
+    """Rows of a batch, kept until the night's write pass reads them once: not compressed
     (several times faster to write and read; the lake's own files are compressed).
 
     Written whole or not at all: a cluster may run a batch twice at once (a worker it believed
@@ -265,36 +284,68 @@ def _stage(table: pa.Table, location: str, home: Home) -> None:
     )
 
 
-def write_articles(
-    index: int, passed: str, kept: pa.Array, home: Home, lineage: Lineage, folder: str
-) -> list[str]:
-    """Once the night's decisions are made: the batch's kept articles written as the lake's
-    own data files, where its table keeps them (`folder`), one file per publication month in
-    DuckLake's Hive-style partition folders (`year=2019/month=5`), rows by publication time.
+def write_batch(
+    index: int,
+    passed: str | None,
+    archived: str | None,
+    kept: pa.Array,
+    home: Home,
+    lineage: Lineage,
+    folders: dict[str, str],
+) -> dict[str, list[str]]:
+    """Once the night's decisions are made: the batch's rows of the lake written as its data
+    files, each table's where the table keeps them (`folders`); the files of each table.
 
-    The commit registers the files; until then no reader sees them, and the next run deletes
-    them if the night never commits. Each is written whole under a name of the night and the
-    batch, so a batch written twice leaves one file."""
-    fs, path = filesystem(passed, home.s3)
-    rows = pq.read_table(path, schema=ARTICLES_SCHEMA, filesystem=fs)
-    rows = rows.filter(pc.is_in(rows["dump_file"], value_set=kept))
-    month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
-    rows = rows.append_column(MONTH_COLUMN, month).sort_by(
-        [("published_at", "ascending"), ("dump_file", "ascending")]
-    )
+    The kept articles (their dump files `kept`) go one file per publication month, in DuckLake's
+    Hive-style partition folders (`year=2019/month=5`), rows by publication time; then their
+    MinHash index (`minhash_bands`, `minhash_signatures`) and where the batch's raw bytes were
+    kept (`archive_index`). The commit registers the files; until then no reader sees them, and
+    the next run deletes them if the night never commits. Each is written whole under a name of
+    the night and the batch, so a batch written twice leaves one of each."""
     name = f"wirehouse-{lineage.run_id}-{index:05d}.parquet"
-    written = []
-    for value in sorted(pc.unique(month).to_pylist()):
-        location = join(folder, _partition(value), name)
-        _write(rows.filter(pc.equal(rows[MONTH_COLUMN], value)), location, home)
-        written.append(location)
+    written: dict[str, list[str]] = {}
+    if passed is not None and len(kept):
+        fs, path = filesystem(passed, home.s3)
+        rows = pq.read_table(path, schema=ARTICLES_SCHEMA, filesystem=fs)
+        chosen = pc.is_in(rows["dump_file"], value_set=kept)
+        rows = rows.filter(chosen)
+        fs, path = filesystem(signatures_of(passed), home.s3)
+        with fs.open(path, "rb") as handle:
+            signed = np.load(handle)[chosen.to_numpy(zero_copy_only=False)]
+        written["articles"] = _write_articles(rows, folders["articles"], name, home)
+        for table, index_part in index_rows(rows["article_id"], signed, lineage.run_id).items():
+            written[table] = [_write(index_part, join(folders[table], name), home)]
+    if archived is not None:
+        fs, path = filesystem(archived, home.s3)
+        entries = pq.read_table(path, filesystem=fs)
+        runs = pa.repeat(pa.scalar(lineage.run_id, pa.string()), entries.num_rows)
+        table = entries.append_column("run_id", runs)
+        written["archive_index"] = [_write(table, join(folders["archive_index"], name), home)]
     checkpoint("write:batch")
     return written
 
 
-def _write(rows: pa.Table, location: str, home: Home) -> None:
-    """A data file of the lake, compressed as DuckLake compresses its own (zstd)."""
+def _write_articles(rows: pa.Table, folder: str, name: str, home: Home) -> list[str]:
+    """Articles as data files of the lake, one per publication month, rows by publication
+    time (files prune by day)."""
+    month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
+    rows = rows.append_column(MONTH_COLUMN, month).sort_by(
+        [("published_at", "ascending"), ("dump_file", "ascending")]
+    )
+    return [
+        _write(
+            rows.filter(pc.equal(rows[MONTH_COLUMN], value)),
+            join(folder, _partition(value), name),
+            home,
+        )
+        for value in sorted(pc.unique(month).to_pylist())
+    ]
+
+
+def _write(rows: pa.Table, location: str, home: Home) -> str:
+    """A data file of the lake, compressed as DuckLake compresses its own (zstd); where."""
     write_whole(location, home.s3, lambda handle: pq.write_table(rows, handle, compression="zstd"))
+    return location
 
 
 def _partition(month: str) -> str:

@@ -9,16 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
-from transforms.minhash import U32
 from transforms.night import UNDATED_MONTH
 from transforms.records import SCHEMAS, table_of
 from warehouse.archive import ArchiveEntry, index_table
 from warehouse.catalog import ALIAS, MONTH_COLUMN, register_files, snapshot_of, transaction
 from warehouse.faults import checkpoint
-from warehouse.nearindex import index_rows
+from warehouse.nearindex import BANDS_TABLE, SIGNATURES_TABLE
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
@@ -29,42 +27,40 @@ SNAPSHOT_COUNTS = ("files_new", "articles", "duplicates", "quarantined", "failur
 
 @dataclass(slots=True)
 class NightRows:
-    """What one night adds: staged articles (Parquet) filtered to the kept ones, and rows."""
+    """What one night adds: the data files the workers wrote, and the rows the commit inserts."""
 
     run_row: Row
-    # The night's articles: data files written by the workers, registered as they are; or
-    # (a reprocess) staged files whose kept rows (by dump file) are inserted.
-    article_files: Sequence[str] = ()  # files or s3:// URLs
-    staged: Sequence[str] = ()
-    kept: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
+    # Data files the workers wrote, by table (articles, the MinHash index, the archive index):
+    # registered as they are (files or s3:// URLs)
+    files: dict[str, list[str]] = field(default_factory=dict)
     # duplicates, quarantine, files: each in its table's schema, in dump_file order
     tables: dict[str, pa.Table] = field(default_factory=dict)
-    archived: list[ArchiveEntry] = field(default_factory=list)
-    kept_ids: pa.Array = field(default_factory=lambda: pa.array([], pa.string()))
-    kept_signatures: U32 = field(default_factory=lambda: np.empty((0, 0), dtype=np.uint32))
+    archived: list[ArchiveEntry] = field(default_factory=list)  # the bundles' raw bytes
 
 
 def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
     """Write the night in one transaction: its snapshot's id, labelled with the run id.
 
-    A refused night commits its `runs` row alone. Nothing of the night is visible before the
-    commit, and a crash before it leaves only unreferenced data files, which `recover` deletes.
+    The workers' data files are registered, the ledger's rows (and the bundles' archive index)
+    inserted. A refused night commits its `runs` row alone. Nothing of the night is visible
+    before the commit, and a crash before it leaves only unreferenced data files, which
+    `recover` deletes.
     """
     run_id = night.run_row["run_id"]
     with transaction(con):
         if night.run_row["status"] == "succeeded":
-            register_files(con, "articles", list(night.article_files))
-            insert_articles(con, night.staged, night.kept)
+            register_files(con, "articles", night.files.get("articles", []))
             checkpoint("load:articles")
             for table, rows in night.tables.items():
                 insert_arrow(con, table, rows)
                 checkpoint(f"load:{table}")
             checkpoint("load:rows")
+            register_files(con, "archive_index", night.files.get("archive_index", []))
             archived = index_table(night.archived)
             insert_arrow(con, "archive_index", _with_run(archived, run_id))
             checkpoint("load:archive_index")
-            for table, rows in index_rows(night.kept_ids, night.kept_signatures, run_id).items():
-                insert_arrow(con, table, rows)
+            for table in (BANDS_TABLE, SIGNATURES_TABLE):
+                register_files(con, table, night.files.get(table, []))
                 checkpoint(f"load:{table}")
             checkpoint("load:index")
         insert_rows(con, "runs", [night.run_row])

@@ -1,5 +1,6 @@
 """work_batch on its own: a batch worked in slices, in the pool or here, gives the same rows;
-a dead worker loses nothing; validation happens on the worker, its result handed back."""
+a dead worker loses nothing; validation happens on the worker, its result handed back. The
+write pass writes the lake's rows of a batch's kept articles and its whole archive index."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor, wait
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -18,11 +20,13 @@ import pytest
 import flows.pool
 import flows.stages
 import flows.worker
-from flows.worker import Batch, ToRead, work_named
+from flows.worker import WRITTEN_TABLES, Batch, ToRead, signatures_of, work_named, write_batch
 from tests.conftest import SAMPLES
 from transforms.night import Dump, Lineage
+from warehouse.archive import INDEX_SCHEMA
 from warehouse.home import Home
 from warehouse.inbox import find_arrivals
+from warehouse.nearindex import index_rows
 
 MAX_BYTES = 8 * 1024 * 1024
 LINEAGE = Lineage("20261127T000000Z-abcdef", datetime(2026, 11, 27, tzinfo=UTC))
@@ -44,13 +48,14 @@ def _work(root: Path, batch: list[ToRead], pool: ProcessPoolExecutor | None = No
 
 def _outcome(worked: Batch) -> tuple[object, ...]:
     """Everything a batch hands on, the staged rows read back, in order."""
-    assert worked.passed is not None
+    assert worked.passed is not None and worked.archived is not None
     return (
         pq.read_table(worked.passed).to_pylist(),
+        np.load(signatures_of(worked.passed)).tolist(),
         worked.keys.to_pylist(),
         worked.dumps.to_pylist(),
         worked.signatures.tolist(),
-        sorted(worked.archived),
+        pq.read_table(worked.archived).sort_by("dump_sha256").to_pylist(),
         worked.statistics,
     )
 
@@ -106,6 +111,53 @@ def test_failing_rows_are_not_staged_and_lose_their_signatures(tmp_path: Path) -
     assert worked.keys["dump_file"].to_pylist() == ["a.txt"]
     assert pq.read_table(worked.passed)["dump_file"].to_pylist() == ["a.txt"]
     assert len(worked.signatures) == 1
+    assert np.array_equal(np.load(signatures_of(worked.passed)), worked.signatures)
+    # both dumps' raw bytes are kept, whatever became of them
+    assert pq.read_table(worked.archived).num_rows == 2
+
+
+def test_the_write_pass_writes_the_kept_articles_their_index_and_all_raw_bytes(
+    sample_inbox: Path, tmp_path: Path
+) -> None:
+    batch = _to_read(sample_inbox)
+    home = Home.at(tmp_path / "home").ensure()
+    worked = work_named(3, batch, home, MAX_BYTES, LINEAGE, True)
+    assert worked.passed is not None and worked.archived is not None
+    names = worked.keys["dump_file"]
+    kept = names.filter(pa.array([i % 2 == 0 for i in range(len(names))]))
+    folders = {table: f"{tmp_path}/lake/{table}/" for table in WRITTEN_TABLES}
+    files = write_batch(3, worked.passed, worked.archived, kept, home, LINEAGE, folders)
+    assert sorted(files) == sorted(WRITTEN_TABLES)
+
+    def rows(table: str) -> pa.Table:
+        assert all(f.startswith(folders[table]) for f in files[table])
+        return pa.concat_tables(pq.read_table(f) for f in files[table])
+
+    articles = rows("articles")
+    assert sorted(articles["dump_file"].to_pylist()) == sorted(kept.to_pylist())
+    month = pc.strftime(articles["published_at"], "%Y-%m").to_pylist()
+    assert articles["published_month"].to_pylist() == [m or "undated" for m in month]
+    for f in files["articles"]:  # each in its month's Hive-style folder
+        months = set(pq.read_table(f)["published_month"].to_pylist())
+        assert len(months) == 1 and "/year=" in f and f.endswith("-00003.parquet")
+    chosen = pc.is_in(names, value_set=kept).to_numpy(zero_copy_only=False)
+    ids = worked.keys["article_id"].filter(pa.array(chosen))
+    expected = index_rows(ids, worked.signatures[chosen], LINEAGE.run_id)
+    for table, want in expected.items():
+        got = rows(table)
+        assert got.num_rows == want.num_rows > 0
+        assert sorted(got.to_pylist(), key=str) == sorted(want.to_pylist(), key=str)
+    archive = rows("archive_index")
+    assert archive.num_rows == len(batch)
+    assert (
+        archive.select(INDEX_SCHEMA.names)
+        .sort_by("dump_sha256")
+        .equals(pq.read_table(worked.archived).sort_by("dump_sha256"))
+    )
+    assert set(archive["run_id"].to_pylist()) == {LINEAGE.run_id}
+    # nothing kept: the raw bytes' index alone
+    none = write_batch(3, worked.passed, worked.archived, kept.slice(0, 0), home, LINEAGE, folders)
+    assert sorted(none) == ["archive_index"]
 
 
 def test_a_dead_worker_pool_leaves_its_batch_to_this_process(
