@@ -33,8 +33,7 @@ from flows.worker import Batch, ToRead, work_named, write_batch
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.home import Home, S3Access
-from warehouse.inbox import Hasher
-from warehouse.inbox.s3 import hash_objects
+from warehouse.inbox import Hasher, hash_locations
 
 if TYPE_CHECKING:  # distributed takes 2-3 s to import: only a night on a cluster pays it
     from distributed import Client
@@ -46,8 +45,8 @@ Item = TypeVar("Item")
 # How long the flow waits for the scheduler to answer, and for at least one worker to join.
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 30
-# Objects of an S3 inbox hashed per task on a worker (each GET is a round trip: a worker hashes
-# its chunk several objects at a time).
+# Files or objects of the inbox hashed per task on a worker (each GET of an S3 inbox is a round
+# trip: a worker hashes its chunk several objects at a time).
 HASH_CHUNK = 500
 # Batches in flight at once, each waited for by a thread of the flow's task runner.
 MOST_IN_FLIGHT = 64
@@ -280,12 +279,13 @@ def _run_log() -> Any:
 
 
 def hash_on_cluster(client: Client, s3: S3Access | None) -> Hasher:
-    """Hash an S3 inbox's objects on the cluster's workers, in chunks: the flow lists the inbox
-    and matches the hashes against the ledger, the workers read the bytes."""
+    """Hash the inbox's files or objects on the cluster's workers, in chunks: the flow lists
+    the inbox and matches the hashes against the ledger, the workers read the bytes (a folder
+    inbox: at the same path, as they read it to parse)."""
 
     def hash_many(objects: list[tuple[str, int]]) -> list[str]:
         chunks = [objects[i : i + HASH_CHUNK] for i in range(0, len(objects), HASH_CHUNK)]
-        futures = client.map(hash_objects, chunks, s3=s3, pure=False)
+        futures = client.map(hash_locations, chunks, s3=s3, pure=False)
         return [sha for future in futures for sha in future.result()]
 
     return hash_many

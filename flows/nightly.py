@@ -115,7 +115,7 @@ def discover(
 ) -> Plan:
     """Walk the inbox, hash what settled, open bundles, and match it against the ledger.
 
-    On a cluster the objects of an inbox on S3 are hashed by the workers."""
+    On a cluster the inbox's files (folder or S3) are hashed by the workers."""
     s3 = settings.home.s3
     hasher = hash_on_cluster(client, s3) if client is not None else None
     found = find_arrivals(settings.inbox, settings.settle_seconds, s3, hasher)

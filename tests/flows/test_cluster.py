@@ -63,7 +63,7 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     for setting, prefix in (("INBOX", "inbox"), ("DATA_PATH", "lake"), ("ARCHIVE", "archive")):
         monkeypatch.setenv(f"WIREHOUSE_{setting}", f"s3://{s3_bucket}/{prefix}/")
     monkeypatch.setenv("WIREHOUSE_STAGING", f"s3://{s3_bucket}/staging/")
-    hashed_before = _tasks_done(dask_cluster, "hash_objects")
+    hashed_before = _tasks_done(dask_cluster, "hash_locations")
     summary = nightly_ingest(home=str(tmp_path / "remote"), dask_scheduler=dask_cluster.address)
     remote = Home.from_env(tmp_path / "remote")
     assert summary["status"] == "succeeded" and summary["violations"] == []
@@ -71,7 +71,7 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
     assert verify(remote, inbox=f"s3://{s3_bucket}/inbox", deep=True) == []
     # the workers hashed the inbox's objects at discovery; each batch was worked (parsed and
     # validated) on a worker, both workers had some, and the UI's logs say which
-    assert _tasks_done(dask_cluster, "hash_objects") > hashed_before
+    assert _tasks_done(dask_cluster, "hash_locations") > hashed_before
     parsed = [line for line in _log_lines(summary, remote) if line.startswith("worked ")]
     assert len(parsed) >= 2
     assert {name for name in ("worker-1", "worker-2") if any(name in p for p in parsed)} == {
@@ -117,6 +117,8 @@ def test_a_worker_killed_mid_night_loses_nothing(
             inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address
         )
         assert cluster.processes["doomed"].wait(timeout=30) == -9
+        # the workers hashed the folder inbox at discovery, as they read it to parse
+        assert _tasks_done(cluster, "hash_locations") > 0
     assert summary["status"] == "succeeded"
     lines = _log_lines(summary, Home.at(home))
     assert any("worker doomed" in line and "left the cluster" in line for line in lines), lines

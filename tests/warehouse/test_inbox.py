@@ -1,4 +1,5 @@
-"""Reading and hashing inbox files: exact bytes, the size limit, files larger than one read."""
+"""Reading and hashing inbox files: exact bytes, the size limit, files larger than one read;
+hashed elsewhere (a cluster's workers), the same arrivals."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from warehouse.inbox import read_bytes
+from warehouse.inbox import find_arrivals, hash_locations, read_bytes
 from warehouse.inbox.folder import _pieces, sha256_of
 
 
@@ -35,3 +36,17 @@ def test_pieces_cover_the_file_up_to_the_limit(tmp_path: Path) -> None:
     assert [len(p) for p in _pieces(path, 30)] == [30, 30, 30, 10]
     assert b"".join(_pieces(path, 30, limit=45)) == bytes(range(45))
     assert b"".join(_pieces(path, 1000, limit=101)) == bytes(range(100))
+
+
+def test_a_folder_hashed_by_another_hasher_gives_the_same_arrivals(sample_inbox: Path) -> None:
+    asked: list[tuple[str, int]] = []
+
+    def elsewhere(files: list[tuple[str, int]]) -> list[str]:
+        asked.extend(files)
+        return hash_locations(files)
+
+    here = find_arrivals(sample_inbox, 0)
+    hashed = find_arrivals(sample_inbox, 0, hasher=elsewhere)
+    assert hashed == here and len(here.files) > 10
+    # every settled file, by its path on this machine and its size, and nothing else
+    assert sorted(asked) == sorted((str(f.path), f.bytes) for f in here.files)

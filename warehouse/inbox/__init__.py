@@ -13,7 +13,7 @@ from typing import IO
 
 from warehouse.home import S3Access
 from warehouse.inbox.arrivals import Arrivals, Hasher, InboxFile
-from warehouse.inbox.folder import dump_name, find_files, folder_problem, read_file
+from warehouse.inbox.folder import dump_name, find_files, folder_problem, read_file, sha256_of
 from warehouse.storage import is_remote
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "InboxFile",
     "dump_name",
     "find_arrivals",
+    "hash_locations",
     "inbox_problem",
     "open_binary",
     "read_bytes",
@@ -36,12 +37,22 @@ def find_arrivals(
 ) -> Arrivals:
     """Every regular file under the inbox, recursively, once it has stopped changing.
 
-    `hasher` hashes the objects of an inbox on S3 elsewhere (on a cluster's workers)."""
+    `hasher` hashes the files or objects elsewhere (on a cluster's workers)."""
     if is_remote(str(inbox)):
         from warehouse.inbox.s3 import find_objects  # fsspec's S3: only an S3 inbox pays for it
 
         return find_objects(str(inbox), settle_seconds, s3, hasher)
-    return find_files(inbox, settle_seconds)
+    return find_files(inbox, settle_seconds, hasher)
+
+
+def hash_locations(locations: list[tuple[str, int]], s3: S3Access | None = None) -> list[str]:
+    """The SHA-256 of each file or object (path or s3:// URL, size), in order: what a worker of
+    a cluster runs on its share of the inbox."""
+    if locations and is_remote(locations[0][0]):
+        from warehouse.inbox.s3 import hash_objects
+
+        return hash_objects(locations, s3)
+    return [sha256_of(Path(path)) for path, _ in locations]
 
 
 def read_bytes(location: Path | str, limit: int, s3: S3Access | None = None) -> bytes | None:

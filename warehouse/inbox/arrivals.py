@@ -36,7 +36,7 @@ class Arrivals:
     refused: list[tuple[InboxFile, Rejection]] = field(default_factory=list)
 
 
-# Hashes objects given as (s3:// URL, size), in their order: `warehouse.inbox.s3.hash_objects`,
+# Hashes files or objects given as (path or s3:// URL, size), in their order: here by default,
 # or spread over the workers of a cluster (flows.cluster.hash_on_cluster), which then read the
-# inbox, not the flow.
+# inbox, not the flow (`warehouse.inbox.hash_locations` on each chunk).
 Hasher = Callable[[list[tuple[str, int]]], list[str]]

@@ -10,20 +10,27 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from warehouse.inbox.arrivals import PARTIAL_SUFFIXES, Arrivals, InboxFile
+from warehouse.inbox.arrivals import PARTIAL_SUFFIXES, Arrivals, Hasher, InboxFile
 
 log = logging.getLogger(__name__)
 
 
-def find_files(inbox: str | Path, settle_seconds: float) -> Arrivals:
-    """Every regular file under the folder, recursively, once it has stopped changing."""
+def find_files(inbox: str | Path, settle_seconds: float, hasher: Hasher | None = None) -> Arrivals:
+    """Every regular file under the folder, recursively, once it has stopped changing.
+
+    `hasher` hashes the files elsewhere (on the workers of a cluster, which see the inbox at
+    the same path); without it they are hashed here."""
     found = _Walk()
     found.scan(str(inbox), "")
     unsettled = found.unsettled
     settled = _settled(found.candidates, settle_seconds, unsettled)
+    if hasher is not None:
+        hashes = hasher([(str(path), info.st_size) for _, path, info in settled])
+    else:
+        hashes = [sha256_of(path) for _, path, _ in settled]
     files = [
-        InboxFile(name, path, info.st_size, sha256_of(path), info.st_mtime)
-        for name, path, info in settled
+        InboxFile(name, path, info.st_size, sha, info.st_mtime)
+        for (name, path, info), sha in zip(settled, hashes, strict=True)
     ]
     by_name = lambda f: f.dump_file  # noqa: E731
     links = sorted(found.symlinks, key=by_name)
