@@ -38,7 +38,7 @@ WORKERS = (16, 64, 256)
 # Stages run where on a cluster: the flow's process (serial) or a worker (parallel).
 PARALLEL = (
     "work batches (read, archive, parse, sign, validate, stage)",
-    "write batches (kept articles as the lake's data files)",
+    "write: the night's rows of the lake as its data files (staged by partition, gathered)",
 )
 
 
@@ -70,9 +70,10 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
         discover_plan,
         kept_by_batch,
         night_rows,
+        plan_files,
         summary_counts,
     )
-    from flows.worker import WRITTEN_TABLES, work_batch, write_batch
+    from flows.worker import WRITTEN_TABLES, split_batch, work_batch, write_file
     from warehouse.catalog import cursor, table_folder
     from warehouse.inbox import find_arrivals
     from warehouse.loader import commit_night
@@ -107,14 +108,15 @@ def timed_night(inbox: Path, home: Path) -> tuple[Clock, int]:
             row = _run_row(settings, lineage, "backfill", counts, ratio, message)
         with cursor(lake) as con:
             folders = {t: table_folder(con, settings.home, t) for t in WRITTEN_TABLES}
-        files: dict[str, list[str]] = {}
-        for batch, kept in zip(worked, kept_by_batch(worked, deduped), strict=True):
-            with clock.stage(PARALLEL[1]):
-                home = settings.home
-                for table, paths in write_batch(
-                    batch.index, batch.passed, batch.archived, kept, home, lineage, folders
-                ).items():
-                    files.setdefault(table, []).extend(paths)
+        home, pieces, files = settings.home, [], {}
+        with clock.stage(PARALLEL[1]):
+            for batch, kept in zip(worked, kept_by_batch(worked, deduped), strict=True):
+                pieces += split_batch(
+                    batch.index, batch.passed, batch.archived, kept, home, lineage
+                )
+            for planned in plan_files(pieces, folders, lineage.run_id):
+                written = write_file(planned.table, planned.pieces, planned.location, home)
+                files.setdefault(planned.table, []).append(written)
         with clock.stage("commit"), cursor(lake) as con:
             night = night_rows(row, plan.archived, ledger, files)
             snapshot = commit_night(con, night)

@@ -29,7 +29,7 @@ from prefect.exceptions import MissingContextError
 
 from flows.pool import local_pool, run_in_pool
 from flows.settings import Settings
-from flows.worker import Batch, ToRead, work_named, write_batch
+from flows.worker import Batch, Piece, ToRead, split_batch, work_named, write_file
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.home import Home, S3Access
@@ -85,18 +85,15 @@ class Engine:
         args = (index, list(batch), home, max_bytes, lineage, keep_raw)
         return self.run(f"batch-{lineage.run_id}-{index:05d}", work_named, *args)
 
-    def write(
-        self,
-        batch: Batch,
-        kept: pa.Array,
-        home: Home,
-        lineage: Lineage,
-        folders: dict[str, str],
-    ) -> dict[str, list[str]]:
+    def split(self, batch: Batch, kept: pa.Array, home: Home, lineage: Lineage) -> list[Piece]:
         """A worked batch's rows of the lake (its kept articles, their index, its archive
-        index) written as the lake's data files by this engine; the files of each table."""
-        args = (batch.index, batch.passed, batch.archived, kept, home, lineage, folders)
-        return self.run(f"write-{lineage.run_id}-{batch.index:05d}", write_batch, *args)
+        index) staged in pieces by table and partition, by this engine."""
+        args = (batch.index, batch.passed, batch.archived, kept, home, lineage)
+        return self.run(f"split-{lineage.run_id}-{batch.index:05d}", split_batch, *args)
+
+    def write_file(self, table: str, pieces: list[str], location: str, home: Home) -> str:
+        """Pieces gathered into one data file of the lake, by this engine."""
+        return self.run(f"file-{location}", write_file, table, pieces, location, home)
 
     def each(self, function: Callable[[Item], T], items: Sequence[Item]) -> list[T]:
         """`function(item)` for every item, `ahead` at a time (each waits on its worker from a

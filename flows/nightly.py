@@ -36,6 +36,7 @@ from flows.stages import (
     discover_plan,
     kept_by_batch,
     night_rows,
+    plan_files,
     summary_counts,
 )
 from flows.worker import WRITTEN_TABLES, Batch, ToRead
@@ -232,25 +233,24 @@ def write(
     engine: Engine,
     lake: duckdb.DuckDBPyConnection,
 ) -> dict[str, list[str]]:
-    """The workers write the night's rows of the lake as its data files, each batch its own:
-    the kept articles, their MinHash index, where the raw bytes are. The commit registers them;
-    the files of each table."""
+    """The workers write the night's rows of the lake as its data files: each batch stages its
+    kept articles, their MinHash index and where its raw bytes are in pieces by table and
+    partition, then each table partition's pieces are gathered into files (a month of articles
+    in one, or a few on a large night). The commit registers them; the files of each table."""
+    home = settings.home
     with cursor(lake) as con:
-        folders = {table: table_folder(con, settings.home, table) for table in WRITTEN_TABLES}
+        folders = {table: table_folder(con, home, table) for table in WRITTEN_TABLES}
     jobs = [
         (batch, kept)
         for batch, kept in zip(batches, kept_by_batch(batches, deduped), strict=True)
         if len(kept) or batch.archived is not None
     ]
-
-    def write_one(job: tuple[Batch, pa.Array]) -> dict[str, list[str]]:
-        batch, kept = job
-        return engine.write(batch, kept, settings.home, lineage, folders)
-
+    split = engine.each(lambda job: engine.split(job[0], job[1], home, lineage), jobs)
+    planned = plan_files([piece for pieces in split for piece in pieces], folders, lineage.run_id)
+    engine.each(lambda f: engine.write_file(f.table, f.pieces, f.location, home), planned)
     files: dict[str, list[str]] = {}
-    for written in engine.each(write_one, jobs):
-        for table, paths in written.items():
-            files.setdefault(table, []).extend(paths)
+    for planned_file in planned:
+        files.setdefault(planned_file.table, []).append(planned_file.location)
     get_run_logger().info(
         "%d batches wrote data files: %s",
         len(jobs),

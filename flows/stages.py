@@ -23,7 +23,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows.worker import DUMPS_SCHEMA, Batch, ToRead, empty_keys
+from flows.worker import DUMPS_SCHEMA, Batch, Piece, ToRead, empty_keys
 from transforms.dedupe import Candidate, History, Link, dedupe
 from transforms.minhash import U32, signatures
 from transforms.neardup import Match, dedupe_near, near_involved
@@ -37,6 +37,7 @@ from warehouse.inbox.unpack import container_hashes, unpack_arrivals
 from warehouse.ledger import LedgerMatch, Seen, history_for, match_ledger
 from warehouse.loader import NightRows
 from warehouse.nearindex import history_matches
+from warehouse.storage import join
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +422,48 @@ def kept_by_batch(batches: Sequence[Batch], deduped: Deduped) -> list[pa.Array]:
         out.append(names.slice(at, rows).filter(kept.slice(at, rows)))
         at += rows
     return out
+
+
+# A table partition's staged pieces are gathered into data files of about this many bytes at
+# most (Arrow's in-memory size, which a worker holds while it writes one; a file is at least one
+# piece): a night's month of articles is one file, a few on a large night, not one per batch.
+FILE_BYTES = 128 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class LakeFile:
+    """A data file for the workers to write: which table's, where, gathered from which pieces."""
+
+    table: str
+    location: str
+    pieces: list[str]
+
+
+def plan_files(
+    pieces: Sequence[Piece], folders: dict[str, str], run_id: str, most_bytes: int = FILE_BYTES
+) -> list[LakeFile]:
+    """The night's data files: each table partition's pieces, in batch order, gathered into
+    files of at most `most_bytes`, in the table's folder (`folders`), named by the night."""
+    by_partition: defaultdict[tuple[str, str], list[Piece]] = defaultdict(list)
+    for piece in pieces:
+        by_partition[(piece.table, piece.partition)].append(piece)
+    planned = []
+    for (table, partition), found in sorted(by_partition.items()):
+        groups: list[list[Piece]] = [[]]
+        held = 0
+        for piece in found:
+            if groups[-1] and held + piece.bytes > most_bytes:
+                groups.append([])
+                held = 0
+            groups[-1].append(piece)
+            held += piece.bytes
+        for number, group in enumerate(groups):
+            name = f"wirehouse-{run_id}-{number:05d}.parquet"
+            location = (
+                join(folders[table], partition, name) if partition else join(folders[table], name)
+            )
+            planned.append(LakeFile(table, location, [p.path for p in group]))
+    return planned
 
 
 def night_rows(

@@ -8,8 +8,9 @@ the archive, decodes, parses and signs them, validates the articles with Great E
 and stages the rows that passed, their signatures and where the raw bytes went. What comes
 back is small: key columns of the valid rows, their signatures, one row per dump with its fate
 here, and GX's result for the night's Data Docs. Once the night's duplicates are decided,
-`write_batch` writes the batch's rows of the lake as its data files (the kept articles, their
-MinHash index, the archive index), which the commit registers. The flow's process (the
+`split_batch` stages the batch's rows of the lake (the kept articles, their MinHash index, the
+archive index) in pieces by table and partition, and `write_file` gathers a partition's pieces
+into one of the lake's data files, which the commit registers. The flow's process (the
 coordinator: `flows/nightly.py`, its decisions in `flows/stages.py`, the commit in
 `warehouse/loader.py`) never holds an article's row.
 """
@@ -68,7 +69,7 @@ class ToRead:
     path: Path | str  # a path on the worker's machine, or the s3:// URL of an object
 
 
-# The lake's tables whose rows the workers write as data files (`write_batch`).
+# The lake's tables whose rows the workers write as data files (`split_batch`, `write_file`).
 WRITTEN_TABLES = ("articles", BANDS_TABLE, SIGNATURES_TABLE, "archive_index")
 
 
@@ -284,26 +285,39 @@ def _stage(table: pa.Table, location: str, home: Home) -> None:
     )
 
 
-def write_batch(
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """A batch's rows of one table's partition, staged for the night's files (`split_batch`)."""
+
+    table: str
+    partition: str  # the Hive-style folder under the table's (`year=2019/month=5`), or ""
+    path: str  # staged Parquet, not compressed
+    bytes: int  # its rows' size in memory: the coordinator groups pieces into files by it
+
+
+def split_batch(
     index: int,
     passed: str | None,
     archived: str | None,
     kept: pa.Array,
     home: Home,
     lineage: Lineage,
-    folders: dict[str, str],
-) -> dict[str, list[str]]:
-    """Once the night's decisions are made: the batch's rows of the lake written as its data
-    files, each table's where the table keeps them (`folders`); the files of each table.
+) -> list[Piece]:
+    """Once the night's decisions are made: the batch's rows of the lake, staged in pieces by
+    table and partition, for `write_file` to gather into the lake's files.
 
-    The kept articles (their dump files `kept`) go one file per publication month, in DuckLake's
-    Hive-style partition folders (`year=2019/month=5`), rows by publication time; then their
-    MinHash index (`minhash_bands`, `minhash_signatures`) and where the batch's raw bytes were
-    kept (`archive_index`). The commit registers the files; until then no reader sees them, and
-    the next run deletes them if the night never commits. Each is written whole under a name of
-    the night and the batch, so a batch written twice leaves one of each."""
-    name = f"wirehouse-{lineage.run_id}-{index:05d}.parquet"
-    written: dict[str, list[str]] = {}
+    The kept articles (their dump files `kept`) are split by publication month, the partition
+    DuckLake gives them; their MinHash index rows (`minhash_bands`, `minhash_signatures`) and
+    where the batch's raw bytes were kept (`archive_index`) are one piece each. A batch split
+    twice leaves one whole file of each piece."""
+    pieces: list[Piece] = []
+
+    def stage(table: str, partition: str, rows: pa.Table) -> None:
+        name = f"{index:05d}.parquet"
+        location = join(home.staging, lineage.run_id, "pieces", table, partition or "-", name)
+        _stage(rows, location, home)
+        pieces.append(Piece(table, partition, location, rows.nbytes))
+
     if passed is not None and len(kept):
         fs, path = filesystem(passed, home.s3)
         rows = pq.read_table(path, schema=ARTICLES_SCHEMA, filesystem=fs)
@@ -312,39 +326,37 @@ def write_batch(
         fs, path = filesystem(signatures_of(passed), home.s3)
         with fs.open(path, "rb") as handle:
             signed = np.load(handle)[chosen.to_numpy(zero_copy_only=False)]
-        written["articles"] = _write_articles(rows, folders["articles"], name, home)
+        month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
+        rows = rows.append_column(MONTH_COLUMN, month)
+        for value in sorted(pc.unique(month).to_pylist()):
+            stage("articles", _partition(value), rows.filter(pc.equal(month, value)))
         for table, index_part in index_rows(rows["article_id"], signed, lineage.run_id).items():
-            written[table] = [_write(index_part, join(folders[table], name), home)]
+            stage(table, "", index_part)
     if archived is not None:
         fs, path = filesystem(archived, home.s3)
         entries = pq.read_table(path, filesystem=fs)
         runs = pa.repeat(pa.scalar(lineage.run_id, pa.string()), entries.num_rows)
-        table = entries.append_column("run_id", runs)
-        written["archive_index"] = [_write(table, join(folders["archive_index"], name), home)]
+        stage("archive_index", "", entries.append_column("run_id", runs))
     checkpoint("write:batch")
-    return written
+    return pieces
 
 
-def _write_articles(rows: pa.Table, folder: str, name: str, home: Home) -> list[str]:
-    """Articles as data files of the lake, one per publication month, rows by publication
-    time (files prune by day)."""
-    month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
-    rows = rows.append_column(MONTH_COLUMN, month).sort_by(
-        [("published_at", "ascending"), ("dump_file", "ascending")]
-    )
-    return [
-        _write(
-            rows.filter(pc.equal(rows[MONTH_COLUMN], value)),
-            join(folder, _partition(value), name),
-            home,
-        )
-        for value in sorted(pc.unique(month).to_pylist())
-    ]
+def write_file(table: str, pieces: Sequence[str], location: str, home: Home) -> str:
+    """Staged pieces of one table's partition gathered into one data file of the lake at
+    `location` (in the table's folder), compressed as DuckLake compresses its own (zstd);
+    articles by publication time (files prune by day). Where it is.
 
-
-def _write(rows: pa.Table, location: str, home: Home) -> str:
-    """A data file of the lake, compressed as DuckLake compresses its own (zstd); where."""
+    The commit registers the file; until then no reader sees it, and the next run deletes it if
+    the night never commits. Written whole: a file written twice is one file."""
+    parts = []
+    for piece in pieces:
+        fs, path = filesystem(piece, home.s3)
+        parts.append(pq.read_table(path, filesystem=fs))
+    rows = pa.concat_tables(parts)
+    if table == "articles":
+        rows = rows.sort_by([("published_at", "ascending"), ("dump_file", "ascending")])
     write_whole(location, home.s3, lambda handle: pq.write_table(rows, handle, compression="zstd"))
+    checkpoint("write:file")
     return location
 
 

@@ -20,7 +20,16 @@ import pytest
 import flows.pool
 import flows.stages
 import flows.worker
-from flows.worker import WRITTEN_TABLES, Batch, ToRead, signatures_of, work_named, write_batch
+from flows.worker import (
+    WRITTEN_TABLES,
+    Batch,
+    Piece,
+    ToRead,
+    signatures_of,
+    split_batch,
+    work_named,
+    write_file,
+)
 from tests.conftest import SAMPLES
 from transforms.night import Dump, Lineage
 from warehouse.archive import INDEX_SCHEMA
@@ -125,21 +134,30 @@ def test_the_write_pass_writes_the_kept_articles_their_index_and_all_raw_bytes(
     assert worked.passed is not None and worked.archived is not None
     names = worked.keys["dump_file"]
     kept = names.filter(pa.array([i % 2 == 0 for i in range(len(names))]))
+    pieces = split_batch(3, worked.passed, worked.archived, kept, home, LINEAGE)
+    assert {p.table for p in pieces} == set(WRITTEN_TABLES)
     folders = {table: f"{tmp_path}/lake/{table}/" for table in WRITTEN_TABLES}
-    files = write_batch(3, worked.passed, worked.archived, kept, home, LINEAGE, folders)
-    assert sorted(files) == sorted(WRITTEN_TABLES)
+    planned = flows.stages.plan_files(pieces, folders, LINEAGE.run_id)
+    # one file per table partition: the pieces are small
+    assert len(planned) == len({(p.table, p.partition) for p in pieces})
+    for f in planned:
+        assert write_file(f.table, f.pieces, f.location, home) == f.location
 
     def rows(table: str) -> pa.Table:
-        assert all(f.startswith(folders[table]) for f in files[table])
-        return pa.concat_tables(pq.read_table(f) for f in files[table])
+        found = [f.location for f in planned if f.table == table]
+        assert found and all(f.startswith(folders[table]) for f in found)
+        return pa.concat_tables(pq.read_table(f) for f in found)
 
     articles = rows("articles")
     assert sorted(articles["dump_file"].to_pylist()) == sorted(kept.to_pylist())
     month = pc.strftime(articles["published_at"], "%Y-%m").to_pylist()
     assert articles["published_month"].to_pylist() == [m or "undated" for m in month]
-    for f in files["articles"]:  # each in its month's Hive-style folder
-        months = set(pq.read_table(f)["published_month"].to_pylist())
-        assert len(months) == 1 and "/year=" in f and f.endswith("-00003.parquet")
+    for f in planned:  # articles in their month's Hive-style folder, by publication time
+        if f.table == "articles":
+            written = pq.read_table(f.location)
+            assert len(set(written["published_month"].to_pylist())) == 1 and "/year=" in f.location
+            times = written["published_at"].to_pylist()
+            assert times == sorted(times, key=lambda t: (t is None, t))
     chosen = pc.is_in(names, value_set=kept).to_numpy(zero_copy_only=False)
     ids = worked.keys["article_id"].filter(pa.array(chosen))
     expected = index_rows(ids, worked.signatures[chosen], LINEAGE.run_id)
@@ -156,8 +174,49 @@ def test_the_write_pass_writes_the_kept_articles_their_index_and_all_raw_bytes(
     )
     assert set(archive["run_id"].to_pylist()) == {LINEAGE.run_id}
     # nothing kept: the raw bytes' index alone
-    none = write_batch(3, worked.passed, worked.archived, kept.slice(0, 0), home, LINEAGE, folders)
-    assert sorted(none) == ["archive_index"]
+    none = split_batch(3, worked.passed, worked.archived, kept.slice(0, 0), home, LINEAGE)
+    assert [p.table for p in none] == ["archive_index"]
+
+
+def test_pieces_are_gathered_by_partition_into_files_of_a_bounded_size() -> None:
+    def piece(table: str, partition: str, batch: int, size: int) -> Piece:
+        return Piece(table, partition, f"staged/{table}/{partition}/{batch}", size)
+
+    pieces = [
+        piece("articles", "year=2019/month=5", 0, 60),
+        piece("articles", "year=2019/month=6", 0, 10),
+        piece("minhash_bands", "", 0, 30),
+        piece("articles", "year=2019/month=5", 1, 30),
+        piece("articles", "year=2019/month=5", 2, 20),
+        piece("minhash_bands", "", 1, 30),
+    ]
+    folders = {"articles": "s3://b/lake/main/articles/", "minhash_bands": "/lake/main/bands/"}
+    planned = flows.stages.plan_files(pieces, folders, "R", most_bytes=100)
+    assert [(f.table, f.location, f.pieces) for f in planned] == [
+        (
+            "articles",
+            "s3://b/lake/main/articles/year=2019/month=5/wirehouse-R-00000.parquet",
+            ["staged/articles/year=2019/month=5/0", "staged/articles/year=2019/month=5/1"],
+        ),
+        (
+            "articles",
+            "s3://b/lake/main/articles/year=2019/month=5/wirehouse-R-00001.parquet",
+            ["staged/articles/year=2019/month=5/2"],
+        ),
+        (
+            "articles",
+            "s3://b/lake/main/articles/year=2019/month=6/wirehouse-R-00000.parquet",
+            ["staged/articles/year=2019/month=6/0"],
+        ),
+        (
+            "minhash_bands",
+            "/lake/main/bands/wirehouse-R-00000.parquet",
+            ["staged/minhash_bands//0", "staged/minhash_bands//1"],
+        ),
+    ]
+    # a piece larger than a file's bound is a file of its own
+    big = flows.stages.plan_files([piece("articles", "", 0, 500)], folders, "R", most_bytes=100)
+    assert [f.pieces for f in big] == [["staged/articles//0"]]
 
 
 def test_a_dead_worker_pool_leaves_its_batch_to_this_process(
