@@ -2,10 +2,12 @@
 
 Builds `--nights` nights (default 365) of `--per-night` synthetic articles each (default 2,740:
 about a million in all) into a fresh home, each night committed as one transaction by
-`warehouse.loader.commit_night`, as `wirehouse ingest` does: the night's articles staged as an
-uncompressed Parquet file, one `files` row per dump, its `runs` row. An article's `published_at`
-falls on the night's date or, for a share of them, up to three days before (late articles), so a
-day's rows land in up to four nights' files. Bodies are a few hundred bytes of random words.
+`warehouse.loader.commit_night`, as `wirehouse ingest` does: the night's articles written as the
+lake's data files as the workers write them (staged by month, gathered into a file per month),
+one `files` row per dump, its `runs` row; a night's time is its files written and its commit.
+An article's `published_at` falls on the night's date or, for a share of them, up to three days
+before (late articles), so a day's rows land in up to four nights' files. Bodies are a few
+hundred bytes of random words.
 
 Then it prints, before and after `warehouse.maintenance.compact(con, retention_days=0)`: the data
 files of `articles`, the files a one-day query on `articles` reads (DuckDB's "Total Files Read"
@@ -34,13 +36,15 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from flows.stages import plan_files
+from flows.worker import stage_articles, write_file
 from transforms.records import ARTICLES_SCHEMA, RUNS_SCHEMA, SCHEMAS, table_of
-from warehouse.catalog import open_lake
+from warehouse.catalog import open_lake, table_folder
 from warehouse.home import Home
 from warehouse.loader import NightRows, commit_night
 from warehouse.maintenance import compact, data_files, rollback
+from warehouse.storage import join, remove_tree
 
 FIRST_NIGHT = date(2025, 1, 1)
 # How late an article arrives: days before the night's date, and the share of each.
@@ -87,9 +91,9 @@ class LakeFigures:
 
 
 def night_rows(
-    night: int, per_night: int, staging: Path, rng: np.random.Generator, vocabulary: list[str]
-) -> NightRows:
-    """One night's synthetic articles, staged as Parquet, with its `files` rows and `runs` row."""
+    night: int, per_night: int, rng: np.random.Generator, vocabulary: list[str]
+) -> tuple[NightRows, pa.Table]:
+    """One night's synthetic articles, and its `files` rows and `runs` row."""
     day = FIRST_NIGHT + timedelta(days=night)
     run_id = f"bench-{day.isoformat()}"
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
@@ -135,8 +139,6 @@ def night_rows(
         },
         schema=ARTICLES_SCHEMA,
     )
-    staged = staging / f"{run_id}.parquet"
-    pq.write_table(table, staged, compression="none")  # as the flow stages its batches
     files = [
         {
             "dump_file": dump,
@@ -151,12 +153,17 @@ def night_rows(
         for dump, digest, body in zip(dumps, digests, bodies, strict=True)
     ]
     run_row = run_row_for(run_id, ingested, per_night)
-    return NightRows(
-        run_row,
-        staged=[str(staged)],
-        kept=pa.array(dumps, pa.string()),
-        tables={"files": table_of(files, SCHEMAS["files"])},
-    )
+    return NightRows(run_row, tables={"files": table_of(files, SCHEMAS["files"])}), table
+
+
+def write_articles(articles: pa.Table, home: Home, folder: str, run_id: str) -> list[str]:
+    """A night's articles written as the lake's data files in the articles table's `folder`, as
+    the workers write a night's: staged by month, gathered into files."""
+    pieces = stage_articles(articles, 0, home, run_id)
+    planned = plan_files(pieces, {"articles": folder}, run_id)
+    written = [write_file(f.table, f.pieces, f.location, home) for f in planned]
+    remove_tree(join(home.staging, run_id), None)
+    return written
 
 
 def run_row_for(run_id: str, started: datetime, articles: int) -> dict[str, Any]:
@@ -215,7 +222,8 @@ def day_query(con: duckdb.DuckDBPyConnection, day: date, repeat: int = QUERY_REP
 
 
 def build(root: Path, nights: int, per_night: int, seed: int = 0) -> tuple[float, list[float]]:
-    """Commit `nights` nights into a fresh home at root: wall seconds and each commit's."""
+    """Commit `nights` nights into a fresh home at root: wall seconds and each night's write and
+    commit."""
     rng = np.random.default_rng(seed)
     vocabulary = [
         "".join(chr(97 + c) for c in rng.integers(0, 26, size=int(n)))
@@ -223,18 +231,20 @@ def build(root: Path, nights: int, per_night: int, seed: int = 0) -> tuple[float
     ]
     commits: list[float] = []
     begin = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="wirehouse-lake-staging-") as staging:
-        con = open_lake(Home.at(root))
-        try:
-            for night in range(nights):
-                rows = night_rows(night, per_night, Path(staging), rng, vocabulary)
-                start = time.perf_counter()
-                commit_night(con, rows)
-                commits.append(time.perf_counter() - start)
-                for path in rows.staged:
-                    Path(path).unlink()
-        finally:
-            con.close()
+    home = Home.at(root)
+    con = open_lake(home)
+    try:
+        folder = table_folder(con, home, "articles")
+        for night in range(nights):
+            rows, articles = night_rows(night, per_night, rng, vocabulary)
+            start = time.perf_counter()
+            rows.files = {
+                "articles": write_articles(articles, home, folder, rows.run_row["run_id"])
+            }
+            commit_night(con, rows)
+            commits.append(time.perf_counter() - start)
+    finally:
+        con.close()
     return time.perf_counter() - begin, commits
 
 

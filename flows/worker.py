@@ -290,7 +290,7 @@ class Piece:
     """A batch's rows of one table's partition, staged for the night's files (`split_batch`)."""
 
     table: str
-    partition: str  # the Hive-style folder under the table's (`year=2019/month=5`), or ""
+    partition: str  # the Hive-style folder under the table's (`published_month=2019-05`), or ""
     path: str  # staged Parquet, not compressed
     bytes: int  # its rows' size in memory: the coordinator groups pieces into files by it
 
@@ -310,14 +310,8 @@ def split_batch(
     DuckLake gives them; their MinHash index rows (`minhash_bands`, `minhash_signatures`) and
     where the batch's raw bytes were kept (`archive_index`) are one piece each. A batch split
     twice leaves one whole file of each piece."""
+    run_id = lineage.run_id
     pieces: list[Piece] = []
-
-    def stage(table: str, partition: str, rows: pa.Table) -> None:
-        name = f"{index:05d}.parquet"
-        location = join(home.staging, lineage.run_id, "pieces", table, partition or "-", name)
-        _stage(rows, location, home)
-        pieces.append(Piece(table, partition, location, rows.nbytes))
-
     if passed is not None and len(kept):
         fs, path = filesystem(passed, home.s3)
         rows = pq.read_table(path, schema=ARTICLES_SCHEMA, filesystem=fs)
@@ -326,19 +320,40 @@ def split_batch(
         fs, path = filesystem(signatures_of(passed), home.s3)
         with fs.open(path, "rb") as handle:
             signed = np.load(handle)[chosen.to_numpy(zero_copy_only=False)]
-        month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
-        rows = rows.append_column(MONTH_COLUMN, month)
-        for value in sorted(pc.unique(month).to_pylist()):
-            stage("articles", _partition(value), rows.filter(pc.equal(month, value)))
-        for table, index_part in index_rows(rows["article_id"], signed, lineage.run_id).items():
-            stage(table, "", index_part)
+        pieces += stage_articles(rows, index, home, run_id)
+        for table, index_part in index_rows(rows["article_id"], signed, run_id).items():
+            pieces.append(stage_piece(table, "", index_part, index, home, run_id))
     if archived is not None:
         fs, path = filesystem(archived, home.s3)
         entries = pq.read_table(path, filesystem=fs)
-        runs = pa.repeat(pa.scalar(lineage.run_id, pa.string()), entries.num_rows)
-        stage("archive_index", "", entries.append_column("run_id", runs))
+        runs = pa.repeat(pa.scalar(run_id, pa.string()), entries.num_rows)
+        rows = entries.append_column("run_id", runs)
+        pieces.append(stage_piece("archive_index", "", rows, index, home, run_id))
     checkpoint("write:batch")
     return pieces
+
+
+def stage_articles(rows: pa.Table, index: int, home: Home, run_id: str) -> list[Piece]:
+    """Articles (ARTICLES_SCHEMA) staged in pieces by publication month, the partition DuckLake
+    gives them, their `published_month` added."""
+    month = pc.fill_null(pc.strftime(rows["published_at"], "%Y-%m"), UNDATED_MONTH)
+    rows = rows.append_column(MONTH_COLUMN, month)
+    return [
+        stage_piece(
+            "articles", _partition(value), rows.filter(pc.equal(month, value)), index, home, run_id
+        )
+        for value in sorted(pc.unique(month).to_pylist())
+    ]
+
+
+def stage_piece(
+    table: str, partition: str, rows: pa.Table, index: int, home: Home, run_id: str
+) -> Piece:
+    """Rows of a table's partition staged as batch `index`'s piece of it."""
+    name = f"{index:05d}.parquet"
+    location = join(home.staging, run_id, "pieces", table, partition or "-", name)
+    _stage(rows, location, home)
+    return Piece(table, partition, location, rows.nbytes)
 
 
 def write_file(table: str, pieces: Sequence[str], location: str, home: Home) -> str:
@@ -361,8 +376,5 @@ def write_file(table: str, pieces: Sequence[str], location: str, home: Home) -> 
 
 
 def _partition(month: str) -> str:
-    """The Hive-style folder DuckLake gives a publication month (`year(...)`, `month(...)`)."""
-    if month == UNDATED_MONTH:
-        return "year=__HIVE_DEFAULT_PARTITION__/month=__HIVE_DEFAULT_PARTITION__"
-    year, number = month.split("-")
-    return f"year={year}/month={int(number)}"
+    """The Hive-style folder DuckLake gives a publication month (its partition)."""
+    return f"{MONTH_COLUMN}={month}"

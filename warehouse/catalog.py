@@ -26,9 +26,13 @@ from warehouse.stories import LAKE_VIEWS
 ALIAS = "wh"
 DUCKDB_VERSION = "v" + duckdb.__version__
 EXTENSIONS = ("ducklake", "sqlite", "postgres", "httpfs")
-# `articles` also stores its publication month, the analysts' usual grouping.
+# `articles` also stores its publication month, the analysts' usual grouping, and is
+# partitioned by it (folders `published_month=2019-05`). Lakes made before issue 22 were
+# partitioned by year(published_at), month(published_at): DuckLake 1.5.5 records both values of a
+# file registered in that layout under one key (it keys them by column, not by transform:
+# duckdb/ducklake #1234), and then cannot merge it; one column has one key.
 MONTH_COLUMN = "published_month"
-PARTITIONING = "year(published_at), month(published_at)"
+PARTITIONING = MONTH_COLUMN
 # Where a night's dumps' raw bytes are: part of the night's snapshot, like its rows.
 ARCHIVE_INDEX_SCHEMA = pa.schema(
     [
@@ -97,7 +101,8 @@ def attach_statements(
     home: Home, *, read_only: bool = False, snapshot: int | None = None
 ) -> list[str]:
     """The statements that attach the lake as `wh` and make it the default database."""
-    # Partitions by year(published_at) and month(...) follow the session's time zone: UTC.
+    # Times shown, and the months of lakes partitioned by year(published_at) and month(...),
+    # follow the session's time zone: UTC.
     statements = ["SET TimeZone = 'UTC'"]
     if home.s3 is not None:
         statements.append(s3_secret(home.s3))
@@ -255,6 +260,20 @@ def _create_sqlite_catalog(home: Home) -> None:
     os.replace(building, final)
 
 
+def _partitioned_by_month(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether `articles` is partitioned by its publication month alone, as a new lake is."""
+    meta = f"__ducklake_metadata_{ALIAS}"
+    rows = con.execute(
+        f"SELECT c.column_name, p.transform FROM {meta}.ducklake_partition_info i "
+        f"JOIN {meta}.ducklake_table t ON t.table_id = i.table_id AND t.end_snapshot IS NULL "
+        f"JOIN {meta}.ducklake_partition_column p USING (partition_id) "
+        f"JOIN {meta}.ducklake_column c ON c.table_id = i.table_id "
+        "AND c.column_id = p.column_id AND c.end_snapshot IS NULL "
+        "WHERE t.table_name = 'articles' AND i.end_snapshot IS NULL"
+    ).fetchall()
+    return rows == [(MONTH_COLUMN, "identity")]
+
+
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Create missing tables and add missing columns (one snapshot, only if anything changed)."""
     existing = _columns(con)
@@ -272,6 +291,9 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
                     f"ALTER TABLE {table} ADD COLUMN {identifier(column.name)} "
                     f"{sql_type(column.type)}"
                 )
+    if "articles" in existing and not _partitioned_by_month(con):
+        # New files go in the month's folder; older ones stay as they are, still read and pruned.
+        statements.append(f"ALTER TABLE articles SET PARTITIONED BY ({PARTITIONING})")
     statements += _view_statements(con)
     if "articles" not in existing:  # a new lake: its options are kept in the catalog
         # zstd at its fastest level: 17,140 articles (70 MB of text) inserted in 0.65 s against

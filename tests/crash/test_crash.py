@@ -50,9 +50,10 @@ def assert_converges(zygote: Zygote, inbox: Path, home: Path, reference: Any) ->
 
 def test_there_are_enough_kill_points(reference: Any) -> None:
     _, points, _ = reference
-    # Stage boundaries, each batch's pack, parse and validation, each batch's articles written
-    # as the lake's data files (not yet registered: invisible, and removed by the next run),
-    # and each table written in the commit's transaction (one DuckLake commit makes the night
+    # Stage boundaries, each batch's pack, parse and validation, each batch's rows of the lake
+    # staged by partition, each of the lake's data files written (not yet registered:
+    # invisible, and removed by the next run), and each table written in the commit's
+    # transaction (one DuckLake commit makes the night
     # visible: no per-file renames any more).
     assert len(points) >= 35, points
     for stage in (
@@ -60,6 +61,7 @@ def test_there_are_enough_kill_points(reference: Any) -> None:
         "parse:batch",
         "validate:batch",
         "write:batch",
+        "write:file",
         "load:articles",
         "load:rows",
         "load:index",

@@ -97,9 +97,9 @@ def test_a_night_on_the_cluster_with_everything_remote_gives_the_embedded_rows(
         # at its first checkpoint: its batch's pack written and its dumps parsed, before the
         # validation and before anything goes back
         "1",
-        # once the decisions came back and it wrote its kept articles as the lake's data
-        # files, before it says so: the files are written again, whole, by another worker
-        "write:batch",
+        # once the decisions came back and it gathered staged pieces into one of the lake's
+        # data files, before it says so: the file is written again, whole, by another worker
+        "write:file",
     ],
 )
 def test_a_worker_killed_mid_night_loses_nothing(

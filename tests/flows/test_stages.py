@@ -155,7 +155,10 @@ def test_the_write_pass_writes_the_kept_articles_their_index_and_all_raw_bytes(
     for f in planned:  # articles in their month's Hive-style folder, by publication time
         if f.table == "articles":
             written = pq.read_table(f.location)
-            assert len(set(written["published_month"].to_pylist())) == 1 and "/year=" in f.location
+            assert (
+                len(set(written["published_month"].to_pylist())) == 1
+                and "/published_month=" in f.location
+            )
             times = written["published_at"].to_pylist()
             assert times == sorted(times, key=lambda t: (t is None, t))
     chosen = pc.is_in(names, value_set=kept).to_numpy(zero_copy_only=False)
@@ -183,11 +186,11 @@ def test_pieces_are_gathered_by_partition_into_files_of_a_bounded_size() -> None
         return Piece(table, partition, f"staged/{table}/{partition}/{batch}", size)
 
     pieces = [
-        piece("articles", "year=2019/month=5", 0, 60),
-        piece("articles", "year=2019/month=6", 0, 10),
+        piece("articles", "published_month=2019-05", 0, 60),
+        piece("articles", "published_month=2019-06", 0, 10),
         piece("minhash_bands", "", 0, 30),
-        piece("articles", "year=2019/month=5", 1, 30),
-        piece("articles", "year=2019/month=5", 2, 20),
+        piece("articles", "published_month=2019-05", 1, 30),
+        piece("articles", "published_month=2019-05", 2, 20),
         piece("minhash_bands", "", 1, 30),
     ]
     folders = {"articles": "s3://b/lake/main/articles/", "minhash_bands": "/lake/main/bands/"}
@@ -195,18 +198,21 @@ def test_pieces_are_gathered_by_partition_into_files_of_a_bounded_size() -> None
     assert [(f.table, f.location, f.pieces) for f in planned] == [
         (
             "articles",
-            "s3://b/lake/main/articles/year=2019/month=5/wirehouse-R-00000.parquet",
-            ["staged/articles/year=2019/month=5/0", "staged/articles/year=2019/month=5/1"],
+            "s3://b/lake/main/articles/published_month=2019-05/wirehouse-R-00000.parquet",
+            [
+                "staged/articles/published_month=2019-05/0",
+                "staged/articles/published_month=2019-05/1",
+            ],
         ),
         (
             "articles",
-            "s3://b/lake/main/articles/year=2019/month=5/wirehouse-R-00001.parquet",
-            ["staged/articles/year=2019/month=5/2"],
+            "s3://b/lake/main/articles/published_month=2019-05/wirehouse-R-00001.parquet",
+            ["staged/articles/published_month=2019-05/2"],
         ),
         (
             "articles",
-            "s3://b/lake/main/articles/year=2019/month=6/wirehouse-R-00000.parquet",
-            ["staged/articles/year=2019/month=6/0"],
+            "s3://b/lake/main/articles/published_month=2019-06/wirehouse-R-00000.parquet",
+            ["staged/articles/published_month=2019-06/0"],
         ),
         (
             "minhash_bands",

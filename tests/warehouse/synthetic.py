@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+import duckdb
 
+from flows.stages import plan_files
+from flows.worker import stage_articles, write_file
 from transforms.records import ARTICLES_SCHEMA, SCHEMAS, table_of
+from warehouse.catalog import table_folder
 from warehouse.home import Home
 from warehouse.loader import NightRows
 
@@ -21,9 +23,11 @@ def row(table: str, **values: Any) -> dict[str, Any]:
     return {name: values.get(name) for name in SCHEMAS[table].names}
 
 
-def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
-    """A night's rows: articles staged as Parquet, the rest as rows; its duplicates copy
-    articles of the night `copies_of` when given."""
+def night(
+    lake: duckdb.DuckDBPyConnection, home: Home, run_id: str, copies_of: str | None = None
+) -> NightRows:
+    """A night's rows: articles written as the lake's data files as the workers write them, the
+    rest as rows; its duplicates copy articles of the night `copies_of` when given."""
     now = datetime.now(UTC)
     names = [f"{run_id}/a{i}" for i in range(SHAPE[0])]
     articles = [
@@ -36,9 +40,11 @@ def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
         )
         for i, name in enumerate(names)
     ]
-    staged = home.root / "staging" / f"{run_id}.parquet"
-    staged.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table_of(articles, ARTICLES_SCHEMA), staged)
+    pieces = stage_articles(table_of(articles, ARTICLES_SCHEMA), 0, home, run_id)
+    folders = {"articles": table_folder(lake, home, "articles")}
+    written = [
+        write_file(f.table, f.pieces, f.location, home) for f in plan_files(pieces, folders, run_id)
+    ]
     rows = {
         "duplicates": [
             row(
@@ -55,6 +61,4 @@ def night(home: Home, run_id: str, copies_of: str | None = None) -> NightRows:
     run_row = row(
         "runs", run_id=run_id, kind="nightly", status="succeeded", started_at=now, finished_at=now
     )
-    return NightRows(
-        run_row, staged=[str(staged)], kept=pa.array(names, pa.string()), tables=tables
-    )
+    return NightRows(run_row, files={"articles": written}, tables=tables)

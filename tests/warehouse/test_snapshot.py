@@ -6,7 +6,13 @@ import threading
 from pathlib import Path
 
 from tests.warehouse.synthetic import SHAPE, night
-from warehouse.catalog import connect_as_of, lake_connection, open_lake, orphaned_data_files
+from warehouse.catalog import (
+    connect_as_of,
+    lake_connection,
+    open_lake,
+    orphaned_data_files,
+    register_files,
+)
 from warehouse.home import Home
 from warehouse.loader import commit_night
 from warehouse.recovery import recover
@@ -29,7 +35,7 @@ def test_a_long_open_session_never_sees_part_of_a_night(tmp_path: Path) -> None:
 
     def commit_nights() -> None:
         for n in range(nights):
-            commit_night(writer, night(home, f"run-{n:03d}"))
+            commit_night(writer, night(writer, home, f"run-{n:03d}"))
 
     thread = threading.Thread(target=commit_nights)
     seen: list[tuple[int, ...]] = []
@@ -48,11 +54,11 @@ def test_a_long_open_session_never_sees_part_of_a_night(tmp_path: Path) -> None:
 def test_inside_a_transaction_every_query_sees_the_same_snapshot(tmp_path: Path) -> None:
     home = Home.at(tmp_path / "home")
     with open_lake(home) as writer:
-        commit_night(writer, night(home, "run-one"))
+        commit_night(writer, night(writer, home, "run-one"))
         with lake_connection(home) as analyst:
             analyst.execute("BEGIN")
             assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
-            commit_night(writer, night(home, "run-two"))
+            commit_night(writer, night(writer, home, "run-two"))
             assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
             analyst.execute("COMMIT")
             assert analyst.execute(COUNTS).fetchall()[0] == (60, 40, 2, 2)
@@ -61,8 +67,8 @@ def test_inside_a_transaction_every_query_sees_the_same_snapshot(tmp_path: Path)
 def test_each_night_is_one_snapshot_named_after_its_run(tmp_path: Path) -> None:
     home = Home.at(tmp_path / "home")
     with open_lake(home) as writer:
-        first = commit_night(writer, night(home, "run-one"))
-        second = commit_night(writer, night(home, "run-two"))
+        first = commit_night(writer, night(writer, home, "run-one"))
+        second = commit_night(writer, night(writer, home, "run-two"))
         labels = writer.execute(
             "SELECT snapshot_id, commit_message, "
             "json_extract_string(commit_extra_info, '$.run_id') FROM wh.snapshots() "
@@ -82,22 +88,20 @@ def test_a_night_that_never_commits_shows_nothing_and_its_files_are_removed(
 ) -> None:
     home = Home.at(tmp_path / "home")
     writer = open_lake(home)
-    commit_night(writer, night(home, "run-one"))
-    dying = night(home, "run-dies")
+    commit_night(writer, night(writer, home, "run-one"))
+    # A night killed during its commit: its workers' data files written, registered in a
+    # transaction that never commits.
+    dying = night(writer, home, "run-dies")
     writer.execute("BEGIN")
-    writer.execute(
-        "INSERT INTO articles BY NAME SELECT *, '2024-01' AS published_month FROM read_parquet(?)",
-        [str(dying.staged[0])],
-    )
+    register_files(writer, "articles", dying.files["articles"])
     writer.close()  # gone without a commit, as a killed process is
-    # What a writer killed during its commit leaves: data files no snapshot references.
-    stray = home.lake / "main" / "articles" / "ducklake-killed-mid-commit.parquet"
-    stray.write_bytes(Path(dying.staged[0]).read_bytes())
+    stray = sorted(dying.files["articles"])
+    assert stray and all(Path(path).exists() for path in stray)
     with lake_connection(home) as analyst:
         assert analyst.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
     with open_lake(home) as next_run:
-        assert orphaned_data_files(next_run) == [str(stray)]
+        assert sorted(orphaned_data_files(next_run)) == stray
         recover(home, next_run)
         assert orphaned_data_files(next_run) == []
-        assert not stray.exists()
+        assert not any(Path(path).exists() for path in stray)
         assert next_run.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
