@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 from transforms.dates import find_dates
+from transforms.layouts.function_words import function_words, page_language
 from transforms.layouts.headline import headline
 from transforms.layouts.prose import (
     Kind,
@@ -71,7 +72,7 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
     if not text.strip():
         return Rejection("empty_dump", "The dump holds nothing but whitespace.")
     lines = page_lines(text)
-    units = page_units(lines)
+    units = page_units(lines, function_words(page_language(lines) or ""))
     start, end = main_run(units)
     title_line = next((x for x in lines if x), "").casefold()
     run = _body_units(_to_story_end(units[start:end]), title_line)
