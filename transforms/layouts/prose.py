@@ -25,7 +25,7 @@ _BLOCK_TAG = re.compile(
 _ANY_TAG = re.compile(r"</?[a-z!][^<>]{0,1000}>", re.I)
 
 # Punctuation turned into spaces before splitting into words (str.split beats re.findall).
-_PUNCTUATION = str.maketrans({c: " " for c in "\"'“”‘’.,;:!?()[]{}<>|/\\-–—_*#@&=+"})
+_PUNCTUATION = str.maketrans({c: " " for c in "\"'“”‘’„‚«».,;:!?()[]{}<>|/\\-–—_*#@&=+"})
 # Sentence ends in any script: Latin, CJK full-width, Arabic, Bengali/Hindi danda; closing quotes.
 _TERMINAL = (".", "!", "?", '"', "”", "’", "'", ")", ":", "…", "»", "。", "！", "？", "؟", "।")
 # Characters that prose almost never holds but script, markup and style sheets are full of.
