@@ -5,7 +5,9 @@ body is a true positive, each missing one a false negative; each `without` snipp
 false positive, each missing one a true negative (whitespace-normalised, case-sensitive
 substring tests). A rejected page finds nothing. The counts are summed, then precision, recall
 and F1. Also: the share of pages loaded, rejection reasons, titles right (eval_generic's rule)
-and dates right (the same UTC day as the gold date, where the gold has one).
+and dates right (the same UTC day as the gold date, where the gold has one), and the language
+detected on the loaded pages whose gold names one, per language; and the language detected on
+the bodies of the Xinhua dumps against the language their layout knows.
 
 As in eval_generic, every fifth page by sorted name is held out: only its totals are printed.
 """
@@ -27,12 +29,16 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.eval_generic import is_title_right, shared_dir, split  # noqa: E402
+from transforms.language import language_of  # noqa: E402
 from transforms.layouts.generic import parse_generic  # noqa: E402
+from transforms.parse import parse_dump  # noqa: E402
 from transforms.records import Article  # noqa: E402
 
 BASELINE = REPO / "tests" / "baselines" / "multilingual_extraction.json"
 _WHITESPACE = re.compile(r"\s+")
 _UNLABELLED = "?"
+# Dumps of the Xinhua layouts, whose parsers know their language (English, and Chinese).
+XINHUA_DUMPS = ("xinhua-2008", "xinhua-web", "xinhua-zh")
 
 
 def _norm(text: str) -> str:
@@ -62,6 +68,7 @@ class PageScore:
     tn: int
     title_right: bool | None  # None where the gold has no title
     date_right: bool | None  # None where the gold has no date
+    language_right: bool | None  # None where the gold has no language or nothing was loaded
     reason: str | None  # the rejection reason, None for an article
 
 
@@ -87,6 +94,9 @@ def page_score(text: str, gold: dict[str, Any]) -> PageScore:
         date_right=None
         if day is None
         else bool(article and article.published_at and article.published_at.date() == day),
+        language_right=None
+        if article is None or "language" not in gold
+        else article.language == gold["language"],
         reason=reason,
     )
 
@@ -120,6 +130,7 @@ def figures(scores: list[PageScore], per_language: bool) -> dict[str, object]:
         "rejected": dict(sorted(Counter(s.reason for s in scores if s.reason).items())),
         "titles_right": _rate([s.title_right for s in scores]),
         "dates_right": _rate([s.date_right for s in scores]),
+        "languages_right": _rate([s.language_right for s in scores]),
     }
     if per_language:
         languages = sorted({s.language for s in scores})
@@ -132,7 +143,31 @@ def figures(scores: list[PageScore], per_language: bool) -> dict[str, object]:
 def _language_figures(scores: list[PageScore]) -> dict[str, object]:
     """One language's line: pages, F1, share loaded."""
     loaded = sum(s.reason is None for s in scores)
-    return {"pages": len(scores), "f1": snippet_scores(scores)["f1"], "loaded": loaded}
+    out: dict[str, object] = {
+        "pages": len(scores),
+        "f1": snippet_scores(scores)["f1"],
+        "loaded": loaded,
+    }
+    if any(s.language_right is not None for s in scores):  # pages without a label: no rate
+        out["language_right"] = sum(bool(s.language_right) for s in scores)
+    return out
+
+
+def xinhua_languages(dumps: Path) -> dict[str, object]:
+    """The language detected on each Xinhua dump's body against the one its layout knows."""
+    pages = right = 0
+    wrong: list[str] = []
+    for folder in XINHUA_DUMPS:
+        for path in sorted((dumps / folder).glob("*.txt")):
+            result = parse_dump(path.read_bytes().decode("utf-8", errors="replace"))
+            if not isinstance(result, Article) or result.layout == "generic":
+                continue
+            pages += 1
+            detected = language_of(result.body)
+            right += detected == result.language
+            if detected != result.language:
+                wrong.append(f"{folder}/{path.name}: {detected}, not {result.language}")
+    return {"pages": pages, "language_right": right, "wrong": wrong}
 
 
 def all_scores(pages_dir: Path, gold: dict[str, dict[str, Any]]) -> dict[str, PageScore]:
@@ -160,6 +195,7 @@ def main() -> None:
         part: figures(list(chosen.values()), per_language=part == "dev")
         for part, chosen in parts.items()
     }
+    summary["xinhua"] = xinhua_languages(shared_dir() / "dumps")
     print(json.dumps(summary, indent=2))
     dev = parts["dev"]
     for name, s in sorted(dev.items(), key=lambda kv: kv[1].fn + kv[1].fp, reverse=True)[

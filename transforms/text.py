@@ -1,4 +1,4 @@
-"""Text normalisation shared by the parsers: whitespace, blocks, words, language, fingerprints."""
+"""Text normalisation shared by the parsers: whitespace, blocks, words, scripts, fingerprints."""
 
 from __future__ import annotations
 
@@ -98,11 +98,6 @@ def is_cjk_text(text: str) -> bool:
     sample = text[:4000]
     cjk = len(_CJK.findall(sample))
     return cjk > 0 and cjk >= len(_LATIN_WORD.findall(sample))
-
-
-def language_of(text: str) -> str:
-    """A cheap language guess good enough for these sources: zh or en."""
-    return "zh" if is_cjk_text(text) else "en"
 
 
 def word_count(body: str, language: str) -> int:

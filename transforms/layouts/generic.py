@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 
 from transforms.dates import find_dates
+from transforms.language import language_of
 from transforms.layouts.function_words import function_words, page_language
 from transforms.layouts.headline import headline
 from transforms.layouts.prose import (
@@ -19,7 +20,6 @@ from transforms.layouts.prose import (
 )
 from transforms.layouts.published import publication_time
 from transforms.records import Article, Rejection
-from transforms.text import language_of
 
 LAYOUT = "generic"
 # Fewer words than a short news brief: what is left is a caption, a teaser or a link list.
