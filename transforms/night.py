@@ -106,7 +106,7 @@ def article_row(parsed: Parsed, article: Article, lineage: Lineage, fingerprint:
         "dateline": article.dateline,
         "body": article.body,
         "captions": list(article.captions),
-        "word_count": word_count(article.body, article.language),
+        "word_count": word_count(article.body),
         "language": article.language,
         "page_code": article.page_code,
         "body_fingerprint": fingerprint,

@@ -30,3 +30,13 @@ def test_only_the_start_of_a_long_body_is_read() -> None:
     english = "The government passed a new law in London today, officials said. "
     body = (german * (SAMPLE_CHARS // len(german) + 1)) + english * 200
     assert language_of(body) == "de"
+
+
+def test_word_count_counts_each_ideograph_and_kana() -> None:
+    from transforms.text import word_count
+
+    assert word_count("The council met on Monday.") == 5
+    assert word_count("法国总统马克龙") == 7
+    assert word_count("子どもへの体罰を禁止する法律ができる") == 18
+    assert word_count("Die Regierung (ÖVP) tagte.") == 4
+    assert word_count("新华社 Xinhua 报道") == 6

@@ -43,7 +43,7 @@ def parsed_fields(dump_file: str) -> dict[str, Any]:
         "captions": list(article.captions),
         "paragraphs": article.paragraphs,
         "body": article.body,
-        "word_count": word_count(article.body, article.language),
+        "word_count": word_count(article.body),
         "language": article.language,
         "page_code": article.page_code,
         "published_month": published_month(article.published_at),

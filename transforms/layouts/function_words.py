@@ -8,6 +8,7 @@ rest on punctuation and length alone).
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from functools import cache
 
@@ -17,7 +18,15 @@ from stopwordsiso import langs, stopwords
 _LONG_LINE = 40
 # Fewer words covered than this: no language is told (a page of names and numbers).
 _MIN_COVERED = 20
-_PUNCTUATION = str.maketrans({c: " " for c in "\"'“”‘’„«».,;:!?()[]{}<>|/\\-–—_*#@&=+"})
+# Punctuation of every script, turned into spaces before splitting into words (str.split
+# beats re.findall).
+_PUNCTUATION_MARKS = (
+    "\"'“”‘’„‚«».,;:!?()[]{}<>|/\\-–—_*#@&=+" + "，。、；：！？「」『』（）《》【】〈〉・"
+)
+_PUNCTUATION = str.maketrans({c: " " for c in _PUNCTUATION_MARKS})
+# Characters of the scripts written without spaces between words (CJK ideographs, kana): each
+# is a word here, as the stopword lists of Chinese and Japanese hold their particles ("的", "の").
+_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @cache
@@ -36,14 +45,28 @@ def function_words(language: str) -> frozenset[str]:
     return frozenset(w.casefold() for w in stopwords(language))
 
 
+def words_of_text(lowered: str) -> list[str]:
+    """The words of a lower-cased text as the function-word tests count them: split at spaces
+    and punctuation, and each ideograph or kana a word of its own."""
+    spaced = lowered.translate(_PUNCTUATION)
+    if lowered.isascii() or _UNSPACED.search(lowered) is None:  # both scans run in C
+        return spaced.split()
+    return _UNSPACED.sub(r" \g<0> ", spaced).split()
+
+
+def unspaced_characters(text: str) -> int:
+    """How many characters of a text belong to scripts written without spaces (CJK)."""
+    return 0 if text.isascii() else len(_UNSPACED.findall(text))
+
+
 def page_language(lines: list[str]) -> str | None:
     """The language whose function words cover most words of the page's longer lines."""
-    words_of = _languages_of_words()
+    languages_of = _languages_of_words()
     counts: Counter[str] = Counter()
     for line in lines:
         if len(line) >= _LONG_LINE:
-            for word in line.casefold().translate(_PUNCTUATION).split():
-                counts.update(words_of.get(word, ()))
+            for word in words_of_text(line.casefold()):
+                counts.update(languages_of.get(word, ()))
     if not counts:
         return None
     language, covered = counts.most_common(1)[0]

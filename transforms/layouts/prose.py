@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from transforms.layouts.function_words import unspaced_characters, words_of_text
 from transforms.text import normalise_newlines
 
 # Enough markup that the dump is raw HTML rather than the text a browser shows.
@@ -24,8 +25,6 @@ _BLOCK_TAG = re.compile(
 )
 _ANY_TAG = re.compile(r"</?[a-z!][^<>]{0,1000}>", re.I)
 
-# Punctuation turned into spaces before splitting into words (str.split beats re.findall).
-_PUNCTUATION = str.maketrans({c: " " for c in "\"'“”‘’„‚«».,;:!?()[]{}<>|/\\-–—_*#@&=+"})
 # Sentence ends in any script: Latin, CJK full-width, Arabic, Bengali/Hindi danda; closing quotes.
 _TERMINAL = (".", "!", "?", '"', "”", "’", "'", ")", ":", "…", "»", "。", "！", "？", "؟", "।")
 # Characters that prose almost never holds but script, markup and style sheets are full of.
@@ -143,17 +142,20 @@ def _continues(previous: str, line: str, gap: bool) -> bool:
 
 def _unit(text: str, line: int, stopwords: frozenset[str]) -> Unit:
     """A unit with its kind decided from length, stop-word density and chrome markers."""
-    size = len(text)
+    # Its length in columns: an ideograph or kana takes two, as it does on screen, and says
+    # as much as a word of a few letters.
+    unspaced = unspaced_characters(text)
+    size = len(text) + unspaced
     mark = _mark(text) if size < 80 else None
     if mark is not None:
-        return Unit(text, line, mark, text.count(" ") + 1)
+        return Unit(text, line, mark, text.count(" ") + 1 + unspaced)
     if size < 40:
         # Most units of a page are short menu lines: decide them without the costlier tests.
-        n = text.count(" ") + 1
+        n = text.count(" ") + 1 + unspaced
         prose = n >= 3 and text.endswith(_TERMINAL) and not _CODE.search(text)
         return Unit(text, line, Kind.SHORT if prose else Kind.LINE, n)
     lowered = text.lower()
-    words = lowered.translate(_PUNCTUATION).split()
+    words = words_of_text(lowered)
     n = len(words)
     stop = len([w for w in words if w in stopwords]) / n if n else 0.0
     if (
