@@ -40,3 +40,13 @@ def test_word_count_counts_each_ideograph_and_kana() -> None:
     assert word_count("子どもへの体罰を禁止する法律ができる") == 18
     assert word_count("Die Regierung (ÖVP) tagte.") == 4
     assert word_count("新华社 Xinhua 报道") == 6
+
+
+def test_page_language_reads_prose_lines_not_addresses() -> None:
+    from transforms.layouts.function_words import page_language
+
+    german = "Die Regierung hat heute in Berlin ein neues Gesetz für die Schulen beschlossen."
+    address = "https://example.com/this-is-what-happens-to-your-brain-and-body-when-you-are-there"
+    assert page_language([address] * 40 + [german] * 10) == "de"
+    chinese = "法国总统马克龙九日在巴黎会见来访的代表团，双方就合作交换了意见。" * 2
+    assert page_language([chinese] * 5) == "zh"

@@ -16,6 +16,10 @@ from stopwordsiso import langs, stopwords
 
 # Lines at least this long are read to tell the language: menus are shorter.
 _LONG_LINE = 40
+# What is read of them: their first 500 characters, 5,000 in all. On the 1,129 pages of both
+# evaluations they name the same language as whole pages, at 0.28 ms a page instead of 0.56
+# (web-pages; 0.52 instead of 1.38 on the longer pages of web-multilingual).
+_LINE_CHARS, _PAGE_CHARS = 500, 5000
 # Fewer words covered than this: no language is told (a page of names and numbers).
 _MIN_COVERED = 20
 # Punctuation of every script, turned into spaces before splitting into words (str.split
@@ -59,14 +63,30 @@ def unspaced_characters(text: str) -> int:
     return 0 if text.isascii() else len(_UNSPACED.findall(text))
 
 
+def _may_be_prose(line: str) -> bool:
+    """Whether a long line may be prose: a line without a space is an address, a file name or a
+    token (whose words, split at its punctuation, may be of another language than the page's),
+    unless it is written in a script without spaces."""
+    return " " in line or _UNSPACED.search(line) is not None
+
+
 def page_language(lines: list[str]) -> str | None:
-    """The language whose function words cover most words of the page's longer lines."""
+    """The language whose function words cover most words of the page's longer lines (their
+    first `_LINE_CHARS`, up to `_PAGE_CHARS` in all)."""
+    words: Counter[str] = Counter()
+    read = 0
+    for line in lines:
+        if len(line) >= _LONG_LINE and _may_be_prose(line):
+            words.update(words_of_text(line[:_LINE_CHARS].casefold()))
+            read += min(len(line), _LINE_CHARS)
+            if read >= _PAGE_CHARS:
+                break
+    # Each distinct word looked up once: most words of a page recur.
     languages_of = _languages_of_words()
     counts: Counter[str] = Counter()
-    for line in lines:
-        if len(line) >= _LONG_LINE:
-            for word in words_of_text(line.casefold()):
-                counts.update(languages_of.get(word, ()))
+    for word, times in words.items():
+        for language in languages_of.get(word, ()):
+            counts[language] += times
     if not counts:
         return None
     language, covered = counts.most_common(1)[0]
