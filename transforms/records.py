@@ -17,7 +17,10 @@ class Article:
     """One article as a parser extracted it from one dump (lineage is added by the flow)."""
 
     title: str
-    published_at: datetime | None  # timezone-aware, UTC
+    # Timezone-aware, UTC: shifted by the zone the page states ("EST", "+02:00"); a time the page
+    # gives without a zone is stored as written, read as UTC (no guess from the outlet or the
+    # language), a date without a time as its midnight UTC.
+    published_at: datetime | None
     body: str  # paragraphs joined by a blank line, each once, no page chrome
     layout: str  # which parser produced it: xinhua-2019, chinaview-2008, generic, ...
     # Where published_at came from: "page" (written there in full), "inferred" (a relative
