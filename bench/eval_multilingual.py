@@ -5,7 +5,9 @@ body is a true positive, each missing one a false negative; each `without` snipp
 false positive, each missing one a true negative (whitespace-normalised, case-sensitive
 substring tests). A rejected page finds nothing. The counts are summed, then precision, recall
 and F1. Also: the share of pages loaded, rejection reasons, titles right (eval_generic's rule)
-and dates right (the same UTC day as the gold date, where the gold has one), and the language
+dates right (the same UTC day as the gold date, where the gold has one; and within a day of
+it, the issue's measure), authors right (the gold's names, "; " between them, case and spacing
+aside, where the gold names any), and the language
 detected on the loaded pages whose gold names one, per language; and the language detected on
 the bodies of the Xinhua dumps against the language their layout knows.
 
@@ -46,6 +48,11 @@ def _norm(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def _names(text: str | None) -> str:
+    """Names as compared: casefolded, runs of whitespace made one space, around "; " too."""
+    return "; ".join(_norm(n).casefold() for n in (text or "").split(";") if n.strip())
+
+
 def gold_date(text: str) -> date | None:
     """The gold date; a loosely written one ("2022-11-1", "2022-29-11") read as meant."""
     parts = text.split("-")
@@ -68,6 +75,8 @@ class PageScore:
     tn: int
     title_right: bool | None  # None where the gold has no title
     date_right: bool | None  # None where the gold has no date
+    date_near: bool | None  # within one day of the gold date; None where the gold has none
+    author_right: bool | None  # None where the gold names no author
     language_right: bool | None  # None where the gold has no language or nothing was loaded
     reason: str | None  # the rejection reason, None for an article
 
@@ -83,6 +92,8 @@ def page_score(text: str, gold: dict[str, Any]) -> PageScore:
     fp = sum(1 for s in withouts if body is not None and s in body)
     title, day = str(gold.get("title") or ""), gold_date(str(gold.get("date") or ""))
     article = result if isinstance(result, Article) else None
+    published = article.published_at.date() if article and article.published_at else None
+    author = _names(str(gold.get("author") or ""))
     reason = None if isinstance(result, Article) else result.reason
     return PageScore(
         language=str(gold.get("language") or _UNLABELLED),
@@ -91,9 +102,11 @@ def page_score(text: str, gold: dict[str, Any]) -> PageScore:
         fn=len(withs) - tp,
         tn=len(withouts) - fp,
         title_right=None if not title else bool(article and is_title_right(article.title, title)),
-        date_right=None
+        date_right=None if day is None else published == day,
+        date_near=None
         if day is None
-        else bool(article and article.published_at and article.published_at.date() == day),
+        else published is not None and abs((published - day).days) <= 1,
+        author_right=None if not author else bool(article and _names(article.author) == author),
         language_right=None
         if article is None or "language" not in gold
         else article.language == gold["language"],
@@ -130,6 +143,8 @@ def figures(scores: list[PageScore], per_language: bool) -> dict[str, object]:
         "rejected": dict(sorted(Counter(s.reason for s in scores if s.reason).items())),
         "titles_right": _rate([s.title_right for s in scores]),
         "dates_right": _rate([s.date_right for s in scores]),
+        "dates_within_a_day": _rate([s.date_near for s in scores]),
+        "authors_right": _rate([s.author_right for s in scores]),
         "languages_right": _rate([s.language_right for s in scores]),
     }
     if per_language:

@@ -103,6 +103,7 @@ def article_row(parsed: Parsed, article: Article, lineage: Lineage, fingerprint:
         "published_at": article.published_at,
         "published_at_source": article.published_at_source,
         "editor": article.editor,
+        "author": article.author,
         "dateline": article.dateline,
         "body": article.body,
         "captions": list(article.captions),

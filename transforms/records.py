@@ -9,7 +9,7 @@ from datetime import datetime
 import pyarrow as pa
 
 # Bumped whenever a parser change can alter the fields it extracts; stored on every article.
-PARSER_VERSION = "2.3.0"
+PARSER_VERSION = "2.4.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,9 @@ class Article:
     published_at_source: str = "page"
     source: str = "Xinhua"
     editor: str | None = None
+    # The byline's names as the page prints them (no "By", outlet or date), several joined by
+    # "; " in the page's order; None where the page names none.
+    author: str | None = None
     dateline: str | None = None
     page_code: str | None = None
     language: str = "en"
@@ -61,6 +64,7 @@ ARTICLES_SCHEMA = pa.schema(
         ("published_at", _TS),
         ("published_at_source", pa.string()),  # page | inferred | none
         ("editor", pa.string()),
+        ("author", pa.string()),  # the byline's names, "; " between them
         ("dateline", pa.string()),
         ("body", pa.string()),
         ("captions", pa.list_(pa.string())),

@@ -34,6 +34,7 @@ def article_row(n: int, **changes: Any) -> dict[str, Any]:
         "published_at": datetime(2019, 5, 1, 20, 38, 54, tzinfo=UTC),
         "published_at_source": "page",
         "editor": "huaxia",
+        "author": None,
         "dateline": "WASHINGTON",
         "body": BODY,
         "captions": ["File photo: People march (Xinhua/Marcos Salgado)"],

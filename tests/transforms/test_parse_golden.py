@@ -39,6 +39,7 @@ def parsed_fields(dump_file: str) -> dict[str, Any]:
         "title": article.title,
         "published_at": article.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "editor": article.editor,
+        "author": article.author,
         "dateline": article.dateline,
         "captions": list(article.captions),
         "paragraphs": article.paragraphs,

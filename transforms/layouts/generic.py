@@ -7,6 +7,7 @@ from datetime import datetime
 
 from transforms.dates import find_dates
 from transforms.language import language_of
+from transforms.layouts.byline import byline_author
 from transforms.layouts.function_words import function_words, page_language
 from transforms.layouts.headline import headline
 from transforms.layouts.prose import (
@@ -102,6 +103,7 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
         # The wire named in the dateline is exact; the site read off the title line is a guess.
         source=agency or site or "unknown",
         editor=None,
+        author=byline_author(lines, first_line),
         dateline=place,
         page_code=None,
         language=language_of(body),
