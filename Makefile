@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.neardup_speed
 	$(VENV)/bin/python -m bench.lake
 	$(VENV)/bin/python -m bench.eval_generic
+	$(VENV)/bin/python -m bench.eval_multilingual
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

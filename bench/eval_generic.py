@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -33,6 +34,8 @@ HELD_OUT_EVERY = 5
 TITLE_RIGHT_F1 = 0.8
 # Timing: the best of this many passes over every page (the machine is shared and noisy).
 TIMING_PASSES = 3
+
+T = TypeVar("T")
 
 
 def shared_dir() -> Path:
@@ -87,7 +90,7 @@ def evaluation_pages(dumps: Path) -> dict[str, Page]:
     return pages
 
 
-def split(pages: dict[str, Page]) -> dict[str, dict[str, Page]]:
+def split(pages: dict[str, T]) -> dict[str, dict[str, T]]:
     """The pages as development and held-out parts (every fifth by sorted name held out)."""
     names = sorted(pages)
     held = {n for i, n in enumerate(names) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1}

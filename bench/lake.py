@@ -122,6 +122,7 @@ def night_rows(
             "published_at": published,
             "published_at_source": ["page"] * per_night,
             "editor": ["huaxia"] * per_night,
+            "author": [None] * per_night,
             "dateline": ["BEIJING"] * per_night,
             "body": bodies,
             "captions": [[] for _ in range(per_night)],

@@ -6,29 +6,19 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
+
+from transforms.calendar_words import (
+    genitive_words,
+    is_day_first,
+    joining_words,
+    month_numbers,
+)
 
 # Pages before the web news era are misreadings (a "1987" in a sentence), not publication dates.
 MIN_YEAR = 1990
 MAX_YEAR = 2099
-
-# Month names of the languages news pages are written in, full and abbreviated: English,
-# French, Spanish, German, Italian, Portuguese, Dutch. Accents both written and dropped.
-_MONTH_NAMES = (
-    "jan january janv janvier enero januar jänner jaenner gennaio janeiro januari ene",
-    "feb february fév févr fev fevr février fevrier febrero februar febbraio fevereiro februari",
-    "mar march mars marzo märz maerz marz março marco maart",
-    "apr april avr avril abril aprile",
-    "may mai mayo maggio maio mei",
-    "jun june juin junio juni giugno junho",
-    "jul july juil juillet julio juli luglio julho",
-    "aug august août aout agosto augustus ago",
-    "sep sept september septembre septiembre setiembre settembre setembro set",
-    "oct october octobre octubre oktober ottobre outubro okt",
-    "nov november novembre noviembre novembro",
-    "dec december déc décembre decembre diciembre dezember dicembre dezembro dic dez",
-)
-_MONTHS = {name: i for i, names in enumerate(_MONTH_NAMES, 1) for name in names.split()}
 
 # Offsets in hours. "ET"/"PT"/... without S/D are read as standard time (the pages are winter
 # 2007-08); IST is India's (the outlets using it are Indian); BST is British Summer Time.
@@ -67,8 +57,6 @@ def _trie_regex(node: dict[str, Any]) -> str:
     return body
 
 
-# A whole word: "mars" is not "marshal", "mai" not "main".
-_MONTH = r"(?P<mon>" + word_alternation(_MONTHS) + r")\.?(?![^\W\d_])"
 _ZONE = (
     r"(?P<tz>(?:gmt|utc)\s?[+-]\s?\d{1,2}(?::?\d{2})?|[+-]\d{2}:?\d{2}|z\b|"
     + "|".join(sorted((z for z in _ZONES if z != "z"), key=len, reverse=True))
@@ -79,28 +67,6 @@ _TIME = (
     r"\s?(?P<ap>[ap]\.?\s?m\b\.?)?(?:\s*\(?\s*" + _ZONE + r")?"
 )
 _TIME_IN_DATE = r"\s+(?P<hh>\d{1,2}):(?P<mi>\d{2})(?::(?P<ss>\d{2}))?\s+(?P<y>\d{4})$"
-# Each pattern ends at the year (they are tried at every year found), except ISO that starts there.
-_ENDING_AT_YEAR = [
-    # Month D, YYYY: "Sunday, December 30, 2007", "Jan. 12, 2008", "JAN 9 2008",
-    # "January 10. 2008"
-    re.compile(_MONTH + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?[,.]?\s+(?P<y>\d{4})$", re.I),
-    # D Month YYYY: "16 January 2008", "12-Jan-2008", "9th, Jan 2008", "15. Januar 2008",
-    # "15 de enero de 2008", "1er janvier 2008"
-    re.compile(
-        r"\b(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?(?:\s+(?:of|de))?[\s-]+"
-        + _MONTH
-        + r",?(?:\s+de)?[\s-]+(?P<y>\d{4})$",
-        re.I,
-    ),
-    # Numeric, US order unless the first part cannot be a month: "01/08/2008", "(14/01/2008)"
-    re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})$"),
-]
-# The time between day and year, as in e-mail and log stamps: "Sat, 29 Dec 15:58:00 2007",
-# "Sat Dec 29 15:58:00 2007". Tried only at a year that follows a time ("...:00 2007").
-_TIME_BEFORE_YEAR = [
-    re.compile(r"\b(?P<d>\d{1,2})\s+" + _MONTH + _TIME_IN_DATE, re.I),
-    re.compile(r"\b" + _MONTH + r"\s+(?P<d>\d{1,2})" + _TIME_IN_DATE, re.I),
-]
 _AFTER_TIME = re.compile(r":\d\d\s+$")
 # ISO: "2008-01-11 11:37:09", "2008-01-11T11:37:09Z"
 _ISO = re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d-])")
@@ -110,19 +76,91 @@ _CJK = re.compile(r"(?P<y>\d{4})\s?年\s?(?P<m>\d{1,2})\s?月\s?(?P<d>\d{1,2})\s
 _SHORT_YEAR = re.compile(
     r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d\d)(?![\d/.])"
 )
-# A year may run into the next word when a crawler glued two elements ("2008Hornets").
-_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?!\d)")
+# A year may run into the next word when a crawler glued two elements ("2008Hornets"), or into
+# the time after it ("4 de mayo de 202200:00").
+_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?:(?!\d)|(?=\d{1,2}:\d\d))")
 # The longest date text that can stand before its year ("Wednesday, 17th of September ").
 _BEFORE_YEAR = 32
-# "at", and its French, Spanish, Portuguese, German, Italian and Dutch words, may stand between.
-_TIME_AFTER = re.compile(
-    r"(?:[\s,|@\-–—]|T(?=\d))*(?:(?:at|à|a las|às|um|alle(?: ore)?|om)\s+|-\s*)?" + _TIME, re.I
-)
 _TIME_BEFORE = re.compile(_TIME + r"[\s,|\-–—]*(?:on\s+)?(?:[a-z]{3,9}\.?,?\s+)?$", re.I)
 _ZONE_ALONE = re.compile(r"\s*\(?\s*" + _ZONE, re.I)
 _SPACE = re.compile(r"\s+")
+
+
+def page_languages(language: str) -> tuple[str, ...]:
+    """The languages whose date words a page is read with: its own, then English (the
+    language of many a page's stamps and tools whatever its text)."""
+    return ("en",) if language == "en" else (language, "en")
+
+
+@dataclass(frozen=True)
+class DateWords:
+    """The patterns of dates written with the words of a page's languages, and those words."""
+
+    months: dict[str, int]
+    month: str  # the pattern of a month name, group `mon`
+    joining: str  # the pattern of a word set between a date and its time ("at", "um")
+    genitive: str  # the pattern of a word set between day and month ("of", "de"), or ""
+    day_first: bool  # numeric dates with slashes are read day first (15/01/2008)
+    ending_at_year: tuple[re.Pattern[str], ...]
+    time_before_year: tuple[re.Pattern[str], ...]
+    time_after: re.Pattern[str]
+
+
+@cache
+def date_words(language: str) -> DateWords:
+    """The date patterns of a page in a language (an ISO 639-1 code), built once a language."""
+    languages = page_languages(language)
+    months = month_numbers(languages)
+    # A whole word: "mars" is not "marshal", "mai" not "main".
+    month = r"(?P<mon>" + word_alternation(months) + r")\.?(?![^\W\d_])"
+    joining = word_alternation(joining_words(languages))
+    genitive = word_alternation(genitive_words(languages))
+    of = r"(?:\s+(?:" + genitive + r"))?" if genitive else ""
+    part = r"(?:\s*/\s*|[\s-]+)"  # "15 Januar 2008", "12-Jan-2008", "29 / Dezember / 2022"
+    ending_at_year = (
+        # Month D, YYYY: "Sunday, December 30, 2007", "Jan. 12, 2008", "JAN 9 2008",
+        # "January 10. 2008"
+        re.compile(month + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?[,.]?\s+(?P<y>\d{4})$", re.I),
+        # D Month YYYY: "16 January 2008", "12-Jan-2008", "9th, Jan 2008", "15. Januar 2008",
+        # "15 de enero de 2008", "1er janvier 2008"
+        re.compile(
+            r"\b(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?"
+            + of
+            + part
+            + month
+            + r",?"
+            + of
+            + part
+            + r"(?P<y>\d{4})$",
+            re.I,
+        ),
+        # Numeric: "01/08/2008", "(14/01/2008)", "15.01.2008"
+        re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})$"),
+    )
+    # The time between day and year, as in e-mail and log stamps: "Sat, 29 Dec 15:58:00 2007",
+    # "Sat Dec 29 15:58:00 2007". Tried only at a year that follows a time ("...:00 2007").
+    time_before_year = (
+        re.compile(r"\b(?P<d>\d{1,2})\s+" + month + _TIME_IN_DATE, re.I),
+        re.compile(r"\b" + month + r"\s+(?P<d>\d{1,2})" + _TIME_IN_DATE, re.I),
+    )
+    # "at" and its words in the page's language ("um", "à", "a las") may stand between.
+    time_after = re.compile(
+        r"(?:[\s,|@\-–—]|T(?=\d))*(?:(?:" + joining + r")\s+|-\s*)?" + _TIME, re.I
+    )
+    return DateWords(
+        months=months,
+        month=month,
+        joining=joining,
+        genitive=genitive,
+        day_first=language != "en" and is_day_first(language),
+        ending_at_year=ending_at_year,
+        time_before_year=time_before_year,
+        time_after=time_after,
+    )
+
+
 # Shared with transforms/partial_dates.py (dates without a year, relative times).
-MONTH_PATTERN, TIME_PATTERN, MONTH_NUMBERS = _MONTH, _TIME, _MONTHS
+TIME_PATTERN = _TIME
 _OFFSET = re.compile(r"([+-])\s?(\d{1,2}):?(\d{2})?$")
 
 
@@ -136,22 +174,24 @@ class DateMention:
     has_time: bool
 
 
-def find_dates(text: str) -> list[DateMention]:
-    """Every plausible full date (day, month, year) in the text, in order of position."""
+def find_dates(text: str, language: str = "en") -> list[DateMention]:
+    """Every plausible full date (day, month, year) in the text, in order of position, read
+    with the month names and numeric order of the text's language and of English."""
+    words = date_words(language)
     found: dict[int, DateMention] = {}
     for year in _YEAR.finditer(text):
         end = year.end()
         lo = max(0, year.start() - _BEFORE_YEAR)
-        patterns = _ENDING_AT_YEAR
+        patterns = words.ending_at_year
         if _AFTER_TIME.search(text, max(0, year.start() - 5), year.start()):
-            patterns = _TIME_BEFORE_YEAR
+            patterns = words.time_before_year
         matches = [p.search(text, lo, end) for p in patterns]
         matches.append(_ISO.match(text, year.start()) or _CJK.match(text, year.start()))
         for match in matches:
             if match is not None:
-                _add(found, _mention(text, match))
+                _add(found, _mention(text, match, words))
     for match in _SHORT_YEAR.finditer(text):
-        _add(found, _mention(text, match))
+        _add(found, _mention(text, match, words))
     return sorted(found.values(), key=lambda m: m.start)
 
 
@@ -167,12 +207,18 @@ _OPENING_WORDS = 40
 
 
 def date_near(
-    text: str, anchor: int, before: int = 600, after: int = 300, *, in_prose: bool = True
+    text: str,
+    anchor: int,
+    before: int = 600,
+    after: int = 300,
+    *,
+    in_prose: bool = True,
+    language: str = "en",
 ) -> DateMention | None:
     """The date closest to a position (a headline, an article start), preferring one before it."""
     best: tuple[float, DateMention] | None = None
     lo, hi = max(0, anchor - before), anchor + after
-    for mention in find_dates(text[lo:hi]):
+    for mention in find_dates(text[lo:hi], language):
         pos = lo + mention.start
         if not in_prose and inside_prose(text, pos):
             continue
@@ -199,9 +245,9 @@ def inside_prose(text: str, pos: int) -> bool:
     return end - start > _PROSE_LINE and pos - start > _OPENING_WORDS
 
 
-def _mention(text: str, match: re.Match[str]) -> DateMention | None:
+def _mention(text: str, match: re.Match[str], words: DateWords) -> DateMention | None:
     """The date of one match, with a time found right after or right before it."""
-    day = _ymd(match)
+    day = _ymd(match, words)
     if day is None:
         return None
     end, start = match.end(), match.start()
@@ -212,7 +258,7 @@ def _mention(text: str, match: re.Match[str]) -> DateMention | None:
         zone = _ZONE_ALONE.match(text, end, min(len(text), end + 12))
         offset = _offset_hours(zone.group("tz")) if zone is not None else None
         return DateMention(start, end, inside - timedelta(hours=offset or 0.0), True)
-    tm = _TIME_AFTER.match(text, end, min(len(text), end + 40))
+    tm = words.time_after.match(text, end, min(len(text), end + 40))
     if tm is None:
         tm = _TIME_BEFORE.search(text, max(0, start - 40), start)
     if tm is not None:
@@ -225,20 +271,21 @@ def _mention(text: str, match: re.Match[str]) -> DateMention | None:
     return DateMention(start, end, day - timedelta(hours=offset or 0.0), False)
 
 
-def _ymd(match: re.Match[str]) -> datetime | None:
+def _ymd(match: re.Match[str], words: DateWords) -> datetime | None:
     """The calendar day a date match names, or None when it is not a real day in range."""
     parts = match.groupdict()
     year = int(parts["y"])
     if year < 100:
         year += 1900 if year >= 90 else 2000
     if parts.get("mon"):
-        month = _MONTHS[parts["mon"].lower()]
+        month = words.months[parts["mon"].lower()]
     elif parts.get("m"):
         month = int(parts["m"])
     else:
         first, second = int(parts["a"]), int(parts["b"])
-        # Dotted dates are European (D.M.Y); slashed ones American unless impossible as such.
-        european = parts["sep"] == "." or first > 12
+        # Dotted dates are European (D.M.Y); slashed ones as the language writes them, and in
+        # English American unless impossible as such.
+        european = parts["sep"] == "." or first > 12 or words.day_first
         month, parts["d"] = (second, str(first)) if european else (first, str(second))
     if not MIN_YEAR <= year <= MAX_YEAR:
         return None

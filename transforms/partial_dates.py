@@ -7,85 +7,116 @@ the dump was captured), so an article dated from them is marked `inferred`, neve
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 
+from transforms.calendar_words import (
+    ago_words,
+    number_words,
+    unit_seconds,
+    weekday_numbers,
+)
 from transforms.dates import (
     MAX_YEAR,
     MIN_YEAR,
-    MONTH_NUMBERS,
-    MONTH_PATTERN,
     TIME_PATTERN,
+    date_words,
     inside_prose,
+    page_languages,
     with_time_of_day,
+    word_alternation,
 )
 
-_WEEKDAYS = {
-    name: i
-    for i, names in enumerate(
-        (
-            "mon monday lun lundi lunes montag mo lunedì lunedi segunda",
-            "tue tues tuesday mar mardi martes dienstag di martedì martedi terça terca",
-            "wed weds wednesday mer mercredi miércoles miercoles mittwoch mi mercoledì mercoledi",
-            "thu thur thurs thursday jeu jeudi jueves donnerstag do giovedì giovedi quinta",
-            "fri friday ven vendredi viernes freitag fr venerdì venerdi sexta",
-            "sat saturday sam samedi sábado sabado samstag sa sabato",
-            "sun sunday dim dimanche domingo sonntag so domenica",
-        )
-    )
-    for name in names.split()
-}
 # The weekday written before a date ("Fri Dec 28"), read back from where the date starts (as a
 # group in front of the date, it was tried at every letter of the page).
 _WEEKDAY_BEFORE = re.compile(r"(?<![^\W\d_])([^\W\d_]{2,10})\.?,?\s+$")
 _WEEKDAY_REACH = 14
-_TIME_AFTER = r"(?:[\s,|@\-–—]*(?:at\s+|à\s+|um\s+)?" + TIME_PATTERN + r")?"
-# A date without a year: "Fri Dec 28, 6:09 PM ET", "Sat 19 Jan, 10:45 AM", "Tuesday January 15",
-# and numeric month/day only with a time ("01/09 18:48:47 ET"): alone, "1/2" is a fraction.
-_NO_YEAR = [
-    re.compile(
-        r"(?<![^\W\d_])"
-        + MONTH_PATTERN
-        + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?(?![\d:])(?!\.?,?\s*\d{4})"
-        + _TIME_AFTER,
+
+
+@dataclass(frozen=True)
+class PartialDateWords:
+    """The patterns of dates without a year and of relative times in a page's languages."""
+
+    no_year: tuple[re.Pattern[str], ...]
+    weekdays: dict[str, int]
+    units: dict[str, int]  # seconds
+    numbers: dict[str, int]  # "an" hour, "einer" Stunde
+    relative: re.Pattern[str]
+
+
+@cache
+def partial_date_words(language: str) -> PartialDateWords:
+    """The patterns of partial dates of a page in a language, built once a language."""
+    words = date_words(language)
+    languages = page_languages(language)
+    month = words.month
+    time_after = r"(?:[\s,|@\-–—]*(?:(?:" + words.joining + r")\s+)?" + TIME_PATTERN + r")?"
+    # A date without a year: "Fri Dec 28, 6:09 PM ET", "Sat 19 Jan, 10:45 AM", "Tuesday January
+    # 15", and numeric month/day only with a time ("01/09 18:48:47 ET"): alone, "1/2" is a
+    # fraction.
+    no_year = (
+        re.compile(
+            r"(?<![^\W\d_])"
+            + month
+            + r"\s+(?P<d>\d{1,2})(?:st|nd|rd|th)?(?![\d:])(?!\.?,?\s*\d{4})"
+            + time_after,
+            re.I,
+        ),
+        re.compile(
+            r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th|er)?\.?"
+            + (r"(?:\s+(?:" + words.genitive + r"))?" if words.genitive else "")
+            + r"\s+"
+            + month
+            + r"(?!\s*,?\s*\d{4})"
+            + time_after,
+            re.I,
+        ),
+        re.compile(
+            r"(?<![\d/.])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])[\s,]+" + TIME_PATTERN,
+            re.I,
+        ),
+    )
+    # Relative times: "5 days ago", "1 hour, 24 minutes ago", "il y a 3 heures", "vor 2
+    # Stunden", "hace 3 horas", "3 godziny temu". Months and years ago are too vague.
+    units, numbers = unit_seconds(languages), number_words(languages)
+    unit = word_alternation(units)
+    count = r"\d{1,3}" + ("|" + word_alternation(numbers) if numbers else "")
+
+    def amount(i: int) -> str:
+        return rf"(?P<n{i}>{count})\s+(?P<u{i}>{unit})\b"
+
+    ago = word_alternation(ago_words(languages))
+    relative = re.compile(
+        r"(?:\b(?:"
+        + ago
+        + r")\s+"
+        + amount(1)
+        + r"|\b"
+        + amount(2)
+        + r"(?:,?\s+(?:(?:"
+        + words.joining
+        + r")\s+)?"
+        + amount(3)
+        + r")?\s+(?:"
+        + ago
+        + r")\b)",
         re.I,
-    ),
-    re.compile(
-        r"(?<!\d)(?P<d>\d{1,2})(?:st|nd|rd|th|er)?\.?(?:\s+de)?\s+"
-        + MONTH_PATTERN
-        + r"(?!\s*,?\s*\d{4})"
-        + _TIME_AFTER,
-        re.I,
-    ),
-    re.compile(
-        r"(?<![\d/.])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])[\s,]+" + TIME_PATTERN,
-        re.I,
-    ),
-]
+    )
+    return PartialDateWords(
+        no_year=no_year,
+        weekdays=weekday_numbers(languages),
+        units=units,
+        numbers=numbers,
+        relative=relative,
+    )
+
+
 # A line this short that holds a date is a date line (a byline, "Posted ..."), not a sentence.
 _DATE_LINE = 80
-# Relative times: "5 days ago", "1 hour, 24 minutes ago", "il y a 3 heures", "vor 2 Stunden",
-# "hace 3 horas", "há 2 dias". Months and years ago are too vague to date a page by.
-_UNITS = {
-    "sec": 1, "second": 1, "seconde": 1, "segundo": 1, "sekunde": 1,
-    "min": 60, "minute": 60, "minuto": 60, "minuten": 60, "mins": 60,
-    "hr": 3600, "hour": 3600, "heure": 3600, "hora": 3600, "stunde": 3600, "stunden": 3600,
-    "day": 86400, "jour": 86400, "día": 86400, "dia": 86400, "tag": 86400, "tage": 86400,
-    "tagen": 86400, "week": 604800, "semaine": 604800, "semana": 604800, "woche": 604800,
-    "wochen": 604800,
-}  # fmt: skip
-_UNIT = r"(?:" + "|".join(sorted(_UNITS, key=len, reverse=True)) + r")s?"
-_AMOUNT = r"(?P<n{i}>\d{{1,3}}|an?|one)\s+(?P<u{i}>" + _UNIT + r")\b"
-_RELATIVE = re.compile(
-    r"(?:\b(?:il y a|vor|hace|há|ha)\s+"
-    + _AMOUNT.format(i=1)
-    + r"|\b"
-    + _AMOUNT.format(i=2)
-    + r"(?:,?\s+(?:and\s+)?"
-    + _AMOUNT.format(i=3)
-    + r")?\s+ago\b)",
-    re.I,
-)
 _RELATIVE_LINE = 160
+
+
 # Where a page states its own year: a copyright notice ("© 2006-07 ...", "Copyright 2008",
 # "© Guardian News and Media Limited 2008").
 _COPYRIGHT = re.compile(r"©|\(c\)|copyright", re.I)
@@ -108,15 +139,22 @@ def page_year(text: str) -> int | None:
 
 
 def date_without_year(
-    text: str, lo: int, hi: int, anchor: int, year: int | None, captured_at: datetime | None
+    text: str,
+    lo: int,
+    hi: int,
+    anchor: int,
+    year: int | None,
+    captured_at: datetime | None,
+    language: str = "en",
 ) -> datetime | None:
     """The date without a year nearest the anchor in text[lo:hi], its year completed."""
+    words = partial_date_words(language)
     best: tuple[int, datetime] | None = None
-    for pattern in _NO_YEAR:
+    for pattern in words.no_year:
         for match in pattern.finditer(text, lo, hi):
             if not _is_date_line(text, match) or inside_prose(text, match.start()):
                 continue
-            value = _completed(text, match, year, captured_at)
+            value = _completed(text, match, year, captured_at, language)
             distance = abs(anchor - match.start())
             if value is not None and (best is None or distance < best[0]):
                 best = (distance, value)
@@ -124,32 +162,32 @@ def date_without_year(
 
 
 def relative_time(
-    text: str, lo: int, hi: int, anchor: int, captured_at: datetime
+    text: str, lo: int, hi: int, anchor: int, captured_at: datetime, language: str = "en"
 ) -> datetime | None:
     """The capture time less the relative time ("3 hours ago") nearest the anchor."""
+    words = partial_date_words(language)
     best: tuple[int, datetime] | None = None
-    for match in _RELATIVE.finditer(text, lo, hi):
+    for match in words.relative.finditer(text, lo, hi):
         start = text.rfind("\n", 0, match.start()) + 1
         end = text.find("\n", match.end())
         if (len(text) if end < 0 else end) - start > _RELATIVE_LINE:
             continue  # inside a paragraph: "two days ago, the minister said"
-        seconds = _seconds(match)
+        seconds = _seconds(match, words)
         distance = abs(anchor - match.start())
         if seconds is not None and (best is None or distance < best[0]):
             best = (distance, captured_at - timedelta(seconds=seconds))
     return best[1] if best is not None else None
 
 
-def _seconds(match: re.Match[str]) -> int | None:
+def _seconds(match: re.Match[str], words: PartialDateWords) -> int | None:
     """How far back a relative time reaches, in seconds."""
     total = 0
     for i in (1, 2, 3):
         amount, unit = match.group(f"n{i}"), match.group(f"u{i}")
         if amount is None or unit is None:
             continue
-        n = int(amount) if amount.isdigit() else 1
-        word = unit.lower()
-        scale = _UNITS.get(word) or _UNITS.get(word[:-1])
+        n = int(amount) if amount.isdigit() else words.numbers.get(amount.lower(), 1)
+        scale = words.units.get(unit.lower())
         if scale is None:
             return None
         total += n * scale
@@ -166,16 +204,22 @@ def _is_date_line(text: str, match: re.Match[str]) -> bool:
 
 
 def _completed(
-    text: str, match: re.Match[str], year: int | None, captured_at: datetime | None
+    text: str,
+    match: re.Match[str],
+    year: int | None,
+    captured_at: datetime | None,
+    language: str,
 ) -> datetime | None:
     """The match's date in the year the page or the capture suggests; None if none fits."""
     parts = match.groupdict()
-    month = MONTH_NUMBERS[parts["mon"].lower()] if parts.get("mon") else int(parts["m"])
+    words = date_words(language)
+    month = words.months[parts["mon"].lower()] if parts.get("mon") else int(parts["m"])
     day = int(parts["d"])
     candidates = [y for y in (year, captured_at.year if captured_at else None) if y]
     years = [y for c in candidates for y in (c, c - 1)]
     before = _WEEKDAY_BEFORE.search(text, max(0, match.start() - _WEEKDAY_REACH), match.start())
-    weekday = _WEEKDAYS.get(before.group(1).lower()) if before is not None else None
+    weekdays = partial_date_words(language).weekdays
+    weekday = weekdays.get(before.group(1).lower()) if before is not None else None
     chosen = _year_of(month, day, years, weekday, captured_at)
     if chosen is None:
         return None

@@ -9,7 +9,7 @@ from datetime import datetime
 import pyarrow as pa
 
 # Bumped whenever a parser change can alter the fields it extracts; stored on every article.
-PARSER_VERSION = "2.2.0"
+PARSER_VERSION = "2.4.0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,10 @@ class Article:
     """One article as a parser extracted it from one dump (lineage is added by the flow)."""
 
     title: str
-    published_at: datetime | None  # timezone-aware, UTC
+    # Timezone-aware, UTC: shifted by the zone the page states ("EST", "+02:00"); a time the page
+    # gives without a zone is stored as written, read as UTC (no guess from the outlet or the
+    # language), a date without a time as its midnight UTC.
+    published_at: datetime | None
     body: str  # paragraphs joined by a blank line, each once, no page chrome
     layout: str  # which parser produced it: xinhua-2019, chinaview-2008, generic, ...
     # Where published_at came from: "page" (written there in full), "inferred" (a relative
@@ -25,6 +28,9 @@ class Article:
     published_at_source: str = "page"
     source: str = "Xinhua"
     editor: str | None = None
+    # The byline's names as the page prints them (no "By", outlet or date), several joined by
+    # "; " in the page's order; None where the page names none.
+    author: str | None = None
     dateline: str | None = None
     page_code: str | None = None
     language: str = "en"
@@ -58,6 +64,7 @@ ARTICLES_SCHEMA = pa.schema(
         ("published_at", _TS),
         ("published_at_source", pa.string()),  # page | inferred | none
         ("editor", pa.string()),
+        ("author", pa.string()),  # the byline's names, "; " between them
         ("dateline", pa.string()),
         ("body", pa.string()),
         ("captions", pa.list_(pa.string())),

@@ -14,24 +14,37 @@ CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "language", "expected"),
     [
-        ("17:59 - 9th, Jan 2008", datetime(2008, 1, 9, 17, 59, tzinfo=UTC)),
-        ("Sat, 29 Dec 15:58:00 2007", datetime(2007, 12, 29, 15, 58, tzinfo=UTC)),
-        ("Sat Dec 29 15:58:00 2007 GMT", datetime(2007, 12, 29, 15, 58, tzinfo=UTC)),
-        ("Last modified: January 10. 2008 12:00AM", datetime(2008, 1, 10, tzinfo=UTC)),
-        ("Mon Dec 31, 2007 6:20pm EST", datetime(2007, 12, 31, 23, 20, tzinfo=UTC)),
-        ("15 janvier 2008", datetime(2008, 1, 15, tzinfo=UTC)),
-        ("Publié le 15 février 2008 à 14h32", datetime(2008, 2, 15, 14, 32, tzinfo=UTC)),
-        ("15. Januar 2008, 14:32 Uhr", datetime(2008, 1, 15, 14, 32, tzinfo=UTC)),
-        ("Actualizado: 15 de enero de 2008", datetime(2008, 1, 15, tzinfo=UTC)),
-        ("12 gennaio 2008", datetime(2008, 1, 12, tzinfo=UTC)),
-        ("3 de março de 2008", datetime(2008, 3, 3, tzinfo=UTC)),
-        ("2008年1月15日", datetime(2008, 1, 15, tzinfo=UTC)),
+        ("17:59 - 9th, Jan 2008", "en", datetime(2008, 1, 9, 17, 59, tzinfo=UTC)),
+        ("Sat, 29 Dec 15:58:00 2007", "en", datetime(2007, 12, 29, 15, 58, tzinfo=UTC)),
+        ("Sat Dec 29 15:58:00 2007 GMT", "en", datetime(2007, 12, 29, 15, 58, tzinfo=UTC)),
+        ("Last modified: January 10. 2008 12:00AM", "en", datetime(2008, 1, 10, tzinfo=UTC)),
+        ("Mon Dec 31, 2007 6:20pm EST", "en", datetime(2007, 12, 31, 23, 20, tzinfo=UTC)),
+        ("15 janvier 2008", "fr", datetime(2008, 1, 15, tzinfo=UTC)),
+        ("Publié le 15 février 2008 à 14h32", "fr", datetime(2008, 2, 15, 14, 32, tzinfo=UTC)),
+        ("15. Januar 2008, 14:32 Uhr", "de", datetime(2008, 1, 15, 14, 32, tzinfo=UTC)),
+        ("29 / Dezember / 2022", "de", datetime(2022, 12, 29, tzinfo=UTC)),
+        ("Actualizado: 15 de enero de 2008", "es", datetime(2008, 1, 15, tzinfo=UTC)),
+        ("miércoles, 4 de mayo de 202200:00", "es", datetime(2022, 5, 4, tzinfo=UTC)),
+        ("12 gennaio 2008", "it", datetime(2008, 1, 12, tzinfo=UTC)),
+        ("3 de março de 2008", "pt", datetime(2008, 3, 3, tzinfo=UTC)),
+        ("19 lutego 2019", "pl", datetime(2019, 2, 19, tzinfo=UTC)),
+        ("19. helmikuuta 2019", "fi", datetime(2019, 2, 19, tzinfo=UTC)),
+        ("5 мая 2021 г.", "ru", datetime(2021, 5, 5, tzinfo=UTC)),
+        ("12/04/2020", "fr", datetime(2020, 4, 12, tzinfo=UTC)),
+        ("12/04/2020", "en", datetime(2020, 12, 4, tzinfo=UTC)),
+        ("2008年1月15日", "zh", datetime(2008, 1, 15, tzinfo=UTC)),
     ],
 )
-def test_full_dates_in_many_formats(text: str, expected: datetime) -> None:
-    assert [m.value for m in find_dates(text)] == [expected]
+def test_full_dates_in_many_formats(text: str, language: str, expected: datetime) -> None:
+    assert [m.value for m in find_dates(text, language)] == [expected]
+
+
+def test_month_names_of_another_language_are_not_read() -> None:
+    # "listopad" is November in Polish and October in Croatian: each page reads its own.
+    assert [m.value.month for m in find_dates("3 listopada 2020", "pl")] == [11]
+    assert find_dates("15 janvier 2008", "de") == []
 
 
 @pytest.mark.parametrize("text", ["Mars 2008 rover", "the main event of 2008", "Marshal 12 2008x"])
@@ -76,22 +89,25 @@ def test_dates_without_a_year(
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("text", "language", "expected"),
     [
-        ("5 days ago", datetime(2008, 1, 15, 12, tzinfo=UTC)),
+        ("5 days ago", "en", datetime(2008, 1, 15, 12, tzinfo=UTC)),
         (
             "By A WRITER, Associated Press Writer 1 hour, 24 minutes ago",
+            "en",
             datetime(2008, 1, 20, 10, 36, tzinfo=UTC),
         ),
-        ("an hour ago", datetime(2008, 1, 20, 11, tzinfo=UTC)),
-        ("il y a 3 heures", datetime(2008, 1, 20, 9, tzinfo=UTC)),
-        ("vor 2 Stunden", datetime(2008, 1, 20, 10, tzinfo=UTC)),
-        ("hace 2 días", datetime(2008, 1, 18, 12, tzinfo=UTC)),
-        ("Nothing relative here, three months ago or so.", None),
+        ("an hour ago", "en", datetime(2008, 1, 20, 11, tzinfo=UTC)),
+        ("il y a 3 heures", "fr", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("vor 2 Stunden", "de", datetime(2008, 1, 20, 10, tzinfo=UTC)),
+        ("vor einer Stunde", "de", datetime(2008, 1, 20, 11, tzinfo=UTC)),
+        ("hace 2 días", "es", datetime(2008, 1, 18, 12, tzinfo=UTC)),
+        ("3 godziny temu", "pl", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("Nothing relative here, three months ago or so.", "en", None),
     ],
 )
-def test_relative_times(text: str, expected: datetime | None) -> None:
-    assert relative_time(text, 0, len(text), 0, CAPTURED) == expected
+def test_relative_times(text: str, language: str, expected: datetime | None) -> None:
+    assert relative_time(text, 0, len(text), 0, CAPTURED, language) == expected
 
 
 def test_a_relative_time_inside_a_paragraph_does_not_count() -> None:

@@ -344,3 +344,15 @@ def test_a_list_of_other_stories_is_not_the_article() -> None:
         ]
     page = _page(*_STORY[:2], "Around the region", *others, "All regional news »")
     assert _body_of(page) == _STORY[:2]
+
+
+def test_chinese_page_loads_with_its_article() -> None:
+    # Written without spaces: each ideograph is a word to the tests of prose, and the
+    # page's particles (的, 了, 在) its function words.
+    article = _case("xinhuanet_zh_wuhan.txt")
+    assert isinstance(article, Article)
+    assert article.title == "武汉的声音：有英勇的你，才有英雄的城！"
+    assert article.language == "zh"
+    assert article.paragraphs[0].startswith("“宝贝，我们在打一场无声的战役")
+    assert "能过关。" in article.body and "萧海川" in article.body
+    assert "关注新华网" not in article.body and "时政 地方 法治" not in article.body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from transforms.layouts.byline import reporters_of
 from transforms.layouts.common import (
     TIMESTAMP,
     beijing_to_utc,
@@ -106,6 +107,7 @@ def parse_xinhua_zh(lines: list[str]) -> Article | Rejection:
         layout="xinhua-zh",
         source="Xinhua" if source in {"新华网", "新华社"} else source,
         editor=_value_after(cleaned, end, "责任编辑："),
+        author=reporters_of(paragraphs[0]),
         dateline=dateline_of(paragraphs[0]),
         page_code=page_code,
         language="zh",

@@ -6,6 +6,9 @@ import re
 from datetime import datetime
 
 from transforms.dates import find_dates
+from transforms.language import language_of
+from transforms.layouts.byline import byline_author
+from transforms.layouts.function_words import function_words, page_language
 from transforms.layouts.headline import headline
 from transforms.layouts.prose import (
     Kind,
@@ -18,7 +21,6 @@ from transforms.layouts.prose import (
 )
 from transforms.layouts.published import publication_time
 from transforms.records import Article, Rejection
-from transforms.text import language_of
 
 LAYOUT = "generic"
 # Fewer words than a short news brief: what is left is a caption, a teaser or a link list.
@@ -71,7 +73,8 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
     if not text.strip():
         return Rejection("empty_dump", "The dump holds nothing but whitespace.")
     lines = page_lines(text)
-    units = page_units(lines)
+    language = page_language(lines)
+    units = page_units(lines, function_words(language or ""))
     start, end = main_run(units)
     title_line = next((x for x in lines if x), "").casefold()
     run = _body_units(_to_story_end(units[start:end]), title_line)
@@ -79,15 +82,17 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
     if not run or body_words < _MIN_BODY_WORDS or all(u.kind is not Kind.GOOD for u in run):
         return Rejection("not_an_article", "The page holds no block of article prose.")
     first_line = run[0].line
-    paragraphs = _paragraphs(run)
+    # Dates are read in the page's language, and in English where it is not known.
+    dates_in = language or "en"
+    paragraphs = _paragraphs(run, dates_in)
     lede = " ".join(u.text for u in run[:3])
-    title, site = headline(lines, first_line, lede, paragraphs[0])
+    title, site = headline(lines, first_line, lede, paragraphs[0], dates_in)
     if not title:
         return Rejection("no_title", "No headline was found on the page.")
     joined = "\n".join(lines)
     anchor = sum(len(x) + 1 for x in lines[:first_line])
     place, agency, lead = _dateline(paragraphs)
-    published_at, published_from = publication_time(joined, anchor, lead, captured_at)
+    published_at, published_from = publication_time(joined, anchor, lead, captured_at, dates_in)
     body = "\n\n".join(paragraphs)
     return Article(
         title=title,
@@ -98,6 +103,7 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
         # The wire named in the dateline is exact; the site read off the title line is a guess.
         source=agency or site or "unknown",
         editor=None,
+        author=byline_author(lines, first_line),
         dateline=place,
         page_code=None,
         language=language_of(body),
@@ -182,11 +188,11 @@ def _body_units(units: list[Unit], title_line: str) -> list[Unit]:
     return kept
 
 
-def _paragraphs(run: list[Unit]) -> list[str]:
+def _paragraphs(run: list[Unit], language: str) -> list[str]:
     """Body paragraphs, without a bare publication date that opens the first one."""
     paragraphs = [_CONTINUED.sub("", u.text).rstrip() or u.text for u in run]
     first = paragraphs[0]
-    dates = find_dates(first[:80])
+    dates = find_dates(first[:80], language)
     if dates and dates[0].start == 0:
         gap = _LEADING_DATE_DASH.match(first, dates[0].end)
         if gap is not None and gap.end() < len(first):

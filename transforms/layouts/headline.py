@@ -79,9 +79,10 @@ _BODY_START = 400
 
 
 def headline(
-    lines: list[str], body_line: int, lede: str, first_paragraph: str
+    lines: list[str], body_line: int, lede: str, first_paragraph: str, language: str = "en"
 ) -> tuple[str, str | None]:
-    """The headline and the site name the title line carries with it, if any."""
+    """The headline and the site name the title line carries with it, if any (a line that
+    holds a date, in the page's language or English, is none)."""
     first = next((x for x in lines[:body_line] if x), "")
     folded = first.casefold()
     body_start = " ".join(first_paragraph[:_BODY_START].casefold().split())
@@ -124,10 +125,10 @@ def headline(
     ]
     best = max(segments, key=lambda s: len(_WORDS.findall(s)), default="")
     lede_words = _content_words(lede)
-    near, near_score = _headline_before(lines[above:body_line], lede_words, usable)
+    near, near_score = _headline_before(lines[above:body_line], lede_words, usable, language)
     if near is None and not segments:  # rather a headline further up than no article
         far = _above(lines, body_line, _LINES_FAR)
-        near, near_score = _headline_before(lines[far:body_line], lede_words, usable)
+        near, near_score = _headline_before(lines[far:body_line], lede_words, usable, language)
     best_score = _overlap(best, lede_words) + (0.3 if len(_WORDS.findall(best)) >= 4 else 0.0)
     if best and not _looks_like_code(best) and (near is None or agreed or best_score >= near_score):
         at = first.find(best)
@@ -145,7 +146,7 @@ def _without_name_prefix(title: str, is_name: Callable[[str], bool]) -> str:
 
 
 def _headline_before(
-    window: list[str], lede_words: set[str], usable: Callable[[str], bool]
+    window: list[str], lede_words: set[str], usable: Callable[[str], bool], language: str
 ) -> tuple[str | None, float]:
     """The most headline-like line of the window, the lines just above the article's first
     paragraph (the nearest last)."""
@@ -159,7 +160,7 @@ def _headline_before(
         n = len(_WORDS.findall(line))
         if not 3 <= n <= 30 or line.endswith(".") or _NOT_HEADLINE.match(line):
             continue
-        if _looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line):
+        if _looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line, language):
             continue
         below += 1
         score = _overlap(line, lede_words) + 0.2 - 0.01 * distance

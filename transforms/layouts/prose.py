@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from transforms.layouts.function_words import unspaced_characters, words_of_text
 from transforms.text import normalise_newlines
 
 # Enough markup that the dump is raw HTML rather than the text a browser shows.
@@ -24,9 +25,8 @@ _BLOCK_TAG = re.compile(
 )
 _ANY_TAG = re.compile(r"</?[a-z!][^<>]{0,1000}>", re.I)
 
-# Punctuation turned into spaces before splitting into words (str.split beats re.findall).
-_PUNCTUATION = str.maketrans({c: " " for c in "\"'“”‘’.,;:!?()[]{}<>|/\\-–—_*#@&=+"})
-_TERMINAL = (".", "!", "?", '"', "”", "’", "'", ")", ":", "…")
+# Sentence ends in any script: Latin, CJK full-width, Arabic, Bengali/Hindi danda; closing quotes.
+_TERMINAL = (".", "!", "?", '"', "”", "’", "'", ")", ":", "…", "»", "。", "！", "？", "؟", "।")
 # Characters that prose almost never holds but script, markup and style sheets are full of.
 _CODE = re.compile(r"[{};=<>]|&#?\w+;")
 # Horizontal whitespace crawlers leave (tabs, NBSP, em/thin/zero-width, ideographic spaces).
@@ -56,18 +56,16 @@ _MARK = re.compile(
     r"|(?P<rights>copyright|©|\(c\) \d{4}|disclaimer\b))",
     re.I,
 )
+# Separators between the links of a row run together on one line; this many make one.
+_LINK_SEPARATORS = ("|", "•", "·", "»")
+_LINK_ROW = 3
+# Shares of function words (of the page's language) that make a unit prose (GOOD), prose when it
+# ends as a sentence, probably prose (NEAR).
+_DENSE, _DENSE_SENTENCE, _FAIRLY_DENSE = 0.35, 0.48, 0.4
 # Weight left to text after comments or related links begin, once an article was seen before.
 _AFTER_COMMENTS = 0.2
 # What counts as "an article was seen": this much weight in the best run so far.
 _ARTICLE_WEIGHT = 60.0
-# Function words: prose is dense in them, menus and link lists are not.
-_STOPWORD_TEXT = """
-    a about after against all also an and any are as at be because been before being but by
-    can could did do does during for from had has have he her here him his how i if in into is it
-    its just more most my no not now of on one only or other our out over said says she should so
-    some than that the their them then there these they this those through to under up us was we
-    were what when where which while who will with would you your"""
-_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
 class Kind(Enum):
@@ -103,8 +101,9 @@ def page_lines(text: str) -> list[str]:
     return [line.strip() for line in text.split("\n")]
 
 
-def page_units(lines: list[str]) -> list[Unit]:
-    """Paragraph candidates: lines joined where they are hard-wrapped or link-broken prose."""
+def page_units(lines: list[str], stopwords: frozenset[str]) -> list[Unit]:
+    """Paragraph candidates: lines joined where they are hard-wrapped or link-broken prose;
+    `stopwords` are the function words of the page's language."""
     units: list[Unit] = []
     parts: list[str] = []
     start, gap = 0, False
@@ -113,14 +112,14 @@ def page_units(lines: list[str]) -> list[Unit]:
             gap = True
             continue
         if parts and (start == 0 or not _continues(parts[-1], line, gap)):
-            units.append(_unit(" ".join(parts), start))
+            units.append(_unit(" ".join(parts), start, stopwords))
             parts = []
         if not parts:
             start = i
         parts.append(line)
         gap = False
     if parts:
-        units.append(_unit(" ".join(parts), start))
+        units.append(_unit(" ".join(parts), start, stopwords))
     return units
 
 
@@ -141,39 +140,48 @@ def _continues(previous: str, line: str, gap: bool) -> bool:
     return False
 
 
-def _unit(text: str, line: int) -> Unit:
+def _unit(text: str, line: int, stopwords: frozenset[str]) -> Unit:
     """A unit with its kind decided from length, stop-word density and chrome markers."""
-    size = len(text)
+    # Its length in columns: an ideograph or kana takes two, as it does on screen, and says
+    # as much as a word of a few letters.
+    unspaced = unspaced_characters(text)
+    size = len(text) + unspaced
     mark = _mark(text) if size < 80 else None
     if mark is not None:
-        return Unit(text, line, mark, text.count(" ") + 1)
+        return Unit(text, line, mark, text.count(" ") + 1 + unspaced)
     if size < 40:
         # Most units of a page are short menu lines: decide them without the costlier tests.
-        n = text.count(" ") + 1
+        n = text.count(" ") + 1 + unspaced
         prose = n >= 3 and text.endswith(_TERMINAL) and not _CODE.search(text)
         return Unit(text, line, Kind.SHORT if prose else Kind.LINE, n)
     lowered = text.lower()
-    words = lowered.translate(_PUNCTUATION).split()
+    words = words_of_text(lowered)
     n = len(words)
-    stop = len([w for w in words if w in _STOPWORDS]) / n if n else 0.0
+    stop = len([w for w in words if w in stopwords]) / n if n else 0.0
     if (
         n == 0
         or len(_CODE.findall(text)) * 50 > size
         or (size < 160 and _CHROME.search(lowered))
         or (size < 400 and _BROWSER.search(lowered))
+        or _is_link_row(text)
     ):
         kind = Kind.BAD
-    elif (size >= 110 and stop >= 0.22) or (
-        size >= 60 and stop >= 0.3 and text.endswith(_TERMINAL)
+    elif (size >= 110 and stop >= _DENSE) or (
+        size >= 60 and stop >= _DENSE_SENTENCE and text.endswith(_TERMINAL)
     ):
         kind = Kind.GOOD
-    elif text.endswith(_TERMINAL) or (size >= 70 and stop >= 0.25):
+    elif text.endswith(_TERMINAL) or (size >= 70 and stop >= _FAIRLY_DENSE):
         kind = Kind.NEAR
     elif size >= 200:
         kind = Kind.BAD  # long but without function words: a list of names or links
     else:
         kind = Kind.SHORT
     return Unit(text, line, kind, n)
+
+
+def _is_link_row(text: str) -> bool:
+    """Whether a unit is a row of links run together ("A | B | C"), whatever its words."""
+    return sum(text.count(c) for c in _LINK_SEPARATORS) >= _LINK_ROW
 
 
 def _mark(text: str) -> Kind | None:

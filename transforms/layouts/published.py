@@ -14,27 +14,34 @@ PAGE, INFERRED, NONE = "page", "inferred", "none"
 
 
 def publication_time(
-    text: str, anchor: int, dateline_lead: str | None, captured_at: datetime | None
+    text: str,
+    anchor: int,
+    dateline_lead: str | None,
+    captured_at: datetime | None,
+    language: str = "en",
 ) -> tuple[datetime | None, str]:
     """The page's publication time (UTC) near `anchor`, the article start, and its source.
 
     A full date written on the page is `page`. Failing one: a date without a year (a byline's
     "Fri Dec 28, 6:09 PM ET", a dateline's "Jan 17"), its year completed from the page's
     copyright year or the capture time, or a relative time ("3 hours ago") counted back from
-    the capture time, both `inferred`. Nothing: None, `none`.
+    the capture time, both `inferred`. Nothing: None, `none`. Dates are read with the words of
+    the page's language (an ISO 639-1 code) and of English.
     """
-    mention = date_near(text, anchor, *_DATE_NEAR) or date_near(
-        text, anchor, *_DATE_FAR, in_prose=False
+    mention = date_near(text, anchor, *_DATE_NEAR, language=language) or date_near(
+        text, anchor, *_DATE_FAR, in_prose=False, language=language
     )
     if mention is not None:
         return mention.value, PAGE
     lo, hi = max(0, anchor - _DATE_NEAR[0]), anchor + _DATE_NEAR[1]
     year = page_year(text)
-    found = date_without_year(text, lo, hi, anchor, year, captured_at)
+    found = date_without_year(text, lo, hi, anchor, year, captured_at, language)
     if found is None and captured_at is not None:
-        found = relative_time(text, lo, hi, anchor, captured_at)
+        found = relative_time(text, lo, hi, anchor, captured_at, language)
     if found is None and dateline_lead is not None:
-        found = date_without_year(dateline_lead, 0, len(dateline_lead), 0, year, captured_at)
+        found = date_without_year(
+            dateline_lead, 0, len(dateline_lead), 0, year, captured_at, language
+        )
     if found is None or (captured_at is not None and found > captured_at):
         return None, NONE
     return found, INFERRED

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from transforms.layouts.byline import reporters_of
 from transforms.layouts.common import (
     TIMESTAMP,
     beijing_to_utc,
@@ -180,6 +181,7 @@ def _article(
         layout=layout,
         source=copy.source,
         editor=copy.editor,
+        author=reporters_of(paragraphs[0]),
         dateline=dateline_of(paragraphs[0]),
         page_code=page_code,
         language="en",
