@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
@@ -36,6 +36,13 @@ TITLE_RIGHT_F1 = 0.8
 TIMING_PASSES = 3
 
 T = TypeVar("T")
+
+
+def pin(baseline: Path, summary: dict[str, Any]) -> None:
+    """Write figures as the baseline a test or a later run compares with."""
+    baseline.parent.mkdir(parents=True, exist_ok=True)
+    baseline.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {baseline}")
 
 
 def shared_dir() -> Path:
@@ -185,9 +192,7 @@ def main() -> None:
     for name, s in sorted(dev.items(), key=lambda kv: kv[1].body_f1)[: args.worst]:
         print(f"{s.body_f1:.2f} {s.title_f1:.2f} {s.reason or ''} {name}")
     if args.write_baseline:
-        BASELINE.parent.mkdir(parents=True, exist_ok=True)
-        BASELINE.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {BASELINE}")
+        pin(BASELINE, summary)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench.eval_generic import is_title_right, shared_dir, split  # noqa: E402
+from bench.eval_generic import is_title_right, pin, shared_dir, split  # noqa: E402
 from transforms.language import language_of  # noqa: E402
 from transforms.layouts.generic import parse_generic  # noqa: E402
 from transforms.parse import parse_dump  # noqa: E402
@@ -218,9 +218,7 @@ def main() -> None:
     ]:
         print(f"{s.language} tp={s.tp} fp={s.fp} fn={s.fn} {s.reason or ''} {name}")
     if args.write_baseline:
-        BASELINE.parent.mkdir(parents=True, exist_ok=True)
-        BASELINE.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-        print(f"wrote {BASELINE}")
+        pin(BASELINE, summary)
 
 
 if __name__ == "__main__":
