@@ -25,8 +25,10 @@ NIGHT_TABLES = (
     "minhash_signatures",
 )
 ROLLBACK_KINDS = ("nightly", "backfill")
-# A table is compacted once it has this many data files more than it has partitions.
-COMPACT_AFTER_EXTRA_FILES = 16
+# The lake is compacted once one partition of a table (one folder of data files) holds more
+# than this many files: small files pile up where nights keep adding to one month, not where a
+# backfill adds a file to each of many months.
+COMPACT_AFTER_FILES = 16
 
 
 class RollbackRefused(ValueError):
@@ -137,11 +139,15 @@ def data_files(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def needs_compaction(con: duckdb.DuckDBPyConnection) -> bool:
-    """Whether some table has piled up small files: many more files than partitions."""
-    months = con.execute("SELECT count(DISTINCT published_month) FROM articles").fetchall()
+    """Whether some table has piled up small files: more than COMPACT_AFTER_FILES in one of its
+    partitions (a partition's files share a folder)."""
     for table in LAKE_SCHEMAS:
-        partitions = int(months[0][0]) if table == "articles" else 1
-        if data_files(con, table) > partitions + COMPACT_AFTER_EXTRA_FILES:
+        rows = con.execute(
+            "SELECT count(*) AS files FROM ducklake_list_files(?, ?) "
+            "GROUP BY regexp_replace(data_file, '/[^/]*$', '') ORDER BY files DESC LIMIT 1",
+            [ALIAS, table],
+        ).fetchall()
+        if rows and int(rows[0][0]) > COMPACT_AFTER_FILES:
             return True
     return False
 
