@@ -72,13 +72,18 @@ _AFTER_TIME = re.compile(r":\d\d\s+$")
 _ISO = re.compile(r"(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?![\d-])")
 # Chinese and Japanese: "2008年1月15日"
 _CJK = re.compile(r"(?P<y>\d{4})\s?年\s?(?P<m>\d{1,2})\s?月\s?(?P<d>\d{1,2})\s?日")
-# Numeric with a two-digit year: "01/13/08", "15/01/08 15:46" (read as 20YY, or 19YY from 90).
+# Numeric with a two-digit year: "01/13/08", "15/01/08 15:46" (read as 20YY, or 19YY from 90);
+# not a version number ("[1.9.22_1171]").
 _SHORT_YEAR = re.compile(
-    r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d\d)(?![\d/.])"
+    r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d\d)(?![\d/._])"
 )
-# A year may run into the next word when a crawler glued two elements ("2008Hornets"), or into
-# the time after it ("4 de mayo de 202200:00").
-_YEAR = re.compile(r"(?<!\d)(?:19|20)\d\d(?:(?!\d)|(?=\d{1,2}:\d\d))")
+# A year may run into the next word when a crawler glued two elements ("2008Hornets"), into
+# the time after it ("4 de mayo de 202200:00"), or into a second date, as themes print the
+# published and updated dates side by side ("19. Dezember 202219. Dezember 2022",
+# "15/01/201614/01/2016").
+_YEAR = re.compile(
+    r"(?<!\d)(?:19|20)\d\d(?:(?!\d)|(?=\d{1,2}:\d\d)|(?=\d{1,2}(?:\.\s?[^\W\d_]|[/.]\d)))"
+)
 # The longest date text that can stand before its year ("Wednesday, 17th of September ").
 _BEFORE_YEAR = 32
 _TIME_BEFORE = re.compile(_TIME + r"[\s,|\-–—]*(?:on\s+)?(?:[a-z]{3,9}\.?,?\s+)?$", re.I)
@@ -134,8 +139,11 @@ def date_words(language: str) -> DateWords:
             + r"(?P<y>\d{4})$",
             re.I,
         ),
-        # Numeric: "01/08/2008", "(14/01/2008)", "15.01.2008"
-        re.compile(r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?P<b>\d{1,2})(?P=sep)(?P<y>\d{4})$"),
+        # Numeric: "01/08/2008", "(14/01/2008)", "15.01.2008", "4. 2. 2022"
+        re.compile(
+            r"(?<![\d/.])(?P<a>\d{1,2})(?P<sep>[/.])(?:(?<=\.)\s)?(?P<b>\d{1,2})(?P=sep)"
+            r"(?:(?<=\.)\s)?(?P<y>\d{4})$"
+        ),
     )
     # The time between day and year, as in e-mail and log stamps: "Sat, 29 Dec 15:58:00 2007",
     # "Sat Dec 29 15:58:00 2007". Tried only at a year that follows a time ("...:00 2007").
@@ -201,8 +209,20 @@ def _add(found: dict[int, DateMention], mention: DateMention | None) -> None:
         found[mention.start] = mention
 
 
+# The words that mark a date as an update's, in the languages of the pages met: no kept locale
+# data lists them. Looked for in the few words before a date on its line.
+_UPDATED = re.compile(
+    r"(?<![^\W\d_])(?:updated?|last modified|modified|aktualisiert|geändert|mis à jour|modifié"
+    r"|actualizad[oa]|actualización|aggiornat[oa]|aggiornamento|atualizad[oa]|zaktualizowano"
+    r"|aktualizacja|päivitetty|oppdatert|frissítve|обновлено|更新)",
+    re.I,
+)
+_UPDATE_REACH = 30
+# An update's date loses to a publication date this many characters further off.
+_UPDATE_COST = 600
+
 # A line this long is a paragraph of prose; a date further in than the opening words is in it.
-_PROSE_LINE = 250
+_PROSE_LINE = 100
 _OPENING_WORDS = 40
 
 
@@ -225,12 +245,19 @@ def date_near(
         # A date after the anchor is more often a comment stamp or an aside: weigh it double.
         distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
         distance -= 40 if mention.has_time else 0
+        distance += _UPDATE_COST if is_update(text, pos) else 0
         if best is None or distance < best[0]:
             best = (distance, mention)
     if best is None:
         return None
     m = best[1]
     return DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+
+
+def is_update(text: str, pos: int) -> bool:
+    """A date the page says it was updated or changed on, not first published."""
+    start = max(text.rfind("\n", 0, pos) + 1, pos - _UPDATE_REACH)
+    return _UPDATED.search(text, start, pos) is not None
 
 
 def inside_prose(text: str, pos: int) -> bool:

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from transforms.dates import find_dates, word_alternation
+from transforms.dates import date_near, find_dates, word_alternation
+from transforms.layouts.published import publication_time
 from transforms.partial_dates import date_without_year, page_year, relative_time
 
 CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
@@ -35,6 +36,10 @@ CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
         ("12/04/2020", "fr", datetime(2020, 4, 12, tzinfo=UTC)),
         ("12/04/2020", "en", datetime(2020, 12, 4, tzinfo=UTC)),
         ("2008年1月15日", "zh", datetime(2008, 1, 15, tzinfo=UTC)),
+        ("Von Deutscher Tennis Bund 4. 2. 2022.", "de", datetime(2022, 2, 4, tzinfo=UTC)),
+        # Published and updated dates glued by the crawler: the first is read.
+        ("19. Dezember 202219. Dezember 2022", "de", datetime(2022, 12, 19, tzinfo=UTC)),
+        ("15/01/201614/01/2016", "de", datetime(2016, 1, 15, tzinfo=UTC)),
     ],
 )
 def test_full_dates_in_many_formats(text: str, language: str, expected: datetime) -> None:
@@ -47,7 +52,9 @@ def test_month_names_of_another_language_are_not_read() -> None:
     assert find_dates("15 janvier 2008", "de") == []
 
 
-@pytest.mark.parametrize("text", ["Mars 2008 rover", "the main event of 2008", "Marshal 12 2008x"])
+@pytest.mark.parametrize(
+    "text", ["Mars 2008 rover", "the main event of 2008", "Marshal 12 2008x", "VN:F [1.9.22_1171]"]
+)
 def test_words_that_are_not_dates(text: str) -> None:
     assert find_dates(text) == []
 
@@ -127,3 +134,27 @@ def test_a_relative_time_inside_a_paragraph_does_not_count() -> None:
 )
 def test_page_year_from_copyright_notices(text: str, expected: int | None) -> None:
     assert page_year(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Posted: 6:12 PM Dec 30, 2007\n\nLast Updated: 6:10 PM Dec 31, 2007\n\nThe story",
+        "By Cat/Dec 30, 2007 9:49 am/Updated: Dec 31, 2007 4:17 pm\n\nThe story",
+        "Von Jan | 30.12.2007 | Zuletzt geändert: 31.12.2007, 8:54\n\nThe story",
+    ],
+)
+def test_an_update_loses_to_the_publication_date(text: str) -> None:
+    found = date_near(text, text.index("The story"), language="de")
+    assert found is not None and found.value.date() == datetime(2007, 12, 30).date()
+
+
+def test_a_stamp_beats_a_date_in_a_nearer_sentence() -> None:
+    # The lede's event date is nearer the article start; the stamp alone on its line is its date.
+    lede = (
+        "Les opérateurs ont enregistré 365 000 déplacements entre le 21 juin et le 15 novembre"
+        " 2019, dont 61% en trottinettes."
+    )
+    text = "Titre\n\n" + lede + "\n\nJeanne Corriveau\n\n19 février 2020\n\nMontréal\n\nEn raison"
+    found, source = publication_time(text, text.index(lede), None, None, "fr")
+    assert (found, source) == (datetime(2020, 2, 19, tzinfo=UTC), "page")

@@ -28,8 +28,10 @@ def publication_time(
     the capture time, both `inferred`. Nothing: None, `none`. Dates are read with the words of
     the page's language (an ISO 639-1 code) and of English.
     """
-    mention = date_near(text, anchor, *_DATE_NEAR, language=language) or date_near(
-        text, anchor, *_DATE_FAR, in_prose=False, language=language
+    mention = (
+        date_near(text, anchor, *_DATE_NEAR, in_prose=False, language=language)
+        or date_near(text, anchor, *_DATE_FAR, in_prose=False, language=language)
+        or date_near(text, anchor, *_DATE_NEAR, language=language)
     )
     if mention is not None:
         return mention.value, PAGE
