@@ -38,3 +38,50 @@ def test_byline_names(line: str, expected: str | None) -> None:
 )
 def test_xinhua_reporters(paragraph: str, expected: str | None) -> None:
     assert reporters_of(paragraph) == expected
+
+
+_STORY = "The article's first paragraph, long enough to be prose and nothing else at all."
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        # a name alone over the date it signs, in any language
+        (["Jeanne Corriveau", "19. Februar 2020"], "Jeanne Corriveau"),
+        (["Simon Braasch", "19.10.19, 08:16 Uhr"], "Simon Braasch"),
+        (["Marie Merlet |", "lundi 9 décembre 2019 à 09h08"], "Marie Merlet"),
+        (["Mathilda Trausch, Online-Redaktion", "12.03.2021"], "Mathilda Trausch"),
+        # the byline word alone on its line, the names on the next
+        (["Par", "Nicolas Gutierrez C.", "le 14.09.2020 à 11h46"], "Nicolas Gutierrez C."),
+        (["Publicado por", "Alberto González"], "Alberto González"),
+        (["Von", "Fiona Bornhöft und Mariam Hofbeck"], "Fiona Bornhöft; Mariam Hofbeck"),
+        # a date and the name on one line
+        (["25.10.2022 - Reiner Nagel"], "Reiner Nagel"),
+        # a name under a date, when none stands over one
+        (
+            ["06.11.2023 | 14:10", "Redaktion Polizeiticker Schweiz"],
+            "Redaktion Polizeiticker Schweiz",
+        ),
+        # labels, not names: in capitals, of function words, of words the page writes small
+        (["LIVE STREAM", "19.10.2019"], None),
+        (["Die Nachrichten", "19.10.2019"], None),
+        (["Digital Life", "19.10.2019", "A digital life is a life too."], None),
+        # a name with no date, byline word or author box beside it is not taken
+        (["Simon Braasch"], None),
+    ],
+)
+def test_names_alone_on_their_line(head: list[str], expected: str | None) -> None:
+    lines = ["Headline of the story", *head, _STORY]
+    assert byline_author(lines, lines.index(_STORY), "de") == expected
+
+
+def test_author_box_under_the_story() -> None:
+    lines = [
+        "Headline",
+        _STORY,
+        "Another paragraph.",
+        "Über den Autor",
+        "Autor",
+        "Katharina Volkwein",
+    ]
+    assert byline_author(lines, 1, "de") == "Katharina Volkwein"

@@ -1,5 +1,9 @@
 """Who wrote an article: the names of its byline, as the page prints them.
 
+A byline is read where it opens with a byline word ("Von X", "Par X", "Publicado por" and the
+names on the next line), or where a name stands alone on a short line beside the story's date
+("Jeanne Corriveau" over "19 février 2020"): most pages print it so, with no word before it.
+
 No kept source of locale data lists the words that open a byline ("By", "Von", "Par"): CLDR has
 none, nor have dateparser's tables or the stopword lists. So the few below are typed, one or
 two a language of the pages seen, and only read where a byline stands: at the start of a short
@@ -10,10 +14,14 @@ from __future__ import annotations
 
 import re
 
+from transforms.dates import find_dates
+from transforms.layouts.function_words import function_words
+
 # The word before the names: English, German, French, Spanish and Portuguese, Italian, Dutch.
 _BY = r"(?:by|von|vom|par|por|di|door)"
 # A label before the names: "Author: X", "Autor: X", "Auteur : X".
-_LABEL = r"(?:author|autor|autorin|auteur|autore)\s?:"
+_LABEL_WORD = r"(?:author|autor|autorin|auteur|autore)"
+_LABEL = _LABEL_WORD + r"\s?:"
 # Words a byline may open with before its "by": "Posted by", "Veröffentlicht von".
 _POSTED = r"(?:posted|written|published|veröffentlicht|publiziert|geschrieben|publicado|publié)"
 # A name: capitalised words, with the particles of names between them ("Walter von Aachen",
@@ -35,16 +43,128 @@ _SPLIT = re.compile(_AND)
 # A byline is a short line; it stands within these many lines above the article's first one.
 _BYLINE_CHARS = 100
 _REACH = 15
+_REACH_BELOW = 8
 
 
-def byline_author(lines: list[str], body_line: int) -> str | None:
+def byline_author(lines: list[str], body_line: int, language: str = "en") -> str | None:
     """The names of the byline nearest above the article's first line (several joined by
-    "; " in the page's order), or None where no byline is found."""
-    for i in range(body_line - 1, max(-1, body_line - _REACH - 1), -1):
+    "; " in the page's order), or None where no byline is found; dates beside a name alone on
+    its line are read in `language` and English."""
+    # Above the first line, nearest first; then a few lines under it, where a lede or a
+    # teaser stands over the byline.
+    below = range(body_line, min(len(lines), body_line + _REACH_BELOW))
+    for i in [*range(body_line - 1, max(-1, body_line - _REACH - 1), -1), *below]:
         names = _names_of(lines[i].strip())
         if names is not None:
             return names
+    return _standalone_author(lines, body_line, language)
+
+
+# A byline word alone on its line, the names on the next: "Von", "Par", "Publicado por".
+_BY_ALONE = re.compile(
+    r"^(?:(?i:" + _POSTED + r")\s+)?(?i:" + _BY + r"|" + _LABEL_WORD + r")\s?:?$"
+)
+# A name alone on its line: two to four capitalised words, an honorific before them, a "|" or
+# a comma and the writer's role after ("Mathilda Trausch, Online-Redaktion").
+_HONORIFIC = r"(?:(?:Dr|Prof|Mr|Mrs|Ms|Mme|Sr|Sra)\.?\s)*"
+_INITIAL = r"[^\W\d_a-zß-ÿ]\."
+_NAME_WORD = r"(?:" + _INITIAL + r"|[^\W\d_a-zß-ÿ][^\W\d_]+(?:[-'’][^\W\d_]+)?)"
+_ALONE = re.compile(
+    r"^(?:(?i:"
+    + _BY
+    + r")\s+)?(?P<names>"
+    + _HONORIFIC
+    + _NAME_WORD
+    + r"(?:\s(?:"
+    + _PARTICLE
+    + r"\s)*"
+    + _NAME_WORD
+    + r"){1,3}(?:"
+    + _AND
+    + _NAME_WORD
+    + r"(?:\s"
+    + _NAME_WORD
+    + r"){1,3})*)\s*(?:[|,](?:\s*[^\W\d_][\w-]*)?)?$"
+)
+# A line that is a date or a time and little else: "19.10.19, 08:16 Uhr", "le 14.09.2020".
+_NUMERIC_DATE = re.compile(r"\b\d{1,2}[./]\d{1,2}[./]\d{2,4}\b|\b\d{1,2}[:h]\d{2}\b")
+_DATE_LINE_CHARS = 60
+# A numeric date before the name on its line: "25.10.2022 - Reiner Nagel".
+_DATE_BEFORE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\s*[-–—|·•]\s*")
+# Where a name alone is looked for: this many lines with text above the article's first line,
+# and this many below it (a lede or a teaser may stand above the byline).
+_ALONE_ABOVE = 20
+_ALONE_BELOW = 4
+
+
+def _standalone_author(lines: list[str], body_line: int, language: str) -> str | None:
+    """The names on a line of their own after a byline word alone on its line or over a date
+    line, else under one, nearest the article's first line; or in an author box under it."""
+    texts = [i for i, line in enumerate(lines) if line.strip()]
+    at = next((k for k, i in enumerate(texts) if i >= body_line), len(texts))
+    order = [*range(at - 1, max(-1, at - _ALONE_ABOVE - 1), -1), *range(at, at + _ALONE_BELOW)]
+
+    def line_at(k: int) -> str:
+        return lines[texts[k]].strip() if 0 <= k < len(texts) else ""
+
+    found = [(k, names) for k in order if (names := _alone_names(line_at(k))) is not None]
+    # A name is printed over the date it signs more often than under it; under a date stand
+    # the share tools and the next story's headline as well.
+    signed = [
+        n
+        for k, n in found
+        if _BY_ALONE.match(line_at(k - 1))
+        or _is_date_line(line_at(k + 1), language)
+        or _DATE_BEFORE.match(line_at(k))
+    ]
+    signed += [n for k, n in found if _is_date_line(line_at(k - 1), language)]
+    page = "\n".join(lines) if signed else ""
+    stopwords = function_words(language) | function_words("en")
+    for names in signed:
+        capitalised = (w for w in _WORDS.findall(names) if w[0].isupper() and len(w) > 1)
+        if not any(_is_common_word(w, page, stopwords) for w in capitalised):
+            return names
+    # An author box under the story: "Autor", "Von:", "Geschrieben von:" over the name, which
+    # may be a team's ("Teufel Blog Redaktion").
+    for k in range(at, len(texts) - 1):
+        if _BY_ALONE.match(line_at(k)) and (names := _alone_names(line_at(k + 1))) is not None:
+            return names
     return None
+
+
+_WORDS = re.compile(r"[^\W\d_]+")
+
+
+def _is_common_word(word: str, page: str, stopwords: frozenset[str]) -> bool:
+    """Whether a capitalised word is no part of a name: a function word of the page's language
+    or English, or a word the page also writes in small letters ("Digital Life", "Aktuelle
+    Meldung")."""
+    lower = word.lower()
+    if lower in stopwords:
+        return True
+    if lower not in page:
+        return False
+    return re.search(r"(?<![\w-])" + re.escape(lower) + r"(?![\w-])", page) is not None
+
+
+def _alone_names(line: str) -> str | None:
+    """The names of a line that holds nothing but a name or names, or None."""
+    if len(line) > _BYLINE_CHARS:
+        return None
+    match = _ALONE.match(_DATE_BEFORE.sub("", line, count=1))
+    if match is None:
+        return None
+    names = [n.strip() for n in _SPLIT.split(match.group("names")) if n.strip()]
+    if any(len(w) > 2 and w.isupper() for w in _WORDS.findall(line)):
+        return None  # in capitals: a section's or a site's name far more often than a writer's
+    return "; ".join(names)
+
+
+def _is_date_line(line: str, language: str) -> bool:
+    """Whether a short line states a date or a time."""
+    if not line or len(line) > _DATE_LINE_CHARS or not any(c.isdigit() for c in line):
+        return False
+    return bool(_NUMERIC_DATE.search(line) or find_dates(line, language))
 
 
 def _names_of(line: str) -> str | None:
