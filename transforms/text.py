@@ -12,8 +12,8 @@ import unicodedata
 _HSPACE = re.compile(r"[ \t\u00a0\u2000-\u200b\u202f\u205f\u3000\ufeff]+")
 _BLANK_LINES = re.compile(r"\n[ \t\u00a0\u3000]*\n")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-# Ideographs and kana: the words of scripts written without spaces.
-_UNSPACED_WORD = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+# Ideographs and kana: the words of scripts written without spaces (each a word of its own).
+UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[^\s\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3000-\u303f\uff00-\uffef]+")
 _CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # the same characters
@@ -105,10 +105,10 @@ def is_cjk_text(text: str) -> bool:
 def word_count(body: str) -> int:
     """Words in the body: whitespace tokens, and each ideograph or kana a word of its own
     (Chinese and Japanese are written without spaces), whatever language the body is in."""
-    if body.isascii() or _UNSPACED_WORD.search(body) is None:  # both scans run in C
+    if body.isascii() or UNSPACED.search(body) is None:  # both scans run in C
         return len(body.split())
-    return len(_UNSPACED_WORD.findall(body)) + len(
-        _LATIN_WORD.findall(_UNSPACED_WORD.sub(" ", body))
+    return len(UNSPACED.findall(body)) + len(
+        _LATIN_WORD.findall(UNSPACED.sub(" ", body))
     )
 
 

@@ -8,11 +8,12 @@ rest on punctuation and length alone).
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from functools import cache
 
 from stopwordsiso import langs, stopwords
+
+from transforms.text import UNSPACED
 
 # Lines at least this long are read to tell the language: menus are shorter.
 _LONG_LINE = 40
@@ -28,9 +29,6 @@ _PUNCTUATION_MARKS = (
     "\"'“”‘’„‚«».,;:!?()[]{}<>|/\\-–—_*#@&=+" + "，。、；：！？「」『』（）《》【】〈〉・"
 )
 _PUNCTUATION = str.maketrans({c: " " for c in _PUNCTUATION_MARKS})
-# Characters of the scripts written without spaces between words (CJK ideographs, kana): each
-# is a word here, as the stopword lists of Chinese and Japanese hold their particles ("的", "の").
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @cache
@@ -51,23 +49,24 @@ def function_words(language: str) -> frozenset[str]:
 
 def words_of_text(lowered: str) -> list[str]:
     """The words of a lower-cased text as the function-word tests count them: split at spaces
-    and punctuation, and each ideograph or kana a word of its own."""
+    and punctuation, and each ideograph or kana a word of its own (the stopword lists of
+    Chinese and Japanese hold their particles: "的", "の")."""
     spaced = lowered.translate(_PUNCTUATION)
-    if lowered.isascii() or _UNSPACED.search(lowered) is None:  # both scans run in C
+    if lowered.isascii() or UNSPACED.search(lowered) is None:  # both scans run in C
         return spaced.split()
-    return _UNSPACED.sub(r" \g<0> ", spaced).split()
+    return UNSPACED.sub(r" \g<0> ", spaced).split()
 
 
 def unspaced_characters(text: str) -> int:
     """How many characters of a text belong to scripts written without spaces (CJK)."""
-    return 0 if text.isascii() else len(_UNSPACED.findall(text))
+    return 0 if text.isascii() else len(UNSPACED.findall(text))
 
 
 def _may_be_prose(line: str) -> bool:
     """Whether a long line may be prose: a line without a space is an address, a file name or a
     token (whose words, split at its punctuation, may be of another language than the page's),
     unless it is written in a script without spaces."""
-    return " " in line or _UNSPACED.search(line) is not None
+    return " " in line or UNSPACED.search(line) is not None
 
 
 def page_language(lines: list[str]) -> str | None:
