@@ -5,16 +5,16 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
-from prefect import flow, get_run_logger, task
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -58,6 +58,8 @@ if TYPE_CHECKING:
 quiet_third_parties()
 
 T = TypeVar("T")
+R = TypeVar("R")
+P = ParamSpec("P")
 # Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
 _TRANSIENT = (OSError, TimeoutError)
 # Big task arguments are wrapped in prefect's `quote`: otherwise Prefect visits every element
@@ -83,6 +85,19 @@ def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
     return False
 
 
+def retried_task(name: str, run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """A task that touches storage (the inbox, the lake, the workers): a transient failure is
+    tried again, twice."""
+    return task(
+        name=name,
+        task_run_name=run_name,
+        cache_policy=NONE,
+        retries=2,
+        retry_delay_seconds=2,
+        retry_condition_fn=_retry_transient,
+    )
+
+
 @dataclass(slots=True)
 class Timings:
     """Wall time per stage, in seconds."""
@@ -99,14 +114,7 @@ class Timings:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
 
 
-@task(
-    name="discover",
-    task_run_name="discover",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=_retry_transient,
-)
+@retried_task("discover", "discover")
 def discover(
     settings: Settings,
     window: Window,
@@ -140,14 +148,7 @@ def discover(
     return plan
 
 
-@task(
-    name="batch",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=_retry_transient,
-    task_run_name="batch-{index}",
-)
+@retried_task("batch", "batch-{index}")
 def work(
     index: int,
     batch: list[ToRead],
@@ -185,14 +186,7 @@ def dedupe(valid: list[Batch], settings: Settings, lake: duckdb.DuckDBPyConnecti
     return deduped
 
 
-@task(
-    name="load",
-    task_run_name="load",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=_retry_transient,
-)
+@retried_task("load", "load")
 def load(
     ledger: Ledger,
     bundles: list[ArchiveEntry],
@@ -217,14 +211,7 @@ def load(
     return snapshot
 
 
-@task(
-    name="write",
-    task_run_name="write",
-    cache_policy=NONE,
-    retries=2,
-    retry_delay_seconds=2,
-    retry_condition_fn=_retry_transient,
-)
+@retried_task("write", "write")
 def write(
     batches: list[Batch],
     deduped: Deduped,
