@@ -206,6 +206,33 @@ def test_a_broken_parser_night_fails_and_loads_nothing(home: Path, tmp_path: Pat
     assert summary["counts"]["quarantined"] == 30
 
 
+def test_a_night_in_twelve_languages_loads_and_passes_the_gate(home: Path, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    shutil.copytree(CASES / "web-night", inbox, ignore=shutil.ignore_patterns("*.md"))
+    for language, case in (("es", "publimetro_es_berrios"), ("de", "st_georg_de_olympia")):
+        shutil.copy2(CASES / "web" / f"{case}.txt", inbox / f"{language}_{case}.txt")
+    shutil.copy2(CASES / "web" / "xinhuanet_zh_wuhan.txt", inbox / "zh_xinhuanet_wuhan.txt")
+    # a teaser of three sentences and a recipe: quarantined or not, never the night's refusal
+    not_articles = {"de_413_abc17b9caec45a88.txt", "pl_207_520e5f88f1ff04dd.txt"}
+
+    summary = ingest(inbox, home)  # the default failure ratio
+
+    assert summary["status"] == "succeeded"
+    loaded = query(
+        home,
+        "SELECT f.dump_file, a.language FROM files f JOIN articles a USING (article_id) "
+        "WHERE f.status = 'loaded' ORDER BY 1",
+    )
+    names = sorted(p.name for p in inbox.iterdir())
+    assert {name for name, _ in loaded} >= set(names) - not_articles
+    assert [language for name, language in loaded] == [name[:2] for name, _ in loaded]
+    assert len({language for _, language in loaded}) == 12
+    quarantined = query(home, "SELECT dump_file, reason FROM quarantine ORDER BY 1")
+    assert {name for name, _ in quarantined} <= not_articles
+    assert len(loaded) + len(quarantined) == len(names)
+    assert {reason for _, reason in quarantined} <= {"not_an_article", "no_title"}
+
+
 def test_an_analyst_holding_the_catalog_does_not_fail_the_run(
     sample_inbox: Path, home: Path, tmp_path: Path
 ) -> None:
