@@ -220,6 +220,90 @@ def sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def search(args: argparse.Namespace) -> int:
+    """Articles matching a query, best first; or, with --by, how many matched per period."""
+    from contextlib import closing
+
+    import duckdb
+
+    from warehouse.catalog import connect_as_of
+    from warehouse.search import (
+        ATTENTION_COLUMNS,
+        FOUND_COLUMNS,
+        Filters,
+        IndexIncomplete,
+        attention,
+        find,
+    )
+
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    filters = Filters(args.since, args.until, args.source, args.language)
+    try:
+        lake = connect_as_of(settings.home, args.as_of)
+    except LookupError as error:
+        raise UserError(str(error)) from None
+    with closing(lake) as con:
+        try:
+            if args.by:
+                columns, rows = ATTENTION_COLUMNS, attention(con, args.query, args.by, filters)
+            else:
+                columns, rows = FOUND_COLUMNS, find(con, args.query, args.limit, filters)
+        except IndexIncomplete as error:
+            raise UserError(str(error)) from None
+        except duckdb.Error as error:
+            raise UserError(str(error).splitlines()[0]) from None
+    if args.chart and args.by:
+        _print_chart(rows)
+    else:
+        _print_formatted(columns, rows, args.format)
+    return 0
+
+
+def _print_chart(rows: list[tuple[Any, ...]]) -> None:
+    """Each period's share of matching articles as a bar."""
+    widest = max((float(share) for *_, share in rows), default=0.0) or 1.0
+    label = max((len(str(period)) for period, *_ in rows), default=6)
+    for period, matching, total, share in rows:
+        bar = "█" * round(40 * float(share) / widest)
+        console.print(f"{period!s:<{label}} {bar:<40} {float(share):7.2%}  {matching:,}/{total:,}")
+
+
+def _print_formatted(columns: list[str], rows: list[tuple[Any, ...]], form: str) -> None:
+    """Rows as a table for people, or CSV or JSON for programs."""
+    import csv
+    import json
+
+    if form == "json":
+        objects = [dict(zip(columns, row, strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(objects, default=str, ensure_ascii=False, indent=1) + "\n")
+    elif form == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    else:
+        _print_rows(columns, rows)
+
+
+def reindex(args: argparse.Namespace) -> int:
+    """Bring the search index to the articles (a lake made before it, or one `verify` faults)."""
+    settings = Settings.from_env(home=args.home)
+    _require_warehouse(settings)
+    _use_prefect()
+    from flows.operations import reindex_search
+    from warehouse.lock import RunLocked
+
+    try:
+        done = reindex_search(home=str(settings.home.root))
+    except RunLocked as error:
+        raise UserError(str(error)) from None
+    console.print(
+        f"search index: {done['indexed']:,} articles indexed, "
+        f"{done['removed']:,} that are gone removed"
+    )
+    return 0
+
+
 def shell(args: argparse.Namespace) -> int:
     """Open the duckdb command-line tool on the warehouse, read-only, tables by bare names."""
     import shutil
@@ -228,7 +312,14 @@ def shell(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from warehouse.catalog import attach_statements, install_extensions, literal
+    from warehouse.catalog import (
+        attach_statements,
+        has_search_index,
+        install_extensions,
+        lake_connection,
+        literal,
+    )
+    from warehouse.search import search_macro
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
@@ -237,9 +328,12 @@ def shell(args: argparse.Namespace) -> int:
         raise UserError("the duckdb command-line tool is not installed (run `make venv`)")
     with duckdb.connect() as con:
         folder = install_extensions(con)
+    with lake_connection(settings.home) as con:
+        indexed = has_search_index(con)
     statements = [
         f"SET extension_directory = {literal(str(folder))}",
         *attach_statements(settings.home, read_only=True),
+        *([search_macro()] if indexed else []),
     ]
     # Statements (an S3 secret among them) go in a private file, not on the command line.
     with tempfile.TemporaryDirectory(prefix="wirehouse-shell-") as folder_name:
@@ -533,6 +627,27 @@ def _parser() -> argparse.ArgumentParser:
     query.add_argument("query")
     query.add_argument("--as-of", metavar="RUN_ID", help="the warehouse right after that run")
     query.set_defaults(command=sql)
+    found = commands.add_parser(
+        "search",
+        help="find articles by words and phrases, ranked; or count them over time (--by)",
+        description='Words must all match; "a phrase" in quotes; a OR b; -word excludes. '
+        "Case and accents are ignored; words are stemmed by each article's language.",
+    )
+    found.add_argument("query")
+    found.add_argument("--limit", type=int, default=20, help="articles shown (default 20)")
+    found.add_argument("--since", type=date.fromisoformat, help="published on or after this day")
+    found.add_argument("--until", type=date.fromisoformat, help="published on or before this day")
+    found.add_argument("--source", help="only articles of this source")
+    found.add_argument("--language", help="only articles of this language (ISO 639-1 code)")
+    found.add_argument("--as-of", metavar="RUN_ID", help="the warehouse right after that run")
+    found.add_argument(
+        "--by",
+        choices=["day", "week", "month", "source"],
+        help="count matching articles against all, per period or source",
+    )
+    found.add_argument("--chart", action="store_true", help="with --by: draw the shares")
+    found.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    found.set_defaults(command=search)
     opened = commands.add_parser(
         "shell", help="open the duckdb command-line tool on the warehouse (read-only)"
     )
@@ -562,6 +677,10 @@ def _parser() -> argparse.ArgumentParser:
         "compact", help="merge small files, expire old snapshots, delete unreferenced files"
     )
     tidy.set_defaults(command=compact)
+    again = commands.add_parser(
+        "reindex", help="index the articles the search index misses (a lake made before it)"
+    )
+    again.set_defaults(command=reindex)
     recent = commands.add_parser("status", help="show recent runs and their counts")
     recent.add_argument("--limit", type=int, default=10)
     recent.set_defaults(command=status)

@@ -12,10 +12,13 @@ from prefect import flow, get_run_logger
 
 from flows.settings import Settings
 from transforms.records import PARSER_VERSION, RUNS_SCHEMA
+from warehouse.catalog import transaction
+from warehouse.loader import insert_rows, label
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, rollback
 from warehouse.migrate import migrate
 from warehouse.recovery import open_recovered
+from warehouse.search import reindex
 
 
 def new_run_id(started: datetime) -> str:
@@ -83,3 +86,19 @@ def compact_lake(home: str | None = None) -> dict[str, Any]:
         done = compact(lake, settings.snapshot_retention_days)
     get_run_logger().info("compacted: %s", done)
     return asdict(done)
+
+
+@flow(name="reindex", log_prints=False)
+def reindex_search(home: str | None = None) -> dict[str, Any]:
+    """Bring the search index to the articles: index those it misses (a lake made before it),
+    drop what it holds of articles that are gone. One snapshot; nothing to do, none."""
+    settings = Settings.from_env(home=home)
+    with run_lock(settings.home), closing(open_recovered(settings.home)) as lake:
+        op = operation_row("reindex", "search index brought to the articles")
+        with transaction(lake):
+            done = reindex(lake)
+            if any(done.values()):
+                insert_rows(lake, "runs", [{**op, "finished_at": datetime.now(UTC)}])
+                label(lake, op, f"reindex: {done['indexed']:,} articles indexed")
+    get_run_logger().info("reindexed: %s", done)
+    return {"run_id": op["run_id"] if any(done.values()) else None, **done}

@@ -35,6 +35,7 @@ from warehouse.lock import run_lock
 from warehouse.maintenance import NIGHT_TABLES
 from warehouse.nearindex import index_rows
 from warehouse.recovery import open_recovered
+from warehouse.search import insert_index
 from warehouse.storage import is_remote, join, remove_tree, write_bytes
 
 if TYPE_CHECKING:
@@ -185,6 +186,7 @@ def _insert_night(
 ) -> None:
     """The replayed night's rows, and its counts on its `runs` row."""
     insert_articles(con, [b.passed for b in valid if b.passed is not None], deduped.kept_files)
+    insert_index(con, "run_id = $run", {"run": night.run_id})
     for table, rows in (
         ("duplicates", ledger.duplicates),
         ("quarantine", ledger.quarantine),

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,11 +37,12 @@ from transforms.minhash import U32
 from transforms.night import UNDATED_MONTH, Dump, Lineage, Parsed, utc_of
 from transforms.records import ARTICLES_SCHEMA, Rejection, table_of_tuples
 from warehouse.archive import ArchiveEntry, PackWriter, index_table, keep_large
-from warehouse.catalog import MONTH_COLUMN
+from warehouse.catalog import MONTH_COLUMN, install_extensions
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.inbox import read_bytes
 from warehouse.nearindex import BANDS_TABLE, SIGNATURES_TABLE, index_rows
+from warehouse.search import DOCUMENTS_TABLE, POSTINGS_TABLE, index_tables
 from warehouse.storage import filesystem, join, write_whole
 
 if TYPE_CHECKING:  # the parsers load when a batch is worked, not when a night starts
@@ -70,7 +72,14 @@ class ToRead:
 
 
 # The lake's tables whose rows the workers write as data files (`split_batch`, `write_file`).
-WRITTEN_TABLES = ("articles", BANDS_TABLE, SIGNATURES_TABLE, "archive_index")
+WRITTEN_TABLES = (
+    "articles",
+    BANDS_TABLE,
+    SIGNATURES_TABLE,
+    "archive_index",
+    POSTINGS_TABLE,
+    DOCUMENTS_TABLE,
+)
 
 
 # Every dump of a batch as the worker saw it: the quarantine's columns where it gave no valid
@@ -323,6 +332,8 @@ def split_batch(
         pieces += stage_articles(rows, index, home, run_id)
         for table, index_part in index_rows(rows["article_id"], signed, run_id).items():
             pieces.append(stage_piece(table, "", index_part, index, home, run_id))
+        for table, index_part in search_rows(rows).items():
+            pieces.append(stage_piece(table, "", index_part, index, home, run_id))
     if archived is not None:
         fs, path = filesystem(archived, home.s3)
         entries = pq.read_table(path, filesystem=fs)
@@ -331,6 +342,14 @@ def split_batch(
         pieces.append(stage_piece("archive_index", "", rows, index, home, run_id))
     checkpoint("write:batch")
     return pieces
+
+
+def search_rows(rows: pa.Table) -> dict[str, pa.Table]:
+    """The search index's rows of kept articles: their postings and documents."""
+    columns = rows.select(["article_id", "title", "body", "language", "run_id"])
+    with duckdb.connect() as con:
+        install_extensions(con)
+        return index_tables(con, columns)
 
 
 def stage_articles(rows: pa.Table, index: int, home: Home, run_id: str) -> list[Piece]:
@@ -370,6 +389,8 @@ def write_file(table: str, pieces: Sequence[str], location: str, home: Home) -> 
     rows = pa.concat_tables(parts)
     if table == "articles":
         rows = rows.sort_by([("published_at", "ascending"), ("dump_file", "ascending")])
+    elif table == POSTINGS_TABLE:  # a word's rows together: a search reads few row groups
+        rows = rows.sort_by([("term", "ascending"), ("stemmer", "ascending")])
     write_whole(location, home.s3, lambda handle: pq.write_table(rows, handle, compression="zstd"))
     checkpoint("write:file")
     return location

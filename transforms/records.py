@@ -129,7 +129,7 @@ RUNS_SCHEMA = pa.schema(
     [
         ("run_id", pa.string()),
         ("flow_run_id", pa.string()),
-        ("kind", pa.string()),  # nightly | backfill | rollback | reprocess | migrate
+        ("kind", pa.string()),  # nightly | backfill | rollback | reprocess | migrate | reindex
         ("started_at", _TS),
         ("finished_at", _TS),
         ("status", pa.string()),  # succeeded | failed | rolled_back

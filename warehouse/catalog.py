@@ -21,11 +21,13 @@ import pyarrow as pa
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
 from warehouse.home import Home, S3Access
+from warehouse.search import POSTINGS_TABLE, SORTED_BY, search_macro, word_macros
+from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
 from warehouse.stories import LAKE_VIEWS
 
 ALIAS = "wh"
 DUCKDB_VERSION = "v" + duckdb.__version__
-EXTENSIONS = ("ducklake", "sqlite", "postgres", "httpfs")
+EXTENSIONS = ("ducklake", "sqlite", "postgres", "httpfs", "fts")
 # `articles` also stores its publication month, the analysts' usual grouping, and is
 # partitioned by it (folders `published_month=2019-05`). Lakes made before issue 22 were
 # partitioned by year(published_at), month(published_at): DuckLake 1.5.5 records both values of a
@@ -57,6 +59,7 @@ LAKE_SCHEMAS: dict[str, pa.Schema] = {
     "archive_index": ARCHIVE_INDEX_SCHEMA,
     "minhash_bands": MINHASH_BANDS_SCHEMA,
     "minhash_signatures": MINHASH_SIGNATURES_SCHEMA,
+    **SEARCH_SCHEMAS,
 }
 
 
@@ -122,7 +125,7 @@ def attach_statements(
     target = literal(f"ducklake:{home.catalog_spec}")
     statements.append(f"ATTACH {target} AS {ALIAS} ({', '.join(options)})")
     statements.append(f"USE {ALIAS}")
-    return statements
+    return [*statements, "LOAD fts", *word_macros()]
 
 
 def s3_secret(s3: S3Access) -> str:
@@ -163,10 +166,22 @@ def connect(
         install_extensions(con)
         for statement in attach_statements(home, read_only=read_only, snapshot=snapshot):
             con.execute(statement)
+        if has_search_index(con):
+            con.execute(search_macro())
     except BaseException:
         con.close()
         raise
     return con
+
+
+def has_search_index(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the lake has the search index's tables (a lake made before them gets them from
+    the next night or `wirehouse reindex`)."""
+    rows = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND table_name = ?",
+        [ALIAS, POSTINGS_TABLE],
+    ).fetchall()
+    return bool(rows[0][0])
 
 
 def _make_folders(home: Home) -> None:
@@ -284,6 +299,8 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
             statements.append(f"CREATE TABLE {table} ({columns})")
             if table == "articles":
                 statements.append(f"ALTER TABLE articles SET PARTITIONED BY ({PARTITIONING})")
+            if table in SORTED_BY:  # compaction sorts the files it merges
+                statements.append(f"ALTER TABLE {table} SET SORTED BY ({SORTED_BY[table]})")
             continue
         for column in schema:
             if column.name not in existing[table]:

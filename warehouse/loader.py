@@ -17,6 +17,7 @@ from warehouse.archive import ArchiveEntry, index_table
 from warehouse.catalog import ALIAS, MONTH_COLUMN, register_files, snapshot_of, transaction
 from warehouse.faults import checkpoint
 from warehouse.nearindex import BANDS_TABLE, SIGNATURES_TABLE
+from warehouse.search import DOCUMENTS_TABLE, POSTINGS_TABLE
 
 log = logging.getLogger(__name__)
 Row = dict[str, Any]
@@ -30,7 +31,8 @@ class NightRows:
     """What one night adds: the data files the workers wrote, and the rows the commit inserts."""
 
     run_row: Row
-    # Data files the workers wrote, by table (articles, the MinHash index, the archive index):
+    # Data files the workers wrote, by table (articles, the MinHash and search indexes, the
+    # archive index):
     # registered as they are (files or s3:// URLs)
     files: dict[str, list[str]] = field(default_factory=dict)
     # duplicates, quarantine, files: each in its table's schema, in dump_file order
@@ -59,7 +61,7 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
             archived = index_table(night.archived)
             insert_arrow(con, "archive_index", _with_run(archived, run_id))
             checkpoint("load:archive_index")
-            for table in (BANDS_TABLE, SIGNATURES_TABLE):
+            for table in (BANDS_TABLE, SIGNATURES_TABLE, POSTINGS_TABLE, DOCUMENTS_TABLE):
                 register_files(con, table, night.files.get(table, []))
                 checkpoint(f"load:{table}")
             checkpoint("load:index")

@@ -23,6 +23,8 @@ NIGHT_TABLES = (
     "files",
     "minhash_bands",
     "minhash_signatures",
+    "search_postings",
+    "search_documents",
 )
 ROLLBACK_KINDS = ("nightly", "backfill")
 # The lake is compacted once one partition of a table (one folder of data files) holds more

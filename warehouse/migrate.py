@@ -49,6 +49,7 @@ from warehouse.home import Home
 from warehouse.loader import insert_arrow, insert_rows, label
 from warehouse.lock import run_lock
 from warehouse.nearindex import BANDS_TABLE, FORMAT, SIGNATURES_TABLE, index_rows
+from warehouse.search import reindex
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +297,7 @@ def commit_migration(con: duckdb.DuckDBPyConnection, old: OldLayout, before: dic
             copy_table(con, old, table)
         copy_archive_index(con, old)
         copy_near_index(con, old)
+        reindex(con)  # the old layout had no search index
         insert_rows(con, "runs", [{**run_row, "finished_at": datetime.now(UTC)}])
         check(con, old, before)
         label(con, run_row, MESSAGE)

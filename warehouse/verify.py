@@ -16,6 +16,7 @@ from warehouse.home import Home
 from warehouse.inbox import dump_name
 from warehouse.inbox.s3 import object_times
 from warehouse.lock import lock_holder
+from warehouse.search import DOCUMENTS_TABLE, POSTINGS_TABLE
 from warehouse.storage import is_remote
 
 # Each file of the ledger in exactly one of the tables its fate names; `rows` narrows every
@@ -34,6 +35,14 @@ _ONE_PLACE = """
     WHERE coalesce(f.status, '') <> 'unpacked'
     GROUP BY ALL
     HAVING count(p.status) <> 1 OR any_value(p.status) IS DISTINCT FROM any_value(f.status)
+"""
+
+# Each article in the search index's documents once, and nothing else there.
+_SEARCH_COVER = f"""
+    SELECT article_id, count(a.article_id) AS in_articles, count(d.article_id) AS in_index
+    FROM (SELECT article_id FROM articles {{rows}}) a
+        FULL OUTER JOIN (SELECT article_id FROM {DOCUMENTS_TABLE} {{rows}}) d USING (article_id)
+    GROUP BY article_id HAVING in_articles <> 1 OR in_index <> 1
 """
 
 # name -> (what it promises, a query returning the offending rows; empty when it holds)
@@ -60,6 +69,16 @@ CHECKS: dict[str, tuple[str, str]] = {
         "every quarantined dump says why",
         "SELECT dump_file FROM quarantine WHERE coalesce(reason, '') = '' "
         "OR coalesce(detail, '') = ''",
+    ),
+    "search_index_covers_articles": (
+        "every article is in the search index once, and it holds no other "
+        "(`wirehouse reindex` indexes what is missing)",
+        _SEARCH_COVER.format(rows=""),
+    ),
+    "search_postings_of_indexed_articles": (
+        "every posting of the search index is of an indexed article",
+        f"SELECT DISTINCT p.article_id FROM {POSTINGS_TABLE} p "
+        f"ANTI JOIN {DOCUMENTS_TABLE} d USING (article_id)",
     ),
 }
 
@@ -91,6 +110,10 @@ NIGHT_CHECKS: dict[str, tuple[str, str]] = {
     "one_place_per_dump": (
         CHECKS["one_place_per_dump"][0],
         _ONE_PLACE.format(rows="WHERE run_id = $run"),
+    ),
+    "search_index_covers_articles": (
+        CHECKS["search_index_covers_articles"][0],
+        _SEARCH_COVER.format(rows="WHERE run_id = $run"),
     ),
     "counts_add_up": (
         "the night's rows in each table are as many as its runs row counts",
