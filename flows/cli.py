@@ -19,6 +19,7 @@ from rich.table import Table
 
 from expectations.runner import import_gx
 from flows.collector import imports_uncollected
+from flows.output import FORMATS, print_rows
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ def sql(args: argparse.Namespace) -> int:
             rows = result.fetchall()
         except duckdb.Error as error:
             raise UserError(str(error).splitlines()[0]) from None
-    _print_rows(columns, rows)
+    print_rows(columns, rows, args.format, console=console)
     return 0
 
 
@@ -464,11 +465,13 @@ def status(args: argparse.Namespace) -> int:
     found = night_anomalies(settings.home.reports, [str(row[0]) for row in rows])
     columns.append("anomalies")
     rows = [(*row, found.get(str(row[0]), "")) for row in rows]
-    _print_rows(columns, rows, title=f"recent runs in {settings.home.root}")
-    console.print(
-        f"warehouse: {totals[0]:,} articles, {totals[1]:,} duplicates, "
-        f"{totals[2]:,} quarantined, {totals[3]:,} files"
-    )
+    title = f"recent runs in {settings.home.root}"
+    print_rows(columns, rows, args.format, title=title, console=console)
+    if args.format == "table":
+        console.print(
+            f"warehouse: {totals[0]:,} articles, {totals[1]:,} duplicates, "
+            f"{totals[2]:,} quarantined, {totals[3]:,} files"
+        )
     return 0
 
 
@@ -549,14 +552,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print(f"Data Docs: {summary['data_docs']}")
 
 
-def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], title: str | None = None) -> None:
-    table = Table(*columns, title=title)
-    for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
-    console.print(table)
-    console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", style="dim")
-
-
 class _StatusHandler(logging.Handler):
     """Shows the latest flow or task log line in the terminal's status spinner."""
 
@@ -582,6 +577,15 @@ def _cluster_option(command: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="parse on this Dask cluster, e.g. tcp://host:8786 "
         "(default $WIREHOUSE_DASK_SCHEDULER; none: this machine)",
+    )
+
+
+def _format_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="table",
+        help="a table for people (the default), or csv or json for programs",
     )
 
 
@@ -626,6 +630,7 @@ def _parser() -> argparse.ArgumentParser:
     query = commands.add_parser("sql", help="run a read-only SQL query on the warehouse")
     query.add_argument("query")
     query.add_argument("--as-of", metavar="RUN_ID", help="the warehouse right after that run")
+    _format_option(query)
     query.set_defaults(command=sql)
     found = commands.add_parser(
         "search",
@@ -683,6 +688,7 @@ def _parser() -> argparse.ArgumentParser:
     again.set_defaults(command=reindex)
     recent = commands.add_parser("status", help="show recent runs and their counts")
     recent.add_argument("--limit", type=int, default=10)
+    _format_option(recent)
     recent.set_defaults(command=status)
     check = commands.add_parser("verify", help="check the warehouse's invariants")
     check.add_argument("--inbox", help="also check every inbox file (or object) was recorded")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import os
 import re
 import subprocess
@@ -221,6 +224,55 @@ def test_ingest_then_query_and_status(sample_inbox: Path, home: Path, api_url: s
             return [flows[r.flow_id] for r in runs]
 
     assert "nightly-ingest" in asyncio.run(flow_run_names())
+
+
+def test_sql_and_status_print_for_programs_and_never_cut_a_value(
+    sample_inbox: Path,
+    home: Path,
+    api_url: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """json and csv carry the rows alone; a table piped (capsys is no terminal) into a narrow
+    COLUMNS still shows every value whole."""
+    assert run("ingest", "--inbox", str(sample_inbox), home=home, api_url=api_url).returncode == 0
+    import warehouse
+    from flows.cli import main
+
+    query = "SELECT * FROM runs"
+    with warehouse.connect(home) as con:
+        result = con.execute(query)
+        columns = [d[0] for d in result.description]
+        rows = result.fetchall()
+    assert len(rows[0][0]) > 20  # a run id, cut to `r…` by an 80-column table before
+
+    def output(*args: str) -> str:
+        assert main(["--home", str(home), *args]) == 0
+        return capsys.readouterr().out
+
+    as_json = json.loads(output("sql", "--format", "json", query))
+    assert len(as_json) == len(rows) and all(list(record) == columns for record in as_json)
+    first = dict(zip(columns, rows[0], strict=True))
+    assert as_json[0]["run_id"] == first["run_id"] and as_json[0]["articles"] == first["articles"]
+    assert as_json[0]["started_at"] == first["started_at"].isoformat()
+    as_csv = list(csv.reader(io.StringIO(output("sql", "--format", "csv", query))))
+    assert as_csv == [columns, *([("" if v is None else str(v)) for v in row] for row in rows)]
+    monkeypatch.setenv("COLUMNS", "40")
+    table = output("sql", query)
+    for value in rows[0]:
+        assert value is None or str(value) in table
+    assert "…" not in table
+    runs = json.loads(output("status", "--format", "json"))
+    assert [run["run_id"] for run in runs] == [rows[0][0]] and "anomalies" in runs[0]
+    assert "warehouse:" in output("status")
+
+
+def test_an_unknown_format_is_argparses_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as exit:
+        main(["sql", "--format", "xml", "SELECT 1"])
+    assert exit.value.code == 2 and "invalid choice: 'xml'" in capsys.readouterr().err
 
 
 def test_user_errors_are_one_clear_line(home: Path, tmp_path: Path) -> None:
