@@ -257,7 +257,7 @@ def search(args: argparse.Namespace) -> int:
     if args.chart and args.by:
         _print_chart(rows)
     else:
-        _print_formatted(columns, rows, args.format)
+        print_rows(columns, rows, args.format, console=console)
     return 0
 
 
@@ -268,22 +268,6 @@ def _print_chart(rows: list[tuple[Any, ...]]) -> None:
     for period, matching, total, share in rows:
         bar = "█" * round(40 * float(share) / widest)
         console.print(f"{period!s:<{label}} {bar:<40} {float(share):7.2%}  {matching:,}/{total:,}")
-
-
-def _print_formatted(columns: list[str], rows: list[tuple[Any, ...]], form: str) -> None:
-    """Rows as a table for people, or CSV or JSON for programs."""
-    import csv
-    import json
-
-    if form == "json":
-        objects = [dict(zip(columns, row, strict=True)) for row in rows]
-        sys.stdout.write(json.dumps(objects, default=str, ensure_ascii=False, indent=1) + "\n")
-    elif form == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
-    else:
-        _print_rows(columns, rows)
 
 
 def reindex(args: argparse.Namespace) -> int:
@@ -651,7 +635,7 @@ def _parser() -> argparse.ArgumentParser:
         help="count matching articles against all, per period or source",
     )
     found.add_argument("--chart", action="store_true", help="with --by: draw the shares")
-    found.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    _format_option(found)
     found.set_defaults(command=search)
     opened = commands.add_parser(
         "shell", help="open the duckdb command-line tool on the warehouse (read-only)"
