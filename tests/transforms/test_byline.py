@@ -21,10 +21,21 @@ from transforms.layouts.byline import byline_author, reporters_of
         ("Author: Bebs", "Bebs"),
         ("Die Zeitung von Berlin", None),
         ("Nachrichten von heute", None),
+        # a date, or one word in small letters, before the "by"; words run on after the name
+        ("8. Januar 2020 · by Aureliana · in Gefühle", "Aureliana"),
+        ("1. Januar 2016 von KleineGrüneMonster Ein Kommentar", "KleineGrüneMonster"),
+        ("22. Dezember 201922. Dezember 2019 von Peter Addor", "Peter Addor"),
+        ("erstellt von Dominique", "Dominique"),
+        ("Gepostet von Katharina Volkwein | Wohnen", "Katharina Volkwein"),
+        ("von Herr_Rein Veröffentlicht am 11. Juni 2019", "Herr_Rein"),
+        ("Posted on 25. Januar 202225. Januar 2022Author Redaktion", "Redaktion"),
+        # a name with a particle, not a byline; a label's word inside another word
+        ("Christoph von Eichhorn", None),
+        ("AUTOREN", None),
     ],
 )
 def test_byline_names(line: str, expected: str | None) -> None:
-    assert byline_author([line, "The article's first paragraph."], 1) == expected
+    assert byline_author([line, "The article's first paragraph."], 1, "de") == expected
 
 
 @pytest.mark.parametrize(

@@ -19,11 +19,13 @@ from transforms.layouts.function_words import function_words
 
 # The word before the names: English, German, French, Spanish and Portuguese, Italian, Dutch.
 _BY = r"(?:by|von|vom|par|por|di|door)"
-# A label before the names: "Author: X", "Autor: X", "Auteur : X".
+# A label before the names: "Author: X", "Autor: X", "Auteur : X", "Author X".
 _LABEL_WORD = r"(?:author|autor|autorin|auteur|autore)"
-_LABEL = _LABEL_WORD + r"\s?:"
+_LABEL = _LABEL_WORD + r"(?:\s?:|\s)"
 # Words a byline may open with before its "by": "Posted by", "Veröffentlicht von".
-_POSTED = r"(?:posted|written|published|veröffentlicht|publiziert|geschrieben|publicado|publié)"
+_POSTED = (
+    r"(?:posted|written|published|veröffentlicht|publiziert|geschrieben|gepostet|publicado|publié)"
+)
 # A name: capitalised words, with the particles of names between them ("Walter von Aachen",
 # "Luis de la Fuente"); a user name alone ("uriebe", "Herr_Rein") when it ends the byline.
 _WORD = r"[^\W\d_][\w.'’-]*"
@@ -37,11 +39,18 @@ _BYLINE = re.compile(
 )
 _USER = re.compile(r"(?:^|(?<=[\d\s|•·:,]))(?i:" + _BY + r")\s+(?P<names>" + _WORD + r")\s*$")
 # What may stand before the "by" on its line: nothing but a date's digits and marks, or a
-# "Posted"-like word and what follows it ("Posted 11. April 2018 by X").
+# "Posted"-like word and what follows it ("Posted 11. April 2018 by X"); or a date and at most
+# one word ("Stars 06.11.2023 13:30 von Olga"), or one word in small letters ("erstellt von X"):
+# a capitalised one may be a name's first ("Christoph von Eichhorn").
 _BEFORE_OK = re.compile(r"^(?:[\W\d_]*|.*\b(?i:" + _POSTED + r")\b.*)$")
+_ONE_WORD = re.compile(r"^[\W\d_]*(?:[^\W\d_]+[\W\d_]*)?$")
+_SMALL_WORD = re.compile(r"^[\W\d_]*[^\W\d_A-ZÀ-Þ][^\W\d_]*[\W\d_]*$")
 _SPLIT = re.compile(_AND)
 # A byline is a short line; it stands within these many lines above the article's first one.
 _BYLINE_CHARS = 100
+# Function words this short that follow a name are no part of it ("Ein", "The"); longer ones may
+# be ("Today", "Siete").
+_ARTICLE_CHARS = 4
 _REACH = 15
 _REACH_BELOW = 8
 
@@ -53,8 +62,9 @@ def byline_author(lines: list[str], body_line: int, language: str = "en") -> str
     # Above the first line, nearest first; then a few lines under it, where a lede or a
     # teaser stands over the byline.
     below = range(body_line, min(len(lines), body_line + _REACH_BELOW))
+    stopwords = function_words(language) | function_words("en")
     for i in [*range(body_line - 1, max(-1, body_line - _REACH - 1), -1), *below]:
-        names = _names_of(lines[i].strip())
+        names = _names_of(lines[i].strip(), stopwords, language)
         if names is not None:
             return names
     return _standalone_author(lines, body_line, language)
@@ -167,16 +177,43 @@ def _is_date_line(line: str, language: str) -> bool:
     return bool(_NUMERIC_DATE.search(line) or find_dates(line, language))
 
 
-def _names_of(line: str) -> str | None:
+def _names_of(line: str, stopwords: frozenset[str], language: str) -> str | None:
     """The names of a byline line, or None if the line is no byline."""
     if not line or len(line) > _BYLINE_CHARS:
         return None
     for pattern in (_BYLINE, _USER):
         match = pattern.search(line)
-        if match is not None and _BEFORE_OK.match(line[: match.start()]):
-            names = [n.strip() for n in _SPLIT.split(match.group("names")) if n.strip()]
+        if match is not None and _is_before_byline(line[: match.start()], language):
+            split = _SPLIT.split(match.group("names"))
+            names = [n for n in (_name_alone(n, stopwords) for n in split) if n]
             return "; ".join(names) if names else None
     return None
+
+
+def _is_before_byline(before: str, language: str) -> bool:
+    """Whether what stands before a byline's "by" on its line leaves it a byline."""
+    if _BEFORE_OK.match(before) or _SMALL_WORD.match(before):
+        return True
+    dates = find_dates(before, language) if any(c.isdigit() for c in before) else []
+    for mention in reversed(dates):
+        before = before[: mention.start] + before[mention.end :]
+    return bool(dates) and _ONE_WORD.match(before) is not None
+
+
+def _name_alone(name: str, stopwords: frozenset[str]) -> str:
+    """A name without the words run on after it: "KleineGrüneMonster Ein Kommentar", "Herr_Rein
+    Veröffentlicht am"; a short capitalised function word (an article, a pronoun) ends it
+    unless it is a name's particle."""
+    words = name.split()
+    for i, word in enumerate(words[1:], 1):
+        lower = word.casefold()
+        if (
+            len(lower) <= _ARTICLE_CHARS
+            and lower in stopwords
+            and not re.fullmatch(_PARTICLE, lower)
+        ) or re.fullmatch(_POSTED, lower):
+            return " ".join(words[:i])
+    return name.strip()
 
 
 # Xinhua names its reporters in the dateline: "新华社巴黎12月9日电（记者唐霁）", "by Xinhua writer
