@@ -96,3 +96,25 @@ def test_author_box_under_the_story() -> None:
         "Katharina Volkwein",
     ]
     assert byline_author(lines, 1, "de") == "Katharina Volkwein"
+
+
+_MENU = [f"Menu item {i}" for i in range(30)]
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        # a byline word alone on its line, far above the story; a user name or one name under it
+        (["Von", "Eurosport", *_MENU], "Eurosport"),
+        (["by", "delta201", *_MENU], "delta201"),
+        (["Artikel von:", "hausinfo", *_MENU], "hausinfo"),
+        (["Por", "Williams Perdomo @wperdomod", "-", *_MENU], "Williams Perdomo"),
+        # a search form's "from ... to", weekdays, a function word's team
+        (["Von", "bis", *_MENU], None),
+        (["Mo", "Di", "Mi", *_MENU], None),
+        (["von", "Die Tagespresse", *_MENU], None),
+    ],
+)
+def test_names_under_a_byline_word_alone(head: list[str], expected: str | None) -> None:
+    lines = ["Headline of the story", *head, _STORY]
+    assert byline_author(lines, lines.index(_STORY), "de") == expected

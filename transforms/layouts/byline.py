@@ -7,7 +7,8 @@ names on the next line), or where a name stands alone on a short line beside the
 No kept source of locale data lists the words that open a byline ("By", "Von", "Par"): CLDR has
 none, nor have dateparser's tables or the stopword lists. So the few below are typed, one or
 two a language of the pages seen, and only read where a byline stands: at the start of a short
-line above the article, or after a date or a "Posted"-like word on it.
+line above the article, or after a date or a "Posted"-like word on it; or alone on a line, over
+the names (anywhere on the page: in an author box under the story too).
 """
 
 from __future__ import annotations
@@ -70,10 +71,22 @@ def byline_author(lines: list[str], body_line: int, language: str = "en") -> str
     return _standalone_author(lines, body_line, language)
 
 
-# A byline word alone on its line, the names on the next: "Von", "Par", "Publicado por".
+# A byline word alone on its line, the names on the next: "Von", "Par", "Publicado por",
+# "Artikel von:", "words written by".
+# ("Di" alone is a weekday's, "Harald Bauer Autor" an author box's name.)
 _BY_ALONE = re.compile(
-    r"^(?:(?i:" + _POSTED + r")\s+)?(?i:" + _BY + r"|" + _LABEL_WORD + r")\s?:?$"
+    r"^(?:[^\W\d_]+\s+)?(?:(?i:"
+    + _POSTED
+    + r")\s+)?(?i:(?!di\b)"
+    + _BY
+    + r"|"
+    + _LABEL_WORD
+    + r")\s?:?$"
 )
+# What may follow the names on the line under it: a handle, a dash ("Williams Perdomo @wperdomod").
+_AFTER_NAMES = re.compile(r"(?:\s+@\w+|\s*[-–|])+$")
+# A writer's user name or one name alone under a byline word ("delta201", "Eurosport").
+_ONE_NAME = re.compile(r"[^\W_][\w.'’/-]{1,29}")
 # A name alone on its line: two to four capitalised words, an honorific before them, a "|" or
 # a comma and the writer's role after ("Mathilda Trausch, Online-Redaktion").
 _HONORIFIC = r"(?:(?:Dr|Prof|Mr|Mrs|Ms|Mme|Sr|Sra)\.?\s)*"
@@ -128,18 +141,39 @@ def _standalone_author(lines: list[str], body_line: int, language: str) -> str |
         or _DATE_BEFORE.match(line_at(k))
     ]
     signed += [n for k, n in found if _is_date_line(line_at(k - 1), language)]
-    page = "\n".join(lines) if signed else ""
+    page = "\n".join(lines)
     stopwords = function_words(language) | function_words("en")
     for names in signed:
-        capitalised = (w for w in _WORDS.findall(names) if w[0].isupper() and len(w) > 1)
-        if not any(_is_common_word(w, page, stopwords) for w in capitalised):
+        if not _has_common_word(names, page, stopwords):
             return names
-    # An author box under the story: "Autor", "Von:", "Geschrieben von:" over the name, which
-    # may be a team's ("Teufel Blog Redaktion").
-    for k in range(at, len(texts) - 1):
-        if _BY_ALONE.match(line_at(k)) and (names := _alone_names(line_at(k + 1))) is not None:
+    # A byline word alone on its line anywhere on the page, nearest the article first: over
+    # the story, or in an author box under it ("Autor", "Von:", "Geschrieben von:").
+    by_alone = [k for k in range(len(texts) - 1) if _BY_ALONE.match(line_at(k))]
+    for k in sorted(by_alone, key=lambda k: abs(k - at)):
+        names = _names_under_by(line_at(k + 1), stopwords)
+        if names is not None and not (
+            " " not in names and _has_common_word(names, page, stopwords)
+        ):
             return names
     return None
+
+
+def _names_under_by(line: str, stopwords: frozenset[str]) -> str | None:
+    """The names of the line under a byline word alone on its line: names as a name alone on
+    its line has them, or one name or a user name alone that is no function word."""
+    line = _AFTER_NAMES.sub("", line)
+    if _ONE_NAME.fullmatch(line):
+        return None if line.casefold() in stopwords else line
+    names = _alone_names(line)
+    if names is None or any(w.casefold() in stopwords for w in names.split()):
+        return None  # a team's name may hold common words ("Teufel Blog Redaktion")
+    return names
+
+
+def _has_common_word(names: str, page: str, stopwords: frozenset[str]) -> bool:
+    """Whether a capitalised word of the names is a common word, no part of a name."""
+    capitalised = (w for w in _WORDS.findall(names) if w[0].isupper() and len(w) > 1)
+    return any(_is_common_word(w, page, stopwords) for w in capitalised)
 
 
 _WORDS = re.compile(r"[^\W\d_]+")
