@@ -118,3 +118,9 @@ _MENU = [f"Menu item {i}" for i in range(30)]
 def test_names_under_a_byline_word_alone(head: list[str], expected: str | None) -> None:
     lines = ["Headline of the story", *head, _STORY]
     assert byline_author(lines, lines.index(_STORY), "de") == expected
+
+
+def test_name_alone_under_the_headline() -> None:
+    lines = ["Menu", "Topinambur ernten: 3 Profi-Tipps", "Kathrin Hofmeister", "Ein Lede.", _STORY]
+    assert byline_author(lines, 4, "de", "Topinambur ernten: 3 Profi-Tipps") == "Kathrin Hofmeister"
+    assert byline_author(lines, 4, "de") is None  # without the headline, a name is not enough

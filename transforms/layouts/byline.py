@@ -56,10 +56,13 @@ _REACH = 15
 _REACH_BELOW = 8
 
 
-def byline_author(lines: list[str], body_line: int, language: str = "en") -> str | None:
+def byline_author(
+    lines: list[str], body_line: int, language: str = "en", title: str = ""
+) -> str | None:
     """The names of the byline nearest above the article's first line (several joined by
     "; " in the page's order), or None where no byline is found; dates beside a name alone on
-    its line are read in `language` and English."""
+    its line are read in `language` and English, and a name alone is looked for under the
+    `title`."""
     # Above the first line, nearest first; then a few lines under it, where a lede or a
     # teaser stands over the byline.
     below = range(body_line, min(len(lines), body_line + _REACH_BELOW))
@@ -68,7 +71,7 @@ def byline_author(lines: list[str], body_line: int, language: str = "en") -> str
         names = _names_of(lines[i].strip(), stopwords, language)
         if names is not None:
             return names
-    return _standalone_author(lines, body_line, language)
+    return _standalone_author(lines, body_line, language, title.casefold())
 
 
 # A byline word alone on its line, the names on the next: "Von", "Par", "Publicado por",
@@ -118,9 +121,11 @@ _DATE_BEFORE = re.compile(r"^\d{1,4}[./-]\d{1,2}[./-]\d{1,4}\s*[-–—|·•]\s
 # and this many below it (a lede or a teaser may stand above the byline).
 _ALONE_ABOVE = 20
 _ALONE_BELOW = 4
+# A name alone on one of these many lines under the headline is its byline.
+_UNDER_HEADLINE = 2
 
 
-def _standalone_author(lines: list[str], body_line: int, language: str) -> str | None:
+def _standalone_author(lines: list[str], body_line: int, language: str, title: str) -> str | None:
     """The names on a line of their own after a byline word alone on its line or over a date
     line, else under one, nearest the article's first line; or in an author box under it."""
     texts = [i for i, line in enumerate(lines) if line.strip()]
@@ -143,6 +148,11 @@ def _standalone_author(lines: list[str], body_line: int, language: str) -> str |
     signed += [n for k, n in found if _is_date_line(line_at(k - 1), language)]
     page = "\n".join(lines)
     stopwords = function_words(language) | function_words("en")
+    # A name alone under the headline, over the story or its lede.
+    heads = (k for k in range(at - 1, max(-1, at - _ALONE_ABOVE - 1), -1) if title)
+    head = next((k for k in heads if line_at(k).casefold() == title), None)
+    if head is not None:
+        signed += [n for k, n in found if head < k <= head + _UNDER_HEADLINE]
     for names in signed:
         if not _has_common_word(names, page, stopwords):
             return names
