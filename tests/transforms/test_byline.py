@@ -68,6 +68,9 @@ _STORY = "The article's first paragraph, long enough to be prose and nothing els
         (["Von", "Fiona Bornhöft und Mariam Hofbeck"], "Fiona Bornhöft; Mariam Hofbeck"),
         # a date and the name on one line
         (["25.10.2022 - Reiner Nagel"], "Reiner Nagel"),
+        # a date and the name on one line, parted by marks; the story's section after them
+        (["28. Juni 201914. Januar 2020 | Klaus Quibeldey-Cirkel"], "Klaus Quibeldey-Cirkel"),
+        (["Arne Sjöström | 29. Dezember 2022 | HR-Welt"], "Arne Sjöström"),
         # a name under a date, when none stands over one
         (
             ["06.11.2023 | 14:10", "Redaktion Polizeiticker Schweiz"],

@@ -146,6 +146,7 @@ def _standalone_author(lines: list[str], body_line: int, language: str, title: s
         or _DATE_BEFORE.match(line_at(k))
     ]
     signed += [n for k, n in found if _is_date_line(line_at(k - 1), language)]
+    signed += [n for k in order if (n := _dated_names(line_at(k), language)) is not None]
     page = "\n".join(lines)
     stopwords = function_words(language) | function_words("en")
     # A name alone under the headline, over the story or its lede.
@@ -212,6 +213,24 @@ def _alone_names(line: str) -> str | None:
     if any(len(w) > 2 and w.isupper() for w in _WORDS.findall(line)):
         return None  # in capitals: a section's or a site's name far more often than a writer's
     return "; ".join(names)
+
+
+# The marks that part a byline's names from its date on one line.
+_SEPARATOR = re.compile(r"\s[|·•–—-]\s|^[|·•–—-]\s|\s[|·•–—-]$")
+
+
+def _dated_names(line: str, language: str) -> str | None:
+    """The names of a line that gives them and a date, parted by marks ("Arne Sjöström |
+    29. Dezember 2022 | HR-Welt", "28. Juni 2019 | Klaus Quibeldey-Cirkel"), or None; a word
+    may follow (the story's section)."""
+    if len(line) > _BYLINE_CHARS or not any(c.isdigit() for c in line):
+        return None
+    parts = [p.strip() for p in _SEPARATOR.split(line) if p.strip()]
+    dates = [_is_date_line(p, language) for p in parts]
+    rest = [p for p, dated in zip(parts, dates, strict=True) if not dated]
+    if not any(dates) or not rest or any(" " in p for p in rest[1:]):
+        return None
+    return _alone_names(rest[0])
 
 
 def _is_date_line(line: str, language: str) -> bool:
