@@ -19,6 +19,7 @@ from transforms.layouts.byline import byline_author, reporters_of
         ("Publiziert am 13. Januar 2014 von uriebe", "uriebe"),
         ("By David Brand and Ramsey Khalifeh", "David Brand; Ramsey Khalifeh"),
         ("Author: Bebs", "Bebs"),
+        ("von Rudolf Fischer, Simon Kohler", "Rudolf Fischer; Simon Kohler"),
         ("Die Zeitung von Berlin", None),
         ("Nachrichten von heute", None),
         # a date, or one word in small letters, before the "by"; words run on after the name
@@ -68,6 +69,10 @@ _STORY = "The article's first paragraph, long enough to be prose and nothing els
         (["Von", "Fiona Bornhöft und Mariam Hofbeck"], "Fiona Bornhöft; Mariam Hofbeck"),
         # a date and the name on one line
         (["25.10.2022 - Reiner Nagel"], "Reiner Nagel"),
+        (
+            ["Isabel Caro, Rocío Latorre y José Miguel Wilson", "8. Mai 2022"],
+            "Isabel Caro; Rocío Latorre; José Miguel Wilson",
+        ),
         # a date and the name on one line, parted by marks; the story's section after them
         (["28. Juni 201914. Januar 2020 | Klaus Quibeldey-Cirkel"], "Klaus Quibeldey-Cirkel"),
         (["Arne Sjöström | 29. Dezember 2022 | HR-Welt"], "Arne Sjöström"),

@@ -34,7 +34,9 @@ _CAPITAL = r"[^\W\d_a-zß-ÿ][\w.'’-]*"
 _PARTICLE = r"(?:von|van|der|den|de|del|la|le|da|di|du|dos|zu|ter|ten|bin|al)"
 _NAME = _CAPITAL + r"(?:\s(?:" + _PARTICLE + r"\s)*" + _CAPITAL + r"){0,3}"
 _AND = r"\s(?:and|und|et|y|e|&)\s"
-_NAMES = r"(?P<names>" + _NAME + r"(?:" + _AND + _NAME + r")*)"
+# A comma joins names of two words or more: one word after it is an outlet ("Rob Picheta, CNN").
+_COMMA = r",\s(?=" + _CAPITAL + r"\s" + _CAPITAL + r")"
+_NAMES = r"(?P<names>" + _NAME + r"(?:(?:" + _AND + r"|" + _COMMA + r")" + _NAME + r")*)"
 _BYLINE = re.compile(
     r"(?:^|(?<=[\d\s|•·:,]))(?:(?i:" + _BY + r")\s+|(?i:" + _LABEL + r")\s*)" + _NAMES
 )
@@ -46,7 +48,7 @@ _USER = re.compile(r"(?:^|(?<=[\d\s|•·:,]))(?i:" + _BY + r")\s+(?P<names>" + 
 _BEFORE_OK = re.compile(r"^(?:[\W\d_]*|.*\b(?i:" + _POSTED + r")\b.*)$")
 _ONE_WORD = re.compile(r"^[\W\d_]*(?:[^\W\d_]+[\W\d_]*)?$")
 _SMALL_WORD = re.compile(r"^[\W\d_]*[^\W\d_A-ZÀ-Þ][^\W\d_]*[\W\d_]*$")
-_SPLIT = re.compile(_AND)
+_SPLIT = re.compile(_AND + r"|,\s")
 # A byline is a short line; it stands within these many lines above the article's first one.
 _BYLINE_CHARS = 100
 # Function words this short that follow a name are no part of it ("Ein", "The"); longer ones may
@@ -106,7 +108,9 @@ _ALONE = re.compile(
     + r"\s)*"
     + _NAME_WORD
     + r"){1,3}(?:"
+    + r"(?:"
     + _AND
+    + r"|,\s)"
     + _NAME_WORD
     + r"(?:\s"
     + _NAME_WORD
