@@ -19,9 +19,11 @@ from transforms.dates import find_dates
 from transforms.layouts.function_words import function_words
 
 # The word before the names: English, German, French, Spanish and Portuguese, Italian, Dutch.
-_BY = r"(?:by|von|vom|par|por|di|door)"
+_BY_WORDS = ("by", "von", "vom", "par", "por", "di", "door")
+_BY = r"(?:" + "|".join(_BY_WORDS) + r")"
 # A label before the names: "Author: X", "Autor: X", "Auteur : X", "Author X".
-_LABEL_WORD = r"(?:author|autor|autorin|auteur|autore)"
+_LABEL_WORDS = ("author", "autor", "autorin", "auteur", "autore")
+_LABEL_WORD = r"(?:" + "|".join(_LABEL_WORDS) + r")"
 _LABEL = _LABEL_WORD + r"(?:\s?:|\s)"
 # Words a byline may open with before its "by": "Posted by", "Veröffentlicht von".
 _POSTED = (
@@ -88,6 +90,8 @@ _BY_ALONE = re.compile(
     + _LABEL_WORD
     + r")\s?:?$"
 )
+# The last word of a line the pattern above matches (a set's test is cheaper than a match).
+_ALONE_WORDS = frozenset(_BY_WORDS + _LABEL_WORDS)
 # What may follow the names on the line under it: a handle, a dash ("Williams Perdomo @wperdomod").
 _AFTER_NAMES = re.compile(r"(?:\s+@\w+|\s*[-–|])+$")
 # A writer's user name or one name alone under a byline word ("delta201", "Eurosport").
@@ -151,7 +155,7 @@ def _standalone_author(lines: list[str], body_line: int, language: str, title: s
     ]
     signed += [n for k, n in found if _is_date_line(line_at(k - 1), language)]
     signed += [n for k in order if (n := _dated_names(line_at(k), language)) is not None]
-    page = "\n".join(lines)
+    page = "\n".join(lines) if signed or title else ""
     stopwords = function_words(language) | function_words("en")
     # A name alone under the headline, over the story or its lede.
     heads = (k for k in range(at - 1, max(-1, at - _ALONE_ABOVE - 1), -1) if title)
@@ -163,7 +167,13 @@ def _standalone_author(lines: list[str], body_line: int, language: str, title: s
             return names
     # A byline word alone on its line anywhere on the page, nearest the article first: over
     # the story, or in an author box under it ("Autor", "Von:", "Geschrieben von:").
-    by_alone = [k for k in range(len(texts) - 1) if _BY_ALONE.match(line_at(k))]
+    by_alone = [
+        k
+        for k in range(len(texts) - 1)
+        if lines[texts[k]].rstrip(" :").rpartition(" ")[2].casefold() in _ALONE_WORDS
+        and _BY_ALONE.match(line_at(k))
+    ]
+    page = page or "\n".join(lines) if by_alone else page
     for k in sorted(by_alone, key=lambda k: abs(k - at)):
         names = _names_under_by(line_at(k + 1), stopwords)
         if names is not None and not (
