@@ -103,7 +103,7 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
         # The wire named in the dateline is exact; the site read off the title line is a guess.
         source=agency or site or "unknown",
         editor=None,
-        author=byline_author(lines, first_line, dates_in),
+        author=byline_author(lines, first_line, dates_in, title),
         dateline=place,
         page_code=None,
         language=language_of(body),
