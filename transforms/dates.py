@@ -224,6 +224,45 @@ _UPDATE_COST = 600
 # A line this long is a paragraph of prose; a date further in than the opening words is in it.
 _PROSE_LINE = 100
 _OPENING_WORDS = 40
+# Within the opening words, a date is the sentence's when words run on from it ("Seit 4. August
+# 2014 ist ...") or two lowercase words lead to it ("Wir suchen zum 1. April 2016").
+_RUNS_ON = re.compile(r"\s+[^\W\d_]")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+# How far into prose a date stands (prose_level): free (a short line, a paragraph's opening),
+# a sentence's opening words, deep in a paragraph.
+FREE, SENTENCE, PROSE = 0, 1, 2
+
+
+def dates_around(
+    text: str, anchor: int, before: int, after: int, language: str
+) -> list[DateMention]:
+    """The dates in text[anchor - before : anchor + after], at their places in the text."""
+    lo = max(0, anchor - before)
+    return [
+        DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+        for m in find_dates(text[lo : anchor + after], language)
+    ]
+
+
+def nearest_date(
+    text: str, anchor: int, mentions: list[DateMention], prose: int = PROSE
+) -> DateMention | None:
+    """The mention closest to a position (a headline, an article start), preferring one before
+    it, among those no deeper in prose than `prose`."""
+    best: tuple[float, DateMention] | None = None
+    for mention in mentions:
+        pos = mention.start
+        if prose < PROSE and prose_level(text, pos, mention.end) > prose:
+            continue
+        # A date after the anchor is more often a comment stamp or an aside: weigh it double.
+        distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
+        distance -= 40 if mention.has_time else 0
+        distance += _UPDATE_COST if is_update(text, pos) else 0
+        if best is None or distance < best[0]:
+            best = (distance, mention)
+    return best[1] if best is not None else None
 
 
 def date_near(
@@ -232,26 +271,11 @@ def date_near(
     before: int = 600,
     after: int = 300,
     *,
-    in_prose: bool = True,
+    prose: int = PROSE,
     language: str = "en",
 ) -> DateMention | None:
-    """The date closest to a position (a headline, an article start), preferring one before it."""
-    best: tuple[float, DateMention] | None = None
-    lo, hi = max(0, anchor - before), anchor + after
-    for mention in find_dates(text[lo:hi], language):
-        pos = lo + mention.start
-        if not in_prose and inside_prose(text, pos):
-            continue
-        # A date after the anchor is more often a comment stamp or an aside: weigh it double.
-        distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
-        distance -= 40 if mention.has_time else 0
-        distance += _UPDATE_COST if is_update(text, pos) else 0
-        if best is None or distance < best[0]:
-            best = (distance, mention)
-    if best is None:
-        return None
-    m = best[1]
-    return DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+    """The date closest to a position, preferring one before it (see nearest_date)."""
+    return nearest_date(text, anchor, dates_around(text, anchor, before, after, language), prose)
 
 
 def is_update(text: str, pos: int) -> bool:
@@ -270,6 +294,23 @@ def inside_prose(text: str, pos: int) -> bool:
     end = text.find("\n", pos)
     end = len(text) if end < 0 else end
     return end - start > _PROSE_LINE and pos - start > _OPENING_WORDS
+
+
+def prose_level(text: str, pos: int, end: int) -> int:
+    """How far into prose the date at text[pos:end] stands: FREE, SENTENCE or PROSE.
+
+    Among a paragraph's opening words, a date a sentence runs through ("Seit 4. August 2014
+    ist ...", "Wir suchen zum 1. April 2016") is more often an event's; but it may be the
+    page's own ("Dieser Beitrag wurde am 04/02/2020 ... veröffentlicht"), so it is kept apart.
+    """
+    start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    if (len(text) if line_end < 0 else line_end) - start <= _PROSE_LINE:
+        return FREE
+    if pos - start > _OPENING_WORDS:
+        return PROSE
+    leading = sum(w[0].islower() for w in _WORD.findall(text, start, pos))
+    return SENTENCE if leading >= 2 or _RUNS_ON.match(text, end) else FREE
 
 
 def _mention(text: str, match: re.Match[str], words: DateWords) -> DateMention | None:

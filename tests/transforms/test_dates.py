@@ -158,3 +158,33 @@ def test_a_stamp_beats_a_date_in_a_nearer_sentence() -> None:
     text = "Titre\n\n" + lede + "\n\nJeanne Corriveau\n\n19 février 2020\n\nMontréal\n\nEn raison"
     found, source = publication_time(text, text.index(lede), None, None, "fr")
     assert (found, source) == (datetime(2020, 2, 19, tzinfo=UTC), "page")
+
+
+@pytest.mark.parametrize(
+    "lede",
+    [
+        "Seit 4. August 2014 ist in Bolivien ein neues Kinder- und Jugendgesetz in Kraft, das"
+        " erstmals arbeitende Kinder als soziale Subjekte anerkennt.",
+        "Wir suchen zum 1. April 2016 (ggf. früherer Start möglich) eine/n Medienpädagogin in"
+        " Teilzeitanstellung in München.",
+    ],
+)
+def test_a_stamp_far_off_beats_a_date_a_sentence_opens_with(lede: str) -> None:
+    text = "Titel\n\n" + lede + "\n\n" + "Text des Artikels. " * 100 + "\n\n15.01.2016\n"
+    found, _ = publication_time(text, text.index(lede), None, None, "de")
+    assert found == datetime(2016, 1, 15, tzinfo=UTC)
+
+
+def test_a_stamp_in_a_sentence_beats_an_event_deep_in_prose() -> None:
+    # WordPress states the date in a sentence under the post; the lede's date is an event's.
+    lede = (
+        "Das Bundesgericht kassiert ein Urteil des Kantonsgerichts GE (BGer 6B_1224/2019 vom"
+        " 24.01.2020, Fünferbesetzung), das den Polizisten freigesprochen hatte."
+    )
+    stamp = (
+        "Dieser Beitrag wurde am 04/02/2020 von kj in Bundesgericht BGer veröffentlicht."
+        " Schlagworte: StGB 12, SVG 100, SVG 90."
+    )
+    text = "Titel\n\n" + lede + "\n\n" + stamp + "\n"
+    found, _ = publication_time(text, text.index(lede), None, None, "de")
+    assert found == datetime(2020, 2, 4, tzinfo=UTC)
