@@ -109,6 +109,7 @@ class DateWords:
     ending_at_year: tuple[re.Pattern[str], ...]
     time_before_year: tuple[re.Pattern[str], ...]
     time_after: re.Pattern[str]
+    short_year: re.Pattern[str]
 
 
 @cache
@@ -155,6 +156,18 @@ def date_words(language: str) -> DateWords:
     time_after = re.compile(
         r"(?:[\s,|@\-–—]|T(?=\d))*(?:(?:" + joining + r")\s+|-\s*)?" + _TIME, re.I
     )
+    # A month name and a two-digit year: "( Pescasseroli, 14 Gennaio 20 )", "31. Mai 12"; only
+    # where the line or a clause ends after it: "am 5. Mai 20 Personen", "31. Mai 12 Uhr",
+    # "Mai 12:30" are not years.
+    short_year = re.compile(
+        r"(?<![\d.])(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?"
+        + of
+        + r"\s+"
+        + month
+        + of
+        + r"\s+(?P<y>\d\d)(?=[ \t]*(?:$|[)\],;|–—]|-\s))",
+        re.I | re.M,
+    )
     return DateWords(
         months=months,
         month=month,
@@ -164,6 +177,7 @@ def date_words(language: str) -> DateWords:
         ending_at_year=ending_at_year,
         time_before_year=time_before_year,
         time_after=time_after,
+        short_year=short_year,
     )
 
 
@@ -198,8 +212,9 @@ def find_dates(text: str, language: str = "en") -> list[DateMention]:
         for match in matches:
             if match is not None:
                 _add(found, _mention(text, match, words))
-    for match in _SHORT_YEAR.finditer(text):
-        _add(found, _mention(text, match, words))
+    for short in (_SHORT_YEAR, words.short_year):
+        for match in short.finditer(text):
+            _add(found, _mention(text, match, words))
     return sorted(found.values(), key=lambda m: m.start)
 
 

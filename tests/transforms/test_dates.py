@@ -40,6 +40,9 @@ CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
         # Published and updated dates glued by the crawler: the first is read.
         ("19. Dezember 202219. Dezember 2022", "de", datetime(2022, 12, 19, tzinfo=UTC)),
         ("15/01/201614/01/2016", "de", datetime(2016, 1, 15, tzinfo=UTC)),
+        # A month name and a two-digit year, where the clause ends after it.
+        ("( Pescasseroli, 14 Gennaio 20 )", "it", datetime(2020, 1, 14, tzinfo=UTC)),
+        ("Stand: 31. Mai 12", "de", datetime(2012, 5, 31, tzinfo=UTC)),
     ],
 )
 def test_full_dates_in_many_formats(text: str, language: str, expected: datetime) -> None:
@@ -53,10 +56,19 @@ def test_month_names_of_another_language_are_not_read() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["Mars 2008 rover", "the main event of 2008", "Marshal 12 2008x", "VN:F [1.9.22_1171]"]
+    ("text", "language"),
+    [
+        ("Mars 2008 rover", "en"),
+        ("the main event of 2008", "en"),
+        ("Marshal 12 2008x", "en"),
+        ("VN:F [1.9.22_1171]", "en"),
+        ("am 5. Mai 20 Personen", "de"),
+        ("31. Mai 12 Uhr", "de"),
+        ("31. Mai 12:30", "de"),
+    ],
 )
-def test_words_that_are_not_dates(text: str) -> None:
-    assert find_dates(text) == []
+def test_words_that_are_not_dates(text: str, language: str) -> None:
+    assert find_dates(text, language) == []
 
 
 def test_word_alternation_matches_whole_words_longest_first() -> None:
