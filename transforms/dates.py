@@ -196,10 +196,11 @@ class DateMention:
     has_time: bool
 
 
-def find_dates(text: str, language: str = "en") -> list[DateMention]:
+def find_dates(text: str, language: str = "en", day_first: bool | None = None) -> list[DateMention]:
     """Every plausible full date (day, month, year) in the text, in order of position, read
     with the month names and numeric order of the text's language and of English."""
     words = date_words(language)
+    first = words.day_first or has_day_first_slashes(text) if day_first is None else day_first
     found: dict[int, DateMention] = {}
     for year in _YEAR.finditer(text):
         end = year.end()
@@ -211,11 +212,27 @@ def find_dates(text: str, language: str = "en") -> list[DateMention]:
         matches.append(_ISO.match(text, year.start()) or _CJK.match(text, year.start()))
         for match in matches:
             if match is not None:
-                _add(found, _mention(text, match, words))
+                _add(found, _mention(text, match, words, first))
     for short in (_SHORT_YEAR, words.short_year):
         for match in short.finditer(text):
-            _add(found, _mention(text, match, words))
+            _add(found, _mention(text, match, words, first))
     return sorted(found.values(), key=lambda m: m.start)
+
+
+# Slashed numeric dates, for the order a page writes them in.
+_SLASHED = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(?:\d{4}|\d\d)(?![\d/])")
+
+
+def has_day_first_slashes(text: str) -> bool:
+    """Whether the text's slashed dates are day first: one has a first number over 12 ("23/04/
+    2020") and none a second one ("04/23/2020"). An English page may be British or Indian."""
+    day_first = False
+    for match in _SLASHED.finditer(text):
+        first, second = int(match.group(1)), int(match.group(2))
+        if second > 12 and first <= 12:
+            return False
+        day_first = day_first or (first > 12 and second <= 12)
+    return day_first
 
 
 def _add(found: dict[int, DateMention], mention: DateMention | None) -> None:
@@ -255,9 +272,10 @@ def dates_around(
 ) -> list[DateMention]:
     """The dates in text[anchor - before : anchor + after], at their places in the text."""
     lo = max(0, anchor - before)
+    day_first = date_words(language).day_first or has_day_first_slashes(text)
     return [
         DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
-        for m in find_dates(text[lo : anchor + after], language)
+        for m in find_dates(text[lo : anchor + after], language, day_first)
     ]
 
 
@@ -328,9 +346,11 @@ def prose_level(text: str, pos: int, end: int) -> int:
     return SENTENCE if leading >= 2 or _RUNS_ON.match(text, end) else FREE
 
 
-def _mention(text: str, match: re.Match[str], words: DateWords) -> DateMention | None:
+def _mention(
+    text: str, match: re.Match[str], words: DateWords, day_first: bool
+) -> DateMention | None:
     """The date of one match, with a time found right after or right before it."""
-    day = _ymd(match, words)
+    day = _ymd(match, words, day_first)
     if day is None:
         return None
     end, start = match.end(), match.start()
@@ -354,7 +374,7 @@ def _mention(text: str, match: re.Match[str], words: DateWords) -> DateMention |
     return DateMention(start, end, day - timedelta(hours=offset or 0.0), False)
 
 
-def _ymd(match: re.Match[str], words: DateWords) -> datetime | None:
+def _ymd(match: re.Match[str], words: DateWords, day_first: bool) -> datetime | None:
     """The calendar day a date match names, or None when it is not a real day in range."""
     parts = match.groupdict()
     year = int(parts["y"])
@@ -366,9 +386,9 @@ def _ymd(match: re.Match[str], words: DateWords) -> datetime | None:
         month = int(parts["m"])
     else:
         first, second = int(parts["a"]), int(parts["b"])
-        # Dotted dates are European (D.M.Y); slashed ones as the language writes them, and in
-        # English American unless impossible as such.
-        european = parts["sep"] == "." or first > 12 or words.day_first
+        # Dotted dates are European (D.M.Y); slashed ones as the language or the page's other
+        # dates write them, and in English American unless impossible as such.
+        european = parts["sep"] == "." or first > 12 or day_first
         month, parts["d"] = (second, str(first)) if european else (first, str(second))
     if not MIN_YEAR <= year <= MAX_YEAR:
         return None

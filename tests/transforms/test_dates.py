@@ -200,3 +200,15 @@ def test_a_stamp_in_a_sentence_beats_an_event_deep_in_prose() -> None:
     text = "Titel\n\n" + lede + "\n\n" + stamp + "\n"
     found, _ = publication_time(text, text.index(lede), None, None, "de")
     assert found == datetime(2020, 2, 4, tzinfo=UTC)
+
+
+def test_slashed_dates_read_in_the_order_the_page_writes_them() -> None:
+    # An English page whose comments are dated 14/04/2020 writes its own date day first.
+    story = "The story. " * 10
+    text = f"Focaccia\n\n12/04/2020 by Kay\n\n{story}\n\nAnna\n\n14/04/2020 at 3:00 pm\n"
+    found = date_near(text, text.index("The story"), language="en")
+    assert found is not None and found.value == datetime(2020, 4, 12, tzinfo=UTC)
+    # One date that is month first only (04/23/2020) makes the page American.
+    american = text.replace("14/04/2020", "04/23/2020")
+    found = date_near(american, american.index("The story"), language="en")
+    assert found is not None and found.value == datetime(2020, 12, 4, tzinfo=UTC)
