@@ -122,10 +122,14 @@ _RELATIVE_LINE = 160
 _COPYRIGHT = re.compile(r"©|\(c\)|copyright", re.I)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?:\s*[-–]\s*(\d\d(?:\d\d)?))?(?!\d)")
 _COPYRIGHT_REACH = 80
+# Failing a notice, the year in the path of an address the page prints (a share link:
+# "ladiaria.com.uy/ambiente/articulo/2022/5/productor-...").
+_PATH_YEAR = re.compile(r"\w/((?:19|20)\d\d)/[01]?\d/")
 
 
 def page_year(text: str) -> int | None:
-    """The latest year a copyright notice on the page names (the page is of that year or so)."""
+    """The latest year a copyright notice on the page names (the page is of that year or so),
+    or failing one, the latest year of a dated address on it."""
     years: list[int] = []
     for mark in _COPYRIGHT.finditer(text):
         for year in _YEAR.finditer(text, mark.end(), mark.end() + _COPYRIGHT_REACH):
@@ -135,6 +139,8 @@ def page_year(text: str) -> int | None:
                 first = int(last) if len(last) == 4 else first // 100 * 100 + int(last)
             if MIN_YEAR <= first <= MAX_YEAR:
                 years.append(first)
+    if not years:
+        years = [int(y) for y in _PATH_YEAR.findall(text) if MIN_YEAR <= int(y) <= MAX_YEAR]
     return max(years) if years else None
 
 

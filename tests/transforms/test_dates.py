@@ -142,6 +142,9 @@ def test_a_relative_time_inside_a_paragraph_does_not_count() -> None:
         ("Guardian Unlimited © Guardian News and Media Limited 2008", 2008),
         ("© 2004 The Citizen ... Copyright 2008 AFP", 2008),
         ("No notice, though 2008 is mentioned.", None),
+        # No notice: the year in a dated address the page prints.
+        ("Compartir https://ladiaria.com.uy/ambiente/articulo/2022/5/productor-fumigo/", 2022),
+        ("https://example.com/2022/5/story/\n© 2019 Outlet", 2019),
     ],
 )
 def test_page_year_from_copyright_notices(text: str, expected: int | None) -> None:
