@@ -62,8 +62,11 @@ _ZONE = (
     + "|".join(sorted((z for z in _ZONES if z != "z"), key=len, reverse=True))
     + r")\b"
 )
+# A time: "14:32", "14h32", "6.20 p.m.", and as German and French write it, "14.30 Uhr",
+# "14 Uhr", "14 h" (the hour alone only before its word: "Uhr" is in no locale table as one).
 _TIME = (
-    r"(?P<hh>\d{1,2})(?::|h(?=\d{2}\b)|\.(?=\d{2}\s?[ap]\.?\s?m\b))(?P<mi>\d{2})(?::(?P<ss>\d{2}))?(?:\.\d+)?"
+    r"(?P<hh>\d{1,2})(?:(?::|h(?=\d{2}\b)|\.(?=\d{2}\s?(?:[ap]\.?\s?m\b|uhr\b)))(?P<mi>\d{2})"
+    r"(?::(?P<ss>\d{2}))?(?:\.\d+)?|(?=\s?(?:uhr|h)\b))"
     r"\s?(?P<ap>[ap]\.?\s?m\b\.?)?(?:\s*\(?\s*" + _ZONE + r")?"
 )
 _TIME_IN_DATE = r"\s+(?P<hh>\d{1,2}):(?P<mi>\d{2})(?::(?P<ss>\d{2}))?\s+(?P<y>\d{4})$"
@@ -401,7 +404,7 @@ def _ymd(match: re.Match[str], words: DateWords, day_first: bool) -> datetime | 
 def with_time_of_day(day: datetime, tm: re.Match[str]) -> datetime | None:
     """The day at the matched time of day, shifted to UTC by its zone when one is written."""
     parts = tm.groupdict()
-    hour, minute = int(parts["hh"]), int(parts["mi"])
+    hour, minute = int(parts["hh"]), int(parts["mi"] or 0)
     second = int(parts["ss"] or 0)
     ampm = (parts.get("ap") or "").lower()
     if ampm:
