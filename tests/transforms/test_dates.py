@@ -102,6 +102,9 @@ def test_word_alternation_matches_whole_words_longest_first() -> None:
         # A full date is not a date without a year; a bare fraction is no date.
         ("Jan 12, 2008", 2008, None, None),
         ("1/2", 2008, None, None),
+        # Chinese and Japanese: "[01月14日 11時30分]", not the end of a full date.
+        ("[01月14日 11時30分]", 2008, None, datetime(2008, 1, 14, 11, 30, tzinfo=UTC)),
+        ("2008年1月14日", 2008, None, None),
     ],
 )
 def test_dates_without_a_year(
@@ -125,6 +128,8 @@ def test_dates_without_a_year(
         ("vor einer Stunde", "de", datetime(2008, 1, 20, 11, tzinfo=UTC)),
         ("hace 2 días", "es", datetime(2008, 1, 18, 12, tzinfo=UTC)),
         ("3 godziny temu", "pl", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("3時間前", "ja", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("2 小时前", "zh", datetime(2008, 1, 20, 10, tzinfo=UTC)),
         ("Nothing relative here, three months ago or so.", "en", None),
     ],
 )
