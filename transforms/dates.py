@@ -161,9 +161,10 @@ def date_words(language: str) -> DateWords:
     )
     # A month name and a two-digit year: "( Pescasseroli, 14 Gennaio 20 )", "31. Mai 12"; only
     # where the line or a clause ends after it: "am 5. Mai 20 Personen", "31. Mai 12 Uhr",
-    # "Mai 12:30" are not years.
+    # "Mai 12:30" are not years. It starts with its digits, which the regex engine scans for
+    # fast (no lookbehind first): what stands before them is checked by _is_number_start.
     short_year = re.compile(
-        r"(?<![\d.])(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?"
+        r"(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?"
         + of
         + r"\s+"
         + month
@@ -216,14 +217,25 @@ def find_dates(text: str, language: str = "en", day_first: bool | None = None) -
         for match in matches:
             if match is not None:
                 _add(found, _mention(text, match, words, first))
-    for short in (_SHORT_YEAR, words.short_year):
-        for match in short.finditer(text):
-            _add(found, _mention(text, match, words, first))
+    for match in _SHORT_YEAR.finditer(text):
+        _add(found, _mention(text, match, words, first))
+    if not found:  # a page that writes its years in two digits writes all its dates so
+        for match in words.short_year.finditer(text):
+            if _is_number_start(text, match.start()):
+                _add(found, _mention(text, match, words, first))
     return sorted(found.values(), key=lambda m: m.start)
 
 
 # Slashed numeric dates, for the order a page writes them in.
-_SLASHED = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(?:\d{4}|\d\d)(?![\d/])")
+# It starts at the first slash, a literal the regex engine scans for fast; the number before it
+# is read back (_FIRST_NUMBER).
+_SLASHED = re.compile(r"/(\d{1,2})/(?:\d{4}|\d\d)(?![\d/])")
+_FIRST_NUMBER = re.compile(r"(?<![\d./])\d{1,2}$")
+
+
+def _is_number_start(text: str, pos: int) -> bool:
+    """Whether a number starts at pos, not inside a longer number or a date ("1.5", "3/4")."""
+    return pos == 0 or text[pos - 1] not in "0123456789./"
 
 
 def has_day_first_slashes(text: str) -> bool:
@@ -231,7 +243,10 @@ def has_day_first_slashes(text: str) -> bool:
     2020") and none a second one ("04/23/2020"). An English page may be British or Indian."""
     day_first = False
     for match in _SLASHED.finditer(text):
-        first, second = int(match.group(1)), int(match.group(2))
+        number = _FIRST_NUMBER.search(text, max(0, match.start() - 3), match.start())
+        if number is None:
+            continue
+        first, second = int(number.group()), int(match.group(1))
         if second > 12 and first <= 12:
             return False
         day_first = day_first or (first > 12 and second <= 12)
