@@ -148,3 +148,40 @@ def test_a_menu_label_sharing_one_word_with_the_lede_is_not_the_headline() -> No
         first,
     ]
     assert headline(lines, 6, first, first)[0] == "Alouettes add two to coaching staff"
+
+
+def test_a_short_headline_printed_above_the_article_beats_the_site_name() -> None:
+    # A one-word headline first on the title line, printed again just above the article.
+    lines, start = _page("Batteriespeicher - daheim Solar", "daheim Solar.", "Batteriespeicher")
+    assert headline(lines, start, LEDE, LEDE, "de") == ("Batteriespeicher", "daheim Solar")
+
+
+def test_the_site_name_ending_the_title_line_is_not_taken_though_longer() -> None:
+    lines, start = _page(
+        "Alles hat seine Zeit… | Marktplatz für ein gutes Leben",
+        "Marktplatz für ein gutes Leben",
+        "Veröffentlicht am 5. April 2017",
+        "Alles hat seine Zeit…",
+    )
+    assert headline(lines, start, LEDE, LEDE, "de")[0] == "Alles hat seine Zeit…"
+
+
+def test_a_headline_ending_the_title_line_after_a_breadcrumb_arrow_is_taken() -> None:
+    # WordPress's "Blog » Archive » Headline": the end is the story's.
+    lines, start = _page(
+        "CrunchGear » Archive » NetGear CES cavalcade: Wire-line and hotter Wireless",
+        "CrunchGear",
+        "NetGear CES cavalcade: Wire-line and hotter Wireless",
+    )
+    title = headline(lines, start, LEDE, LEDE)[0]
+    assert title == "NetGear CES cavalcade: Wire-line and hotter Wireless"
+
+
+def test_a_short_site_name_first_on_the_title_line_is_not_the_headline() -> None:
+    lines, start = _page(
+        "CTV Toronto - OPP says 'enough' after 2 accused of drunk driving - CTV News",
+        "CTV Toronto",
+        "OPP says 'enough' after 2 accused of drunk driving",
+    )
+    title = headline(lines, start, LEDE, LEDE)[0]
+    assert title == "OPP says 'enough' after 2 accused of drunk driving"

@@ -101,22 +101,13 @@ def headline(
         # segment of the title line is, even when the body happens to repeat it.
         return not is_name(text) and not _starts_body(text, body_start)
 
+    above = _above(lines, body_line, _LINES_BEFORE)
     # The page usually prints its headline again, as it appears inside the title line.
-    repeated = [
-        x
-        for x in lines[1 : body_line + _REPEAT_AFTER_START]
-        if len(x) >= 12
-        and x.casefold() in folded
-        and x.casefold() != folded
-        and len(_WORDS.findall(x)) >= 2
-        and not is_name(x)
-    ]
-    if repeated:
-        title = max(repeated, key=len)
+    title = _repeated(lines, body_line, above, first, is_name)
+    if title:
         at = folded.find(title.casefold())
         return _without_name_prefix(title, is_name), _site(first[:at], first[at + len(title) :])
     # ... or the whole title line again, just above the article: then its segments agree.
-    above = _above(lines, body_line, _LINES_BEFORE)
     agreed = any(x.casefold() == folded for x in lines[max(1, above) : body_line])
     segments = [
         s
@@ -135,6 +126,61 @@ def headline(
         site = _site(first[:at], first[at + len(best) :])
         return _without_name_prefix(_FROM_SITE.sub("", best).strip(), is_name), site
     return _without_name_prefix((near or "").strip(), is_name), None
+
+
+def _repeated(
+    lines: list[str], body_line: int, above: int, first: str, is_name: Callable[[str], bool]
+) -> str | None:
+    """The headline as the page prints it again, a part of its title line (`first`).
+
+    Looked for just above the article first, where a whole segment of the title line counts
+    however short ("Impressum"); then anywhere near the article. The longest part wins, but
+    where the title line starts with a printed part, not its end: that is the site's name or
+    motto ("Headline - Site | Motto").
+    """
+    folded = first.casefold()
+    short = _short_headline(first, is_name)
+    near: list[str] = []
+    anywhere: list[str] = []
+    for i, x in enumerate(lines[1 : body_line + _REPEAT_AFTER_START], 1):
+        key = x.casefold().strip()
+        if key not in folded or key == folded or is_name(x):
+            continue
+        if len(x) >= 12 and len(_WORDS.findall(x)) >= 2:
+            anywhere.append(x)
+        elif not (above <= i < body_line and key == short):
+            continue
+        if above <= i < body_line:
+            near.append(x)
+    for found in (near, anywhere):
+        keys = [x.casefold().strip() for x in found]
+        if any(folded.startswith(k) for k in keys):
+            found = [x for x, k in zip(found, keys, strict=True) if not _ends(folded, k)] or found
+        if found:
+            return max(found, key=len)
+    return None
+
+
+def _short_headline(first: str, is_name: Callable[[str], bool]) -> str | None:
+    """The title line's first segment, casefolded, where it may be a headline however short: no
+    segment but the last (the site's name) has more words, and no site's name holds it."""
+    segments = [s.strip() for s in _SEPARATOR.split(first) if s and s.strip()]
+    if len(segments) < 2:
+        return None
+    lead = segments[0].casefold()
+    words = len(_WORDS.findall(lead))
+    if any(len(_WORDS.findall(s)) > words for s in segments[1:-1]):
+        return None
+    if any(lead in s.casefold() and is_name(s) for s in segments[1:]):
+        return None
+    return lead
+
+
+def _ends(title_line: str, part: str) -> bool:
+    """Whether a part of the title line ends it, after a separator that may stand before a
+    site's name (not a colon, nor a breadcrumb's "»": "Blog » Archive » Headline")."""
+    head = title_line[: len(title_line) - len(part)].rstrip()
+    return title_line.endswith(part) and bool(head) and not head.endswith((":", "»"))
 
 
 def _without_name_prefix(title: str, is_name: Callable[[str], bool]) -> str:
