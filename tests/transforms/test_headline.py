@@ -185,3 +185,32 @@ def test_a_short_site_name_first_on_the_title_line_is_not_the_headline() -> None
     )
     title = headline(lines, start, LEDE, LEDE)[0]
     assert title == "OPP says 'enough' after 2 accused of drunk driving"
+
+
+def test_the_headline_printed_in_other_words_than_the_title_line_is_taken() -> None:
+    lines, start = _page(
+        "Oranger Wasserstoff: Gas aus der Erdkruste",
+        "Oranger Wasserstoff für die Stahlherstellung?",
+        "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste",
+        "By Martin Jendrischik",
+    )
+    title = headline(lines, start, LEDE, LEDE, "de")[0]
+    assert title == "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste"
+
+
+def test_the_title_line_printed_whole_is_no_variant_of_its_headline() -> None:
+    lines, start = _page(
+        "Minions mit Schablonen malen - mit Malerrolle & bunter Farbe",
+        "Minions mit Schablonen malen - mit Malerrolle & bunter Farbe",
+    )
+    assert headline(lines, start, LEDE, LEDE, "de")[0] == "Minions mit Schablonen malen"
+
+
+def test_a_repeat_with_other_quotation_marks_is_the_headline() -> None:
+    lines, start = _page(
+        '"Welches Europa wir wollen" - http://www.tafelblog.com',
+        "„Welches Europa wir wollen“",
+        "von Herr_Rein Veröffentlicht am 11. Juni 2019",
+        "Die Juniorwahl zur Europawahl",
+    )
+    assert headline(lines, start, LEDE, LEDE, "de")[0] == "„Welches Europa wir wollen“"

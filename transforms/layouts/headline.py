@@ -51,6 +51,12 @@ _OTHER_STORIES = re.compile(
     r"|other (?:news|stories)|top stories|latest (?:news|stories|headlines)|most (?:popular|read))",
     re.I,
 )
+# A headline printed in other words than the title line's: this share of its words are the title
+# line's, and it holds this share of the title's headline.
+_VARIANT_SHARED = 0.6
+_VARIANT_HELD = 0.5
+# Guillemets stay: "»" separates a title line's parts.
+_PLAIN_QUOTES = str.maketrans("„“”‚‘’", "\"\"\"'''")
 # Two headings or more under such a line are a list of stories, not one headline.
 _STORY_LIST = 2
 _WORDS = re.compile(r"\w+")
@@ -84,7 +90,7 @@ def headline(
     """The headline and the site name the title line carries with it, if any (a line that
     holds a date, in the page's language or English, is none)."""
     first = next((x for x in lines[:body_line] if x), "")
-    folded = first.casefold()
+    folded = _fold(first)
     body_start = " ".join(first_paragraph[:_BODY_START].casefold().split())
     notices: list[str] = []  # the page's copyright notices, gathered on first need
 
@@ -105,10 +111,10 @@ def headline(
     # The page usually prints its headline again, as it appears inside the title line.
     title = _repeated(lines, body_line, above, first, is_name)
     if title:
-        at = folded.find(title.casefold())
+        at = folded.find(_fold(title))
         return _without_name_prefix(title, is_name), _site(first[:at], first[at + len(title) :])
     # ... or the whole title line again, just above the article: then its segments agree.
-    agreed = any(x.casefold() == folded for x in lines[max(1, above) : body_line])
+    agreed = any(_fold(x) == folded for x in lines[max(1, above) : body_line])
     segments = [
         s
         for s in _SEPARATOR.split(_PREFIX_SITE.sub("", first))
@@ -124,7 +130,8 @@ def headline(
     if best and not _looks_like_code(best) and (near is None or agreed or best_score >= near_score):
         at = first.find(best)
         site = _site(first[:at], first[at + len(best) :])
-        return _without_name_prefix(_FROM_SITE.sub("", best).strip(), is_name), site
+        printed = _variant(lines[above:body_line], best, folded, language)
+        return _without_name_prefix(_FROM_SITE.sub("", printed or best).strip(), is_name), site
     return _without_name_prefix((near or "").strip(), is_name), None
 
 
@@ -138,12 +145,12 @@ def _repeated(
     where the title line starts with a printed part, not its end: that is the site's name or
     motto ("Headline - Site | Motto").
     """
-    folded = first.casefold()
+    folded = _fold(first)
     short = _short_headline(first, is_name)
     near: list[str] = []
     anywhere: list[str] = []
     for i, x in enumerate(lines[1 : body_line + _REPEAT_AFTER_START], 1):
-        key = x.casefold().strip()
+        key = _fold(x).strip()
         if key not in folded or key == folded or is_name(x):
             continue
         if len(x) >= 12 and len(_WORDS.findall(x)) >= 2:
@@ -153,7 +160,7 @@ def _repeated(
         if above <= i < body_line:
             near.append(x)
     for found in (near, anywhere):
-        keys = [x.casefold().strip() for x in found]
+        keys = [_fold(x).strip() for x in found]
         if any(folded.startswith(k) for k in keys):
             found = [x for x, k in zip(found, keys, strict=True) if not _ends(folded, k)] or found
         if found:
@@ -167,11 +174,11 @@ def _short_headline(first: str, is_name: Callable[[str], bool]) -> str | None:
     segments = [s.strip() for s in _SEPARATOR.split(first) if s and s.strip()]
     if len(segments) < 2:
         return None
-    lead = segments[0].casefold()
+    lead = _fold(segments[0])
     words = len(_WORDS.findall(lead))
     if any(len(_WORDS.findall(s)) > words for s in segments[1:-1]):
         return None
-    if any(lead in s.casefold() and is_name(s) for s in segments[1:]):
+    if any(lead in _fold(s) and is_name(s) for s in segments[1:]):
         return None
     return lead
 
@@ -203,16 +210,42 @@ def _headline_before(
             # A list of other stories' headings stood between it and the article.
             best, below = (None, 0.0), 0
             continue
-        n = len(_WORDS.findall(line))
-        if not 3 <= n <= 30 or line.endswith(".") or _NOT_HEADLINE.match(line):
-            continue
-        if _looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line, language):
+        if len(_WORDS.findall(line)) < _FEW_WORDS or not _is_headline_like(line, language):
             continue
         below += 1
         score = _overlap(line, lede_words) + 0.2 - 0.01 * distance
         if score > best[1] and usable(line):
             best = (line, score)
     return best
+
+
+def _variant(window: list[str], segment: str, title_line: str, language: str) -> str | None:
+    """The headline as printed above the article where it words the title line's otherwise
+    ("Gas aus der Erdkruste" printed "Der Traum vom erneuerbaren Gas aus der Erdkruste"): a
+    headline-like line made mostly of the title line's words, holding most of the segment's and
+    no fewer words (the title line printed whole is no variant: its segment is the headline)."""
+    title_words = set(_WORDS.findall(title_line))
+    own = set(_WORDS.findall(segment.casefold()))
+    best: tuple[str | None, float] = (None, 0.0)
+    for line in reversed(window):
+        words = set(_WORDS.findall(line.casefold()))
+        if len(words) < max(2, len(own)) or _fold(line) == title_line:
+            continue
+        if not _is_headline_like(line, language):
+            continue
+        shared = len(words & title_words) / len(words)
+        held = len(own & words) >= _VARIANT_HELD * len(own)
+        if held and shared >= _VARIANT_SHARED and shared > best[1]:
+            best = (line, shared)
+    return best[0]
+
+
+def _is_headline_like(line: str, language: str) -> bool:
+    """Whether a line may be a headline: a few words to a sentence's, no chrome, date or code."""
+    n = len(_WORDS.findall(line))
+    if not 2 <= n <= 30 or line.endswith(".") or _NOT_HEADLINE.match(line):
+        return False
+    return not (_looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line, language))
 
 
 def _above(lines: list[str], body_line: int, reach: int) -> int:
@@ -247,6 +280,12 @@ def _starts_body(text: str, body_start: str) -> bool:
     """Whether a candidate is the opening of the article's first paragraph."""
     candidate = " ".join(text.casefold().split())
     return len(candidate) >= 12 and body_start.startswith(candidate)
+
+
+def _fold(text: str) -> str:
+    """A text casefolded, its quotation marks plain: the title line and the page may differ in
+    them ("Welches Europa" printed „Welches Europa“). Each mark stays one character."""
+    return text.casefold().translate(_PLAIN_QUOTES)
 
 
 def _content_words(text: str) -> set[str]:
