@@ -214,3 +214,15 @@ def test_a_repeat_with_other_quotation_marks_is_the_headline() -> None:
         "Die Juniorwahl zur Europawahl",
     )
     assert headline(lines, start, LEDE, LEDE, "de")[0] == "„Welches Europa wir wollen“"
+
+
+def test_a_headline_repeated_in_the_footer_notice_is_no_site_name() -> None:
+    # The notice's owner comes right after the mark and its years; the page's title after that.
+    lines, start = _page(
+        "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld",
+        "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld",
+        "18.02.2022, 10:27 | Recht & Gesetz",
+    )
+    lines += ["© juraforum.de — 2003-2022 Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld"]
+    title = headline(lines, start, LEDE, LEDE, "de")[0]
+    assert title == "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld"

@@ -57,6 +57,10 @@ _VARIANT_SHARED = 0.6
 _VARIANT_HELD = 0.5
 # Guillemets stay: "»" separates a title line's parts.
 _PLAIN_QUOTES = str.maketrans("„“”‚‘’", "\"\"\"'''")
+# A copyright mark and the years after it, before the owner's name.
+_NOTICE = re.compile(
+    r"(?:©|\(c\)|\bcopyright\b)(?:[\s,.:]*(?:©|\(c\)|\d{4}\b|[-–]))*[\s,.:]*", re.I
+)
 # Two headings or more under such a line are a list of stories, not one headline.
 _STORY_LIST = 2
 _WORDS = re.compile(r"\w+")
@@ -96,7 +100,7 @@ def headline(
 
     def notices_text() -> str:
         if not notices:
-            notices.append(" ".join(x.casefold() for x in lines if "©" in x or "opyright" in x))
+            notices.append(_notices(lines))
         return notices[0]
 
     def is_name(text: str) -> bool:
@@ -273,7 +277,20 @@ def _is_site_name(text: str, notices: Callable[[], str]) -> bool:
     capitalised = all(w[:1].isupper() or w.casefold() in _NAME_GLUE for w in bare if w)
     if capitalised and any(w.casefold() in _OUTLET_WORDS for w in bare):
         return True
-    return name in notices()  # named in a copyright notice: "©2008 The Sports Network"
+    return (
+        "\n" + name in notices()
+    )  # the owner a copyright notice names: "©2008 The Sports Network"
+
+
+def _notices(lines: list[str]) -> str:
+    """What follows each copyright mark and its years on the page, casefolded, each after a
+    newline (the owner's name first; a headline further on, in a footer, is none)."""
+    return "".join(
+        "\n" + x[m.end() :].casefold()
+        for x in lines
+        if "©" in x or "opyright" in x
+        for m in _NOTICE.finditer(x)
+    )
 
 
 def _starts_body(text: str, body_start: str) -> bool:
