@@ -226,3 +226,24 @@ def test_a_headline_repeated_in_the_footer_notice_is_no_site_name() -> None:
     lines += ["© juraforum.de — 2003-2022 Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld"]
     title = headline(lines, start, LEDE, LEDE, "de")[0]
     assert title == "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld"
+
+
+def test_a_short_end_of_the_title_line_is_the_site_name_though_alone_printed() -> None:
+    lines, start = _page(
+        "Cronograma Minedu 2022: ¿cuándo serán las vacaciones? | respuestas | La República",
+        "La República",
+        "Inicio",
+    )
+    title = headline(lines, start, LEDE, LEDE, "es")[0]
+    assert title == "Cronograma Minedu 2022: ¿cuándo serán las vacaciones?"
+
+
+def test_a_headline_taken_for_the_article_s_first_line_is_still_the_printed_one() -> None:
+    lines = [
+        "Oranger Wasserstoff: Gas aus der Erdkruste | Site",
+        "Menü",
+        "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste",
+        LEDE,
+    ]
+    title = headline(lines, 2, LEDE, LEDE, "de")[0]
+    assert title == "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste"

@@ -134,7 +134,8 @@ def headline(
     if best and not _looks_like_code(best) and (near is None or agreed or best_score >= near_score):
         at = first.find(best)
         site = _site(first[:at], first[at + len(best) :])
-        printed = _variant(lines[above:body_line], best, folded, language)
+        # The article's first line too: a headline in other words may be taken for its start.
+        printed = _variant(lines[above : body_line + 1], best, folded, language)
         return _without_name_prefix(_FROM_SITE.sub("", printed or best).strip(), is_name), site
     return _without_name_prefix((near or "").strip(), is_name), None
 
@@ -145,9 +146,8 @@ def _repeated(
     """The headline as the page prints it again, a part of its title line (`first`).
 
     Looked for just above the article first, where a whole segment of the title line counts
-    however short ("Impressum"); then anywhere near the article. The longest part wins, but
-    where the title line starts with a printed part, not its end: that is the site's name or
-    motto ("Headline - Site | Motto").
+    however short ("Impressum"); then anywhere near the article. The longest part wins, but not
+    the title line's end where that is the site's name or motto ("Headline - Site | Motto").
     """
     folded = _fold(first)
     short = _short_headline(first, is_name)
@@ -165,11 +165,20 @@ def _repeated(
             near.append(x)
     for found in (near, anywhere):
         keys = [_fold(x).strip() for x in found]
-        if any(folded.startswith(k) for k in keys):
-            found = [x for x, k in zip(found, keys, strict=True) if not _ends(folded, k)] or found
-        if found:
-            return max(found, key=len)
+        starts = any(folded.startswith(k) for k in keys)
+        kept = [x for x, k in zip(found, keys, strict=True) if not _is_site_end(folded, k, starts)]
+        if kept or (found and starts):
+            return max(kept or found, key=len)
     return None
+
+
+def _is_site_end(title_line: str, part: str, starts: bool) -> bool:
+    """Whether a printed part of the title line is its end, the site's name or motto: where the
+    start is printed too, or where more words stand before it (a site's name is short)."""
+    if not _ends(title_line, part):
+        return False
+    before = title_line[: len(title_line) - len(part)]
+    return starts or len(_WORDS.findall(before)) > len(_WORDS.findall(part))
 
 
 def _short_headline(first: str, is_name: Callable[[str], bool]) -> str | None:
