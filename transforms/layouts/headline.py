@@ -55,8 +55,10 @@ _OTHER_STORIES = re.compile(
 # line's, and it holds this share of the title's headline.
 _VARIANT_SHARED = 0.6
 _VARIANT_HELD = 0.5
-# Guillemets stay: "»" separates a title line's parts.
-_PLAIN_QUOTES = str.maketrans("„“”‚‘’", "\"\"\"'''")
+# Typographic quotation marks, made plain when comparing (guillemets stay: "»" separates a title
+# line's parts).
+_DOUBLE_QUOTES = re.compile("[„“”]")
+_SINGLE_QUOTES = re.compile("[‚‘’]")
 # A copyright mark and the years after it, before the owner's name.
 _NOTICE = re.compile(
     r"(?:©|\(c\)|\bcopyright\b)(?:[\s,.:]*(?:©|\(c\)|\d{4}\b|[-–]))*[\s,.:]*", re.I
@@ -154,6 +156,8 @@ def _repeated(
     near: list[str] = []
     anywhere: list[str] = []
     for i, x in enumerate(lines[1 : body_line + _REPEAT_AFTER_START], 1):
+        if not x or len(x) > len(folded):  # folding never shortens a line
+            continue
         key = _fold(x).strip()
         if key not in folded or key == folded or is_name(x):
             continue
@@ -311,7 +315,10 @@ def _starts_body(text: str, body_start: str) -> bool:
 def _fold(text: str) -> str:
     """A text casefolded, its quotation marks plain: the title line and the page may differ in
     them ("Welches Europa" printed „Welches Europa“). Each mark stays one character."""
-    return text.casefold().translate(_PLAIN_QUOTES)
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return _SINGLE_QUOTES.sub("'", _DOUBLE_QUOTES.sub('"', folded))
 
 
 def _content_words(text: str) -> set[str]:
