@@ -4,7 +4,8 @@ Candidates are the segments of the page's title line (its first line: "Headline 
 the headline-like lines just above the article. Never taken: the site's or a section's name,
 a line that is the start of the body, or a heading that stands below a "Related" marker (another
 story's). Where the page repeats its headline (in the title line and above the article), that
-agreement decides.
+agreement decides, and the end of the title line is the site's name; where it prints it in other
+words, the printed one is the headline.
 """
 
 from __future__ import annotations
