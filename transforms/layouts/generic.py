@@ -14,6 +14,7 @@ from transforms.layouts.prose import (
     Kind,
     Unit,
     is_prose,
+    lede_units,
     main_run,
     opens_links,
     page_lines,
@@ -77,11 +78,13 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
     units = page_units(lines, function_words(language or ""))
     start, end = main_run(units)
     title_line = next((x for x in lines if x), "").casefold()
-    run = _body_units(_to_story_end(units[start:end]), title_line)
+    above = lede_units(units, start, title_line)
+    run = _body_units(above + _to_story_end(units[start:end]), title_line)
     body_words = sum(u.words for u in run)
     if not run or body_words < _MIN_BODY_WORDS or all(u.kind is not Kind.GOOD for u in run):
         return Rejection("not_an_article", "The page holds no block of article prose.")
-    first_line = run[0].line
+    # The fields are looked for around the run's start, below a lede set above the byline.
+    first_line = next((u.line for u in run if u.line >= units[start].line), run[0].line)
     # Dates are read in the page's language, and in English where it is not known.
     dates_in = language or "en"
     paragraphs = _paragraphs(run, dates_in)
@@ -113,9 +116,9 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
 def _to_story_end(units: list[Unit]) -> list[Unit]:
     """The run up to where the story ends (the rights notice under it, the readers' comments, a
     row of its tools), without an author box under it or links to other stories."""
-    first_prose = next((i for i, u in enumerate(units) if u.kind is Kind.GOOD), len(units))
-    ends = (i for i in range(first_prose + 1, len(units)) if _story_ended(units, i))
+    ends = (i for i in range(_story_told(units), len(units)) if _story_ended(units, i))
     kept = units[: next(ends, len(units))]
+    first_prose = next((i for i, u in enumerate(kept) if u.kind is Kind.GOOD), len(kept))
     while len(kept) > first_prose + 1 and _AUTHOR_BOX.search(kept[-1].text):
         kept = kept[:-1]
     return [
@@ -123,6 +126,18 @@ def _to_story_end(units: list[Unit]) -> list[Unit]:
         for u in _without_link_boxes(kept)
         if not (u.text.endswith(")") and _DATED_LINK.search(u.text[-_DATED_LINK_TAIL:]))
     ]
+
+
+def _story_told(units: list[Unit]) -> int:
+    """Where enough of the story has been told for its end to come: the tools and notices
+    between the headline, the lede and the rest of it do not end it."""
+    words = 0
+    for i, unit in enumerate(units):
+        if unit.kind is Kind.GOOD or unit.kind is Kind.NEAR:
+            words += unit.words
+            if words >= _MIN_BODY_WORDS:
+                return i + 1
+    return len(units)
 
 
 def _story_ended(units: list[Unit], i: int) -> bool:

@@ -53,7 +53,7 @@ _MARK = re.compile(
     r"|have your say|trackbacks?|what do you think|discuss this|talkback|posted by\b"
     r"|report this comment|\d+ responses? to)"
     r"|(?P<links>related\b|see also|more on this|also in\b)"
-    r"|(?P<rights>copyright|©|\(c\) \d{4}|disclaimer\b))",
+    r"|(?P<rights>copyright|©(?=.{0,40}\d{4})|\(c\) \d{4}|disclaimer\b))",
     re.I,
 )
 # Separators between the links of a row run together on one line; this many make one.
@@ -295,3 +295,25 @@ def is_prose(unit: Unit) -> bool:
     if unit.kind in (Kind.GOOD, Kind.NEAR):
         return True
     return unit.kind is Kind.SHORT
+
+
+# How far above the run the headline's echo is looked for, in units (a page's menus and
+# teasers between them can be long).
+_LEDE_REACH = 400
+
+
+def lede_units(units: list[Unit], start: int, title_line: str) -> list[Unit]:
+    """The paragraphs of prose between the headline and the start of the run: a lede that the
+    byline, the story's tools or a paywall notice cut off from the rest of the story. The
+    headline is the nearest unit above the run that the title line holds; only GOOD units are
+    taken (a NEAR one there is more often a standfirst, a caption or an advert)."""
+    for h in range(start - 1, max(-1, start - _LEDE_REACH), -1):
+        if is_title_echo(units[h], title_line):
+            return [u for u in units[h + 1 : start] if u.kind is Kind.GOOD]
+    return []
+
+
+def is_title_echo(unit: Unit, title_line: str) -> bool:
+    """Whether a unit repeats the headline: a line of a few words that the title line holds."""
+    text = unit.text
+    return len(text) >= 12 and text.count(" ") >= 2 and text.casefold() in title_line
