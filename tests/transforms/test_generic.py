@@ -343,6 +343,12 @@ def test_a_photo_credit_inside_the_story_does_not_end_it() -> None:
     assert _body_of(_page(*_STORY[:2], credit, *_STORY[2:4])) == _STORY[:4]
 
 
+def test_a_subheading_between_paragraphs_is_kept_a_label_or_credit_is_not() -> None:
+    page = _page(_STORY[0], "What the vote decides", *_STORY[1:3], "Getty Images", _STORY[3])
+    assert _body_of(page) == [_STORY[0], "What the vote decides", *_STORY[1:4]]
+    assert _body_of(_page(_STORY[0], "Author: Jane Doe, 3 May", *_STORY[1:3])) == _STORY[:3]
+
+
 def test_links_to_other_stories_with_their_dates_are_left_out() -> None:
     links = [
         "Past Coverage",

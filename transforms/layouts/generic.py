@@ -14,6 +14,7 @@ from transforms.layouts.prose import (
     Kind,
     Unit,
     is_prose,
+    is_subheading,
     lede_units,
     main_run,
     opens_links,
@@ -195,9 +196,9 @@ def _body_units(units: list[Unit], title_line: str) -> list[Unit]:
         units = units[1:]
     units = [u for u in units if len(u.text) < 12 or u.text.casefold() not in title_line]
     kept: list[Unit] = []
-    for unit in units:
+    for i, unit in enumerate(units):
         key = " ".join(unit.text.casefold().split())
-        if is_prose(unit) and key not in seen:
+        if (is_prose(unit) or is_subheading(units, i)) and key not in seen:
             seen.add(key)
             kept.append(unit)
     return kept

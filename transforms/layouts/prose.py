@@ -317,3 +317,20 @@ def is_title_echo(unit: Unit, title_line: str) -> bool:
     """Whether a unit repeats the headline: a line of a few words that the title line holds."""
     text = unit.text
     return len(text) >= 12 and text.count(" ") >= 2 and text.casefold() in title_line
+
+
+def is_subheading(units: list[Unit], i: int) -> bool:
+    """Whether unit i is the story's subheading: a bare line of a few words set between a
+    paragraph of prose and a GOOD one (a label, "Author: ...", holds a colon; a photo credit
+    is a line of one or two words, or a chrome one: "© Jane Doe")."""
+    if not 0 < i < len(units) - 1:
+        return False
+    unit = units[i]
+    return (
+        unit.kind is Kind.LINE
+        and unit.words >= _HEADING_WORDS[0]
+        and ":" not in unit.text
+        and units[i - 1].kind in _PROSE
+        and units[i + 1].kind is Kind.GOOD
+        and _CHROME.search(unit.text.lower()) is None
+    )
