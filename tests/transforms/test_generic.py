@@ -336,6 +336,8 @@ def test_a_lede_cut_off_from_the_story_by_the_page_tools_is_kept() -> None:
 def test_the_tools_under_the_lede_do_not_end_the_story() -> None:
     tools = ["Post to del.icio.us", "E-mail Article", "Print-Friendly Version"]
     assert _body_of(_page(_STORY[0], *tools, *_STORY[1:5])) == _STORY[:5]
+    # Nor do they where more paragraphs of the story follow them.
+    assert _body_of(_page(*_STORY[:2], *tools, *_STORY[2:])) == _STORY
 
 
 def test_a_photo_credit_inside_the_story_does_not_end_it() -> None:

@@ -20,6 +20,7 @@ from transforms.layouts.prose import (
     opens_links,
     page_lines,
     page_units,
+    story_goes_on,
 )
 from transforms.layouts.published import publication_time
 from transforms.records import Article, Rejection
@@ -157,7 +158,11 @@ def _story_ended(units: list[Unit], i: int) -> bool:
         or "got to say" in text
     ) and _COMMENTS_OPEN.search(text):
         return True
-    return units[i].kind in _TOOL_KINDS and _toolbar_at(units, i)
+    return (
+        units[i].kind in _TOOL_KINDS
+        and _toolbar_at(units, i)
+        and not story_goes_on(units, i + _TOOLBAR)
+    )
 
 
 # Longer than a headline under it: the story's prose again.

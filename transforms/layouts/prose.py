@@ -270,7 +270,7 @@ def main_run(units: list[Unit]) -> tuple[int, int]:
             total, start = 0.0, i
         weight = weights[i]
         if unit.kind in _ENDS:
-            if unit.kind is Kind.BARRIER and _story_goes_on(units, i + 1):
+            if unit.kind is Kind.BARRIER and story_goes_on(units, i + 1):
                 weight = _FIXED_WEIGHTS[Kind.LINE]  # a box of links set inside the story
             elif best >= _ARTICLE_WEIGHT:
                 damp = _AFTER_COMMENTS
@@ -280,9 +280,9 @@ def main_run(units: list[Unit]) -> tuple[int, int]:
     return best_span
 
 
-def _story_goes_on(units: list[Unit], i: int) -> bool:
-    """Whether paragraphs of prose follow within a few units: then the related links just
-    before them were a box set inside the story, not the end of it."""
+def story_goes_on(units: list[Unit], i: int) -> bool:
+    """Whether paragraphs of prose follow within a few units: then the related links or the
+    tools just before them were set inside the story, not at its end."""
     for j in range(i, min(i + _INLINE_BOX, len(units))):
         row = units[j : j + _PROSE_AFTER_BOX]
         if len(row) == _PROSE_AFTER_BOX and all(u.kind is Kind.GOOD for u in row):
