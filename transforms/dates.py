@@ -62,8 +62,11 @@ _ZONE = (
     + "|".join(sorted((z for z in _ZONES if z != "z"), key=len, reverse=True))
     + r")\b"
 )
+# A time: "14:32", "14h32", "6.20 p.m.", and as German and French write it, "14.30 Uhr",
+# "14 Uhr", "14 h" (the hour alone only before its word: "Uhr" is in no locale table as one).
 _TIME = (
-    r"(?P<hh>\d{1,2})(?::|h(?=\d{2}\b)|\.(?=\d{2}\s?[ap]\.?\s?m\b))(?P<mi>\d{2})(?::(?P<ss>\d{2}))?(?:\.\d+)?"
+    r"(?P<hh>\d{1,2})(?:(?::|h(?=\d{2}\b)|\.(?=\d{2}\s?(?:[ap]\.?\s?m\b|uhr\b)))(?P<mi>\d{2})"
+    r"(?::(?P<ss>\d{2}))?(?:\.\d+)?|(?=\s?(?:uhr|h)\b))"
     r"\s?(?P<ap>[ap]\.?\s?m\b\.?)?(?:\s*\(?\s*" + _ZONE + r")?"
 )
 _TIME_IN_DATE = r"\s+(?P<hh>\d{1,2}):(?P<mi>\d{2})(?::(?P<ss>\d{2}))?\s+(?P<y>\d{4})$"
@@ -109,6 +112,7 @@ class DateWords:
     ending_at_year: tuple[re.Pattern[str], ...]
     time_before_year: tuple[re.Pattern[str], ...]
     time_after: re.Pattern[str]
+    short_year: re.Pattern[str]
 
 
 @cache
@@ -155,6 +159,19 @@ def date_words(language: str) -> DateWords:
     time_after = re.compile(
         r"(?:[\s,|@\-–—]|T(?=\d))*(?:(?:" + joining + r")\s+|-\s*)?" + _TIME, re.I
     )
+    # A month name and a two-digit year: "( Pescasseroli, 14 Gennaio 20 )", "31. Mai 12"; only
+    # where the line or a clause ends after it: "am 5. Mai 20 Personen", "31. Mai 12 Uhr",
+    # "Mai 12:30" are not years. It starts with its digits, which the regex engine scans for
+    # fast (no lookbehind first): what stands before them is checked by _is_number_start.
+    short_year = re.compile(
+        r"(?P<d>\d{1,2})(?:st|nd|rd|th|er|º)?\.?,?"
+        + of
+        + r"\s+"
+        + month
+        + of
+        + r"\s+(?P<y>\d\d)(?=[ \t]*(?:$|[)\],;|–—]|-\s))",
+        re.I | re.M,
+    )
     return DateWords(
         months=months,
         month=month,
@@ -164,6 +181,7 @@ def date_words(language: str) -> DateWords:
         ending_at_year=ending_at_year,
         time_before_year=time_before_year,
         time_after=time_after,
+        short_year=short_year,
     )
 
 
@@ -182,10 +200,11 @@ class DateMention:
     has_time: bool
 
 
-def find_dates(text: str, language: str = "en") -> list[DateMention]:
+def find_dates(text: str, language: str = "en", day_first: bool | None = None) -> list[DateMention]:
     """Every plausible full date (day, month, year) in the text, in order of position, read
     with the month names and numeric order of the text's language and of English."""
     words = date_words(language)
+    first = words.day_first or has_day_first_slashes(text) if day_first is None else day_first
     found: dict[int, DateMention] = {}
     for year in _YEAR.finditer(text):
         end = year.end()
@@ -197,10 +216,41 @@ def find_dates(text: str, language: str = "en") -> list[DateMention]:
         matches.append(_ISO.match(text, year.start()) or _CJK.match(text, year.start()))
         for match in matches:
             if match is not None:
-                _add(found, _mention(text, match, words))
+                _add(found, _mention(text, match, words, first))
     for match in _SHORT_YEAR.finditer(text):
-        _add(found, _mention(text, match, words))
+        _add(found, _mention(text, match, words, first))
+    if not found:  # a page that writes its years in two digits writes all its dates so
+        for match in words.short_year.finditer(text):
+            if _is_number_start(text, match.start()):
+                _add(found, _mention(text, match, words, first))
     return sorted(found.values(), key=lambda m: m.start)
+
+
+# Slashed numeric dates, for the order a page writes them in.
+# It starts at the first slash, a literal the regex engine scans for fast; the number before it
+# is read back (_FIRST_NUMBER).
+_SLASHED = re.compile(r"/(\d{1,2})/(?:\d{4}|\d\d)(?![\d/])")
+_FIRST_NUMBER = re.compile(r"(?<![\d./])\d{1,2}$")
+
+
+def _is_number_start(text: str, pos: int) -> bool:
+    """Whether a number starts at pos, not inside a longer number or a date ("1.5", "3/4")."""
+    return pos == 0 or text[pos - 1] not in "0123456789./"
+
+
+def has_day_first_slashes(text: str) -> bool:
+    """Whether the text's slashed dates are day first: one has a first number over 12 ("23/04/
+    2020") and none a second one ("04/23/2020"). An English page may be British or Indian."""
+    day_first = False
+    for match in _SLASHED.finditer(text):
+        number = _FIRST_NUMBER.search(text, max(0, match.start() - 3), match.start())
+        if number is None:
+            continue
+        first, second = int(number.group()), int(match.group(1))
+        if second > 12 and first <= 12:
+            return False
+        day_first = day_first or (first > 12 and second <= 12)
+    return day_first
 
 
 def _add(found: dict[int, DateMention], mention: DateMention | None) -> None:
@@ -224,6 +274,46 @@ _UPDATE_COST = 600
 # A line this long is a paragraph of prose; a date further in than the opening words is in it.
 _PROSE_LINE = 100
 _OPENING_WORDS = 40
+# Within the opening words, a date is the sentence's when words run on from it ("Seit 4. August
+# 2014 ist ...") or two lowercase words lead to it ("Wir suchen zum 1. April 2016").
+_RUNS_ON = re.compile(r"\s+[^\W\d_]")
+_WORD = re.compile(r"[^\W\d_]+")
+
+
+# How far into prose a date stands (prose_level): free (a short line, a paragraph's opening),
+# a sentence's opening words, deep in a paragraph.
+FREE, SENTENCE, PROSE = 0, 1, 2
+
+
+def dates_around(
+    text: str, anchor: int, before: int, after: int, language: str
+) -> list[DateMention]:
+    """The dates in text[anchor - before : anchor + after], at their places in the text."""
+    lo = max(0, anchor - before)
+    day_first = date_words(language).day_first or has_day_first_slashes(text)
+    return [
+        DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+        for m in find_dates(text[lo : anchor + after], language, day_first)
+    ]
+
+
+def nearest_date(
+    text: str, anchor: int, mentions: list[DateMention], prose: int = PROSE
+) -> DateMention | None:
+    """The mention closest to a position (a headline, an article start), preferring one before
+    it, among those no deeper in prose than `prose`."""
+    best: tuple[float, DateMention] | None = None
+    for mention in mentions:
+        pos = mention.start
+        if prose < PROSE and prose_level(text, pos, mention.end) > prose:
+            continue
+        # A date after the anchor is more often a comment stamp or an aside: weigh it double.
+        distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
+        distance -= 40 if mention.has_time else 0
+        distance += _UPDATE_COST if is_update(text, pos) else 0
+        if best is None or distance < best[0]:
+            best = (distance, mention)
+    return best[1] if best is not None else None
 
 
 def date_near(
@@ -232,26 +322,11 @@ def date_near(
     before: int = 600,
     after: int = 300,
     *,
-    in_prose: bool = True,
+    prose: int = PROSE,
     language: str = "en",
 ) -> DateMention | None:
-    """The date closest to a position (a headline, an article start), preferring one before it."""
-    best: tuple[float, DateMention] | None = None
-    lo, hi = max(0, anchor - before), anchor + after
-    for mention in find_dates(text[lo:hi], language):
-        pos = lo + mention.start
-        if not in_prose and inside_prose(text, pos):
-            continue
-        # A date after the anchor is more often a comment stamp or an aside: weigh it double.
-        distance = float(anchor - pos) if pos <= anchor else 2.0 * (pos - anchor)
-        distance -= 40 if mention.has_time else 0
-        distance += _UPDATE_COST if is_update(text, pos) else 0
-        if best is None or distance < best[0]:
-            best = (distance, mention)
-    if best is None:
-        return None
-    m = best[1]
-    return DateMention(m.start + lo, m.end + lo, m.value, m.has_time)
+    """The date closest to a position, preferring one before it (see nearest_date)."""
+    return nearest_date(text, anchor, dates_around(text, anchor, before, after, language), prose)
 
 
 def is_update(text: str, pos: int) -> bool:
@@ -272,9 +347,28 @@ def inside_prose(text: str, pos: int) -> bool:
     return end - start > _PROSE_LINE and pos - start > _OPENING_WORDS
 
 
-def _mention(text: str, match: re.Match[str], words: DateWords) -> DateMention | None:
+def prose_level(text: str, pos: int, end: int) -> int:
+    """How far into prose the date at text[pos:end] stands: FREE, SENTENCE or PROSE.
+
+    Among a paragraph's opening words, a date a sentence runs through ("Seit 4. August 2014
+    ist ...", "Wir suchen zum 1. April 2016") is more often an event's; but it may be the
+    page's own ("Dieser Beitrag wurde am 04/02/2020 ... veröffentlicht"), so it is kept apart.
+    """
+    start = text.rfind("\n", 0, pos) + 1
+    line_end = text.find("\n", pos)
+    if (len(text) if line_end < 0 else line_end) - start <= _PROSE_LINE:
+        return FREE
+    if pos - start > _OPENING_WORDS:
+        return PROSE
+    leading = sum(w[0].islower() for w in _WORD.findall(text, start, pos))
+    return SENTENCE if leading >= 2 or _RUNS_ON.match(text, end) else FREE
+
+
+def _mention(
+    text: str, match: re.Match[str], words: DateWords, day_first: bool
+) -> DateMention | None:
     """The date of one match, with a time found right after or right before it."""
-    day = _ymd(match, words)
+    day = _ymd(match, words, day_first)
     if day is None:
         return None
     end, start = match.end(), match.start()
@@ -298,7 +392,7 @@ def _mention(text: str, match: re.Match[str], words: DateWords) -> DateMention |
     return DateMention(start, end, day - timedelta(hours=offset or 0.0), False)
 
 
-def _ymd(match: re.Match[str], words: DateWords) -> datetime | None:
+def _ymd(match: re.Match[str], words: DateWords, day_first: bool) -> datetime | None:
     """The calendar day a date match names, or None when it is not a real day in range."""
     parts = match.groupdict()
     year = int(parts["y"])
@@ -310,9 +404,9 @@ def _ymd(match: re.Match[str], words: DateWords) -> datetime | None:
         month = int(parts["m"])
     else:
         first, second = int(parts["a"]), int(parts["b"])
-        # Dotted dates are European (D.M.Y); slashed ones as the language writes them, and in
-        # English American unless impossible as such.
-        european = parts["sep"] == "." or first > 12 or words.day_first
+        # Dotted dates are European (D.M.Y); slashed ones as the language or the page's other
+        # dates write them, and in English American unless impossible as such.
+        european = parts["sep"] == "." or first > 12 or day_first
         month, parts["d"] = (second, str(first)) if european else (first, str(second))
     if not MIN_YEAR <= year <= MAX_YEAR:
         return None
@@ -325,7 +419,7 @@ def _ymd(match: re.Match[str], words: DateWords) -> datetime | None:
 def with_time_of_day(day: datetime, tm: re.Match[str]) -> datetime | None:
     """The day at the matched time of day, shifted to UTC by its zone when one is written."""
     parts = tm.groupdict()
-    hour, minute = int(parts["hh"]), int(parts["mi"])
+    hour, minute = int(parts["hh"]), int(parts["mi"] or 0)
     second = int(parts["ss"] or 0)
     ampm = (parts.get("ap") or "").lower()
     if ampm:

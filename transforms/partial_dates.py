@@ -27,11 +27,24 @@ from transforms.dates import (
     with_time_of_day,
     word_alternation,
 )
+from transforms.text import UNSPACED
 
 # The weekday written before a date ("Fri Dec 28"), read back from where the date starts (as a
 # group in front of the date, it was tried at every letter of the page).
 _WEEKDAY_BEFORE = re.compile(r"(?<![^\W\d_])([^\W\d_]{2,10})\.?,?\s+$")
 _WEEKDAY_REACH = 14
+
+
+# Chinese and Japanese without a year: "06月24日 11時30分", "5月3日 14:00"; not the end of a
+# full date ("2019年6月24日").
+_CJK_NO_YEAR = re.compile(
+    r"(?<![\d年])(?<!年\s)(?P<m>\d{1,2})\s?月\s?(?P<d>\d{1,2})\s?日"
+    r"(?:\s*(?P<hh>\d{1,2})\s?[時时点:]\s?(?P<mi>\d{2})分?(?P<ss>))?"
+)
+# The end of a word: a boundary, or none after a word of an unspaced script ("3時間前").
+_END = r"(?:\b|(?<=" + UNSPACED.pattern + r"))"
+# The space between words, which may be none before a word of an unspaced script.
+_GAP = r"(?:\s+|\s*(?=" + UNSPACED.pattern + r"))"
 
 
 @dataclass(frozen=True)
@@ -76,6 +89,7 @@ def partial_date_words(language: str) -> PartialDateWords:
             r"(?<![\d/.])(?P<m>\d{1,2})/(?P<d>\d{1,2})(?![\d/])[\s,]+" + TIME_PATTERN,
             re.I,
         ),
+        _CJK_NO_YEAR,
     )
     # Relative times: "5 days ago", "1 hour, 24 minutes ago", "il y a 3 heures", "vor 2
     # Stunden", "hace 3 horas", "3 godziny temu". Months and years ago are too vague.
@@ -84,7 +98,7 @@ def partial_date_words(language: str) -> PartialDateWords:
     count = r"\d{1,3}" + ("|" + word_alternation(numbers) if numbers else "")
 
     def amount(i: int) -> str:
-        return rf"(?P<n{i}>{count})\s+(?P<u{i}>{unit})\b"
+        return rf"(?P<n{i}>{count}){_GAP}(?P<u{i}>{unit}){_END}"
 
     ago = word_alternation(ago_words(languages))
     relative = re.compile(
@@ -98,9 +112,13 @@ def partial_date_words(language: str) -> PartialDateWords:
         + words.joining
         + r")\s+)?"
         + amount(3)
-        + r")?\s+(?:"
+        + r")?"
+        + _GAP
+        + "(?:"
         + ago
-        + r")\b)",
+        + r")"
+        + _END
+        + ")",
         re.I,
     )
     return PartialDateWords(
@@ -122,10 +140,14 @@ _RELATIVE_LINE = 160
 _COPYRIGHT = re.compile(r"©|\(c\)|copyright", re.I)
 _YEAR = re.compile(r"(?<!\d)((?:19|20)\d\d)(?:\s*[-–]\s*(\d\d(?:\d\d)?))?(?!\d)")
 _COPYRIGHT_REACH = 80
+# Failing a notice, the year in the path of an address the page prints (a share link:
+# "ladiaria.com.uy/ambiente/articulo/2022/5/productor-...").
+_PATH_YEAR = re.compile(r"\w/((?:19|20)\d\d)/[01]?\d/")
 
 
 def page_year(text: str) -> int | None:
-    """The latest year a copyright notice on the page names (the page is of that year or so)."""
+    """The latest year a copyright notice on the page names (the page is of that year or so),
+    or failing one, the latest year of a dated address on it."""
     years: list[int] = []
     for mark in _COPYRIGHT.finditer(text):
         for year in _YEAR.finditer(text, mark.end(), mark.end() + _COPYRIGHT_REACH):
@@ -135,6 +157,8 @@ def page_year(text: str) -> int | None:
                 first = int(last) if len(last) == 4 else first // 100 * 100 + int(last)
             if MIN_YEAR <= first <= MAX_YEAR:
                 years.append(first)
+    if not years:
+        years = [int(y) for y in _PATH_YEAR.findall(text) if MIN_YEAR <= int(y) <= MAX_YEAR]
     return max(years) if years else None
 
 

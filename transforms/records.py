@@ -9,7 +9,7 @@ from datetime import datetime
 import pyarrow as pa
 
 # Bumped whenever a parser change can alter the fields it extracts; stored on every article.
-PARSER_VERSION = "2.4.0"
+PARSER_VERSION = "2.5.0"
 
 
 @dataclass(frozen=True, slots=True)

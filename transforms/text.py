@@ -107,9 +107,7 @@ def word_count(body: str) -> int:
     (Chinese and Japanese are written without spaces), whatever language the body is in."""
     if body.isascii() or UNSPACED.search(body) is None:  # both scans run in C
         return len(body.split())
-    return len(UNSPACED.findall(body)) + len(
-        _LATIN_WORD.findall(UNSPACED.sub(" ", body))
-    )
+    return len(UNSPACED.findall(body)) + len(_LATIN_WORD.findall(UNSPACED.sub(" ", body)))
 
 
 def folded(body: str) -> bytes:

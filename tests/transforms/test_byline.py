@@ -19,12 +19,24 @@ from transforms.layouts.byline import byline_author, reporters_of
         ("Publiziert am 13. Januar 2014 von uriebe", "uriebe"),
         ("By David Brand and Ramsey Khalifeh", "David Brand; Ramsey Khalifeh"),
         ("Author: Bebs", "Bebs"),
+        ("von Rudolf Fischer, Simon Kohler", "Rudolf Fischer; Simon Kohler"),
         ("Die Zeitung von Berlin", None),
         ("Nachrichten von heute", None),
+        # a date, or one word in small letters, before the "by"; words run on after the name
+        ("8. Januar 2020 · by Aureliana · in Gefühle", "Aureliana"),
+        ("1. Januar 2016 von KleineGrüneMonster Ein Kommentar", "KleineGrüneMonster"),
+        ("22. Dezember 201922. Dezember 2019 von Peter Addor", "Peter Addor"),
+        ("erstellt von Dominique", "Dominique"),
+        ("Gepostet von Katharina Volkwein | Wohnen", "Katharina Volkwein"),
+        ("von Herr_Rein Veröffentlicht am 11. Juni 2019", "Herr_Rein"),
+        ("Posted on 25. Januar 202225. Januar 2022Author Redaktion", "Redaktion"),
+        # a name with a particle, not a byline; a label's word inside another word
+        ("Christoph von Eichhorn", None),
+        ("AUTOREN", None),
     ],
 )
 def test_byline_names(line: str, expected: str | None) -> None:
-    assert byline_author([line, "The article's first paragraph."], 1) == expected
+    assert byline_author([line, "The article's first paragraph."], 1, "de") == expected
 
 
 @pytest.mark.parametrize(
@@ -57,6 +69,13 @@ _STORY = "The article's first paragraph, long enough to be prose and nothing els
         (["Von", "Fiona Bornhöft und Mariam Hofbeck"], "Fiona Bornhöft; Mariam Hofbeck"),
         # a date and the name on one line
         (["25.10.2022 - Reiner Nagel"], "Reiner Nagel"),
+        (
+            ["Isabel Caro, Rocío Latorre y José Miguel Wilson", "8. Mai 2022"],
+            "Isabel Caro; Rocío Latorre; José Miguel Wilson",
+        ),
+        # a date and the name on one line, parted by marks; the story's section after them
+        (["28. Juni 201914. Januar 2020 | Klaus Quibeldey-Cirkel"], "Klaus Quibeldey-Cirkel"),
+        (["Arne Sjöström | 29. Dezember 2022 | HR-Welt"], "Arne Sjöström"),
         # a name under a date, when none stands over one
         (
             ["06.11.2023 | 14:10", "Redaktion Polizeiticker Schweiz"],
@@ -85,3 +104,31 @@ def test_author_box_under_the_story() -> None:
         "Katharina Volkwein",
     ]
     assert byline_author(lines, 1, "de") == "Katharina Volkwein"
+
+
+_MENU = [f"Menu item {i}" for i in range(30)]
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        # a byline word alone on its line, far above the story; a user name or one name under it
+        (["Von", "Eurosport", *_MENU], "Eurosport"),
+        (["by", "delta201", *_MENU], "delta201"),
+        (["Artikel von:", "hausinfo", *_MENU], "hausinfo"),
+        (["Por", "Williams Perdomo @wperdomod", "-", *_MENU], "Williams Perdomo"),
+        # a search form's "from ... to", weekdays, a function word's team
+        (["Von", "bis", *_MENU], None),
+        (["Mo", "Di", "Mi", *_MENU], None),
+        (["von", "Die Tagespresse", *_MENU], None),
+    ],
+)
+def test_names_under_a_byline_word_alone(head: list[str], expected: str | None) -> None:
+    lines = ["Headline of the story", *head, _STORY]
+    assert byline_author(lines, lines.index(_STORY), "de") == expected
+
+
+def test_name_alone_under_the_headline() -> None:
+    lines = ["Menu", "Topinambur ernten: 3 Profi-Tipps", "Kathrin Hofmeister", "Ein Lede.", _STORY]
+    assert byline_author(lines, 4, "de", "Topinambur ernten: 3 Profi-Tipps") == "Kathrin Hofmeister"
+    assert byline_author(lines, 4, "de") is None  # without the headline, a name is not enough

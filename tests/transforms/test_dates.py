@@ -25,6 +25,9 @@ CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
         ("15 janvier 2008", "fr", datetime(2008, 1, 15, tzinfo=UTC)),
         ("Publié le 15 février 2008 à 14h32", "fr", datetime(2008, 2, 15, 14, 32, tzinfo=UTC)),
         ("15. Januar 2008, 14:32 Uhr", "de", datetime(2008, 1, 15, 14, 32, tzinfo=UTC)),
+        ("Mo., 16. Mai 2022, 14.30 Uhr", "de", datetime(2022, 5, 16, 14, 30, tzinfo=UTC)),
+        ("16.05.2022, 14 Uhr", "de", datetime(2022, 5, 16, 14, tzinfo=UTC)),
+        ("16 mai 2022 à 14 h", "fr", datetime(2022, 5, 16, 14, tzinfo=UTC)),
         ("29 / Dezember / 2022", "de", datetime(2022, 12, 29, tzinfo=UTC)),
         ("Actualizado: 15 de enero de 2008", "es", datetime(2008, 1, 15, tzinfo=UTC)),
         ("miércoles, 4 de mayo de 202200:00", "es", datetime(2022, 5, 4, tzinfo=UTC)),
@@ -40,6 +43,9 @@ CAPTURED = datetime(2008, 1, 20, 12, 0, tzinfo=UTC)
         # Published and updated dates glued by the crawler: the first is read.
         ("19. Dezember 202219. Dezember 2022", "de", datetime(2022, 12, 19, tzinfo=UTC)),
         ("15/01/201614/01/2016", "de", datetime(2016, 1, 15, tzinfo=UTC)),
+        # A month name and a two-digit year, where the clause ends after it.
+        ("( Pescasseroli, 14 Gennaio 20 )", "it", datetime(2020, 1, 14, tzinfo=UTC)),
+        ("Stand: 31. Mai 12", "de", datetime(2012, 5, 31, tzinfo=UTC)),
     ],
 )
 def test_full_dates_in_many_formats(text: str, language: str, expected: datetime) -> None:
@@ -53,10 +59,19 @@ def test_month_names_of_another_language_are_not_read() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["Mars 2008 rover", "the main event of 2008", "Marshal 12 2008x", "VN:F [1.9.22_1171]"]
+    ("text", "language"),
+    [
+        ("Mars 2008 rover", "en"),
+        ("the main event of 2008", "en"),
+        ("Marshal 12 2008x", "en"),
+        ("VN:F [1.9.22_1171]", "en"),
+        ("am 5. Mai 20 Personen", "de"),
+        ("31. Mai 12 Uhr", "de"),
+        ("31. Mai 12:30", "de"),
+    ],
 )
-def test_words_that_are_not_dates(text: str) -> None:
-    assert find_dates(text) == []
+def test_words_that_are_not_dates(text: str, language: str) -> None:
+    assert find_dates(text, language) == []
 
 
 def test_word_alternation_matches_whole_words_longest_first() -> None:
@@ -87,6 +102,9 @@ def test_word_alternation_matches_whole_words_longest_first() -> None:
         # A full date is not a date without a year; a bare fraction is no date.
         ("Jan 12, 2008", 2008, None, None),
         ("1/2", 2008, None, None),
+        # Chinese and Japanese: "[01月14日 11時30分]", not the end of a full date.
+        ("[01月14日 11時30分]", 2008, None, datetime(2008, 1, 14, 11, 30, tzinfo=UTC)),
+        ("2008年1月14日", 2008, None, None),
     ],
 )
 def test_dates_without_a_year(
@@ -110,6 +128,8 @@ def test_dates_without_a_year(
         ("vor einer Stunde", "de", datetime(2008, 1, 20, 11, tzinfo=UTC)),
         ("hace 2 días", "es", datetime(2008, 1, 18, 12, tzinfo=UTC)),
         ("3 godziny temu", "pl", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("3時間前", "ja", datetime(2008, 1, 20, 9, tzinfo=UTC)),
+        ("2 小时前", "zh", datetime(2008, 1, 20, 10, tzinfo=UTC)),
         ("Nothing relative here, three months ago or so.", "en", None),
     ],
 )
@@ -130,6 +150,9 @@ def test_a_relative_time_inside_a_paragraph_does_not_count() -> None:
         ("Guardian Unlimited © Guardian News and Media Limited 2008", 2008),
         ("© 2004 The Citizen ... Copyright 2008 AFP", 2008),
         ("No notice, though 2008 is mentioned.", None),
+        # No notice: the year in a dated address the page prints.
+        ("Compartir https://ladiaria.com.uy/ambiente/articulo/2022/5/productor-fumigo/", 2022),
+        ("https://example.com/2022/5/story/\n© 2019 Outlet", 2019),
     ],
 )
 def test_page_year_from_copyright_notices(text: str, expected: int | None) -> None:
@@ -158,3 +181,45 @@ def test_a_stamp_beats_a_date_in_a_nearer_sentence() -> None:
     text = "Titre\n\n" + lede + "\n\nJeanne Corriveau\n\n19 février 2020\n\nMontréal\n\nEn raison"
     found, source = publication_time(text, text.index(lede), None, None, "fr")
     assert (found, source) == (datetime(2020, 2, 19, tzinfo=UTC), "page")
+
+
+@pytest.mark.parametrize(
+    "lede",
+    [
+        "Seit 4. August 2014 ist in Bolivien ein neues Kinder- und Jugendgesetz in Kraft, das"
+        " erstmals arbeitende Kinder als soziale Subjekte anerkennt.",
+        "Wir suchen zum 1. April 2016 (ggf. früherer Start möglich) eine/n Medienpädagogin in"
+        " Teilzeitanstellung in München.",
+    ],
+)
+def test_a_stamp_far_off_beats_a_date_a_sentence_opens_with(lede: str) -> None:
+    text = "Titel\n\n" + lede + "\n\n" + "Text des Artikels. " * 100 + "\n\n15.01.2016\n"
+    found, _ = publication_time(text, text.index(lede), None, None, "de")
+    assert found == datetime(2016, 1, 15, tzinfo=UTC)
+
+
+def test_a_stamp_in_a_sentence_beats_an_event_deep_in_prose() -> None:
+    # WordPress states the date in a sentence under the post; the lede's date is an event's.
+    lede = (
+        "Das Bundesgericht kassiert ein Urteil des Kantonsgerichts GE (BGer 6B_1224/2019 vom"
+        " 24.01.2020, Fünferbesetzung), das den Polizisten freigesprochen hatte."
+    )
+    stamp = (
+        "Dieser Beitrag wurde am 04/02/2020 von kj in Bundesgericht BGer veröffentlicht."
+        " Schlagworte: StGB 12, SVG 100, SVG 90."
+    )
+    text = "Titel\n\n" + lede + "\n\n" + stamp + "\n"
+    found, _ = publication_time(text, text.index(lede), None, None, "de")
+    assert found == datetime(2020, 2, 4, tzinfo=UTC)
+
+
+def test_slashed_dates_read_in_the_order_the_page_writes_them() -> None:
+    # An English page whose comments are dated 14/04/2020 writes its own date day first.
+    story = "The story. " * 10
+    text = f"Focaccia\n\n12/04/2020 by Kay\n\n{story}\n\nAnna\n\n14/04/2020 at 3:00 pm\n"
+    found = date_near(text, text.index("The story"), language="en")
+    assert found is not None and found.value == datetime(2020, 4, 12, tzinfo=UTC)
+    # One date that is month first only (04/23/2020) makes the page American.
+    american = text.replace("14/04/2020", "04/23/2020")
+    found = date_near(american, american.index("The story"), language="en")
+    assert found is not None and found.value == datetime(2020, 12, 4, tzinfo=UTC)

@@ -325,6 +325,32 @@ def test_related_links_set_inside_the_story_do_not_end_it() -> None:
     assert _body_of(page) == _STORY
 
 
+def test_a_lede_cut_off_from_the_story_by_the_page_tools_is_kept() -> None:
+    # Under the headline, its lede; then a byline and a row of tools long enough to split
+    # the page's prose in two.
+    chrome = ["By Jane Doe", "Share", "Facebook", "Twitter", "WhatsApp", "E-Mail", "Print"]
+    chrome += ["Subscribe", "Log in", "Audio", "Listen", "Save"]
+    assert _body_of(_page(_STORY[0], *chrome, *_STORY[1:4])) == _STORY[:4]
+
+
+def test_the_tools_under_the_lede_do_not_end_the_story() -> None:
+    tools = ["Post to del.icio.us", "E-mail Article", "Print-Friendly Version"]
+    assert _body_of(_page(_STORY[0], *tools, *_STORY[1:5])) == _STORY[:5]
+    # Nor do they where more paragraphs of the story follow them.
+    assert _body_of(_page(*_STORY[:2], *tools, *_STORY[2:])) == _STORY
+
+
+def test_a_photo_credit_inside_the_story_does_not_end_it() -> None:
+    credit = "© Jane Doe / Example Pictures"
+    assert _body_of(_page(*_STORY[:2], credit, *_STORY[2:4])) == _STORY[:4]
+
+
+def test_a_subheading_between_paragraphs_is_kept_a_label_or_credit_is_not() -> None:
+    page = _page(_STORY[0], "What the vote decides", *_STORY[1:3], "Getty Images", _STORY[3])
+    assert _body_of(page) == [_STORY[0], "What the vote decides", *_STORY[1:4]]
+    assert _body_of(_page(_STORY[0], "Author: Jane Doe, 3 May", *_STORY[1:3])) == _STORY[:3]
+
+
 def test_links_to_other_stories_with_their_dates_are_left_out() -> None:
     links = [
         "Past Coverage",

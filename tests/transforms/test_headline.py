@@ -148,3 +148,102 @@ def test_a_menu_label_sharing_one_word_with_the_lede_is_not_the_headline() -> No
         first,
     ]
     assert headline(lines, 6, first, first)[0] == "Alouettes add two to coaching staff"
+
+
+def test_a_short_headline_printed_above_the_article_beats_the_site_name() -> None:
+    # A one-word headline first on the title line, printed again just above the article.
+    lines, start = _page("Batteriespeicher - daheim Solar", "daheim Solar.", "Batteriespeicher")
+    assert headline(lines, start, LEDE, LEDE, "de") == ("Batteriespeicher", "daheim Solar")
+
+
+def test_the_site_name_ending_the_title_line_is_not_taken_though_longer() -> None:
+    lines, start = _page(
+        "Alles hat seine Zeit… | Marktplatz für ein gutes Leben",
+        "Marktplatz für ein gutes Leben",
+        "Veröffentlicht am 5. April 2017",
+        "Alles hat seine Zeit…",
+    )
+    assert headline(lines, start, LEDE, LEDE, "de")[0] == "Alles hat seine Zeit…"
+
+
+def test_a_headline_ending_the_title_line_after_a_breadcrumb_arrow_is_taken() -> None:
+    # WordPress's "Blog » Archive » Headline": the end is the story's.
+    lines, start = _page(
+        "CrunchGear » Archive » NetGear CES cavalcade: Wire-line and hotter Wireless",
+        "CrunchGear",
+        "NetGear CES cavalcade: Wire-line and hotter Wireless",
+    )
+    title = headline(lines, start, LEDE, LEDE)[0]
+    assert title == "NetGear CES cavalcade: Wire-line and hotter Wireless"
+
+
+def test_a_short_site_name_first_on_the_title_line_is_not_the_headline() -> None:
+    lines, start = _page(
+        "CTV Toronto - OPP says 'enough' after 2 accused of drunk driving - CTV News",
+        "CTV Toronto",
+        "OPP says 'enough' after 2 accused of drunk driving",
+    )
+    title = headline(lines, start, LEDE, LEDE)[0]
+    assert title == "OPP says 'enough' after 2 accused of drunk driving"
+
+
+def test_the_headline_printed_in_other_words_than_the_title_line_is_taken() -> None:
+    lines, start = _page(
+        "Oranger Wasserstoff: Gas aus der Erdkruste",
+        "Oranger Wasserstoff für die Stahlherstellung?",
+        "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste",
+        "By Martin Jendrischik",
+    )
+    title = headline(lines, start, LEDE, LEDE, "de")[0]
+    assert title == "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste"
+
+
+def test_the_title_line_printed_whole_is_no_variant_of_its_headline() -> None:
+    lines, start = _page(
+        "Minions mit Schablonen malen - mit Malerrolle & bunter Farbe",
+        "Minions mit Schablonen malen - mit Malerrolle & bunter Farbe",
+    )
+    assert headline(lines, start, LEDE, LEDE, "de")[0] == "Minions mit Schablonen malen"
+
+
+def test_a_repeat_with_other_quotation_marks_is_the_headline() -> None:
+    lines, start = _page(
+        '"Welches Europa wir wollen" - http://www.tafelblog.com',
+        "„Welches Europa wir wollen“",
+        "von Herr_Rein Veröffentlicht am 11. Juni 2019",
+        "Die Juniorwahl zur Europawahl",
+    )
+    assert headline(lines, start, LEDE, LEDE, "de")[0] == "„Welches Europa wir wollen“"
+
+
+def test_a_headline_repeated_in_the_footer_notice_is_no_site_name() -> None:
+    # The notice's owner comes right after the mark and its years; the page's title after that.
+    lines, start = _page(
+        "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld",
+        "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld",
+        "18.02.2022, 10:27 | Recht & Gesetz",
+    )
+    lines += ["© juraforum.de — 2003-2022 Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld"]
+    title = headline(lines, start, LEDE, LEDE, "de")[0]
+    assert title == "Ohne ernsthafte Bewerbungsbemühungen kein Wohngeld"
+
+
+def test_a_short_end_of_the_title_line_is_the_site_name_though_alone_printed() -> None:
+    lines, start = _page(
+        "Cronograma Minedu 2022: ¿cuándo serán las vacaciones? | respuestas | La República",
+        "La República",
+        "Inicio",
+    )
+    title = headline(lines, start, LEDE, LEDE, "es")[0]
+    assert title == "Cronograma Minedu 2022: ¿cuándo serán las vacaciones?"
+
+
+def test_a_headline_taken_for_the_article_s_first_line_is_still_the_printed_one() -> None:
+    lines = [
+        "Oranger Wasserstoff: Gas aus der Erdkruste | Site",
+        "Menü",
+        "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste",
+        LEDE,
+    ]
+    title = headline(lines, 2, LEDE, LEDE, "de")[0]
+    assert title == "Oranger Wasserstoff: Der Traum vom erneuerbaren Gas aus der Erdkruste"

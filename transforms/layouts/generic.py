@@ -14,10 +14,13 @@ from transforms.layouts.prose import (
     Kind,
     Unit,
     is_prose,
+    is_subheading,
+    lede_units,
     main_run,
     opens_links,
     page_lines,
     page_units,
+    story_goes_on,
 )
 from transforms.layouts.published import publication_time
 from transforms.records import Article, Rejection
@@ -77,11 +80,13 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
     units = page_units(lines, function_words(language or ""))
     start, end = main_run(units)
     title_line = next((x for x in lines if x), "").casefold()
-    run = _body_units(_to_story_end(units[start:end]), title_line)
+    above = lede_units(units, start, title_line)
+    run = _body_units(above + _to_story_end(units[start:end]), title_line)
     body_words = sum(u.words for u in run)
     if not run or body_words < _MIN_BODY_WORDS or all(u.kind is not Kind.GOOD for u in run):
         return Rejection("not_an_article", "The page holds no block of article prose.")
-    first_line = run[0].line
+    # The fields are looked for around the run's start, below a lede set above the byline.
+    first_line = next((u.line for u in run if u.line >= units[start].line), run[0].line)
     # Dates are read in the page's language, and in English where it is not known.
     dates_in = language or "en"
     paragraphs = _paragraphs(run, dates_in)
@@ -103,7 +108,7 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
         # The wire named in the dateline is exact; the site read off the title line is a guess.
         source=agency or site or "unknown",
         editor=None,
-        author=byline_author(lines, first_line, dates_in),
+        author=byline_author(lines, first_line, dates_in, title),
         dateline=place,
         page_code=None,
         language=language_of(body),
@@ -113,9 +118,9 @@ def parse_generic(text: str, *, captured_at: datetime | None = None) -> Article 
 def _to_story_end(units: list[Unit]) -> list[Unit]:
     """The run up to where the story ends (the rights notice under it, the readers' comments, a
     row of its tools), without an author box under it or links to other stories."""
-    first_prose = next((i for i, u in enumerate(units) if u.kind is Kind.GOOD), len(units))
-    ends = (i for i in range(first_prose + 1, len(units)) if _story_ended(units, i))
+    ends = (i for i in range(_story_told(units), len(units)) if _story_ended(units, i))
     kept = units[: next(ends, len(units))]
+    first_prose = next((i for i, u in enumerate(kept) if u.kind is Kind.GOOD), len(kept))
     while len(kept) > first_prose + 1 and _AUTHOR_BOX.search(kept[-1].text):
         kept = kept[:-1]
     return [
@@ -123,6 +128,18 @@ def _to_story_end(units: list[Unit]) -> list[Unit]:
         for u in _without_link_boxes(kept)
         if not (u.text.endswith(")") and _DATED_LINK.search(u.text[-_DATED_LINK_TAIL:]))
     ]
+
+
+def _story_told(units: list[Unit]) -> int:
+    """Where enough of the story has been told for its end to come: the tools and notices
+    between the headline, the lede and the rest of it do not end it."""
+    words = 0
+    for i, unit in enumerate(units):
+        if unit.kind is Kind.GOOD or unit.kind is Kind.NEAR:
+            words += unit.words
+            if words >= _MIN_BODY_WORDS:
+                return i + 1
+    return len(units)
 
 
 def _story_ended(units: list[Unit], i: int) -> bool:
@@ -141,7 +158,11 @@ def _story_ended(units: list[Unit], i: int) -> bool:
         or "got to say" in text
     ) and _COMMENTS_OPEN.search(text):
         return True
-    return units[i].kind in _TOOL_KINDS and _toolbar_at(units, i)
+    return (
+        units[i].kind in _TOOL_KINDS
+        and _toolbar_at(units, i)
+        and not story_goes_on(units, i + _TOOLBAR)
+    )
 
 
 # Longer than a headline under it: the story's prose again.
@@ -180,9 +201,9 @@ def _body_units(units: list[Unit], title_line: str) -> list[Unit]:
         units = units[1:]
     units = [u for u in units if len(u.text) < 12 or u.text.casefold() not in title_line]
     kept: list[Unit] = []
-    for unit in units:
+    for i, unit in enumerate(units):
         key = " ".join(unit.text.casefold().split())
-        if is_prose(unit) and key not in seen:
+        if (is_prose(unit) or is_subheading(units, i)) and key not in seen:
             seen.add(key)
             kept.append(unit)
     return kept

@@ -4,7 +4,8 @@ Candidates are the segments of the page's title line (its first line: "Headline 
 the headline-like lines just above the article. Never taken: the site's or a section's name,
 a line that is the start of the body, or a heading that stands below a "Related" marker (another
 story's). Where the page repeats its headline (in the title line and above the article), that
-agreement decides.
+agreement decides, and the end of the title line is the site's name; where it prints it in other
+words, the printed one is the headline.
 """
 
 from __future__ import annotations
@@ -51,6 +52,18 @@ _OTHER_STORIES = re.compile(
     r"|other (?:news|stories)|top stories|latest (?:news|stories|headlines)|most (?:popular|read))",
     re.I,
 )
+# A headline printed in other words than the title line's: this share of its words are the title
+# line's, and it holds this share of the title's headline.
+_VARIANT_SHARED = 0.6
+_VARIANT_HELD = 0.5
+# Typographic quotation marks, made plain when comparing (guillemets stay: "»" separates a title
+# line's parts).
+_DOUBLE_QUOTES = re.compile("[„“”]")
+_SINGLE_QUOTES = re.compile("[‚‘’]")
+# A copyright mark and the years after it, before the owner's name.
+_NOTICE = re.compile(
+    r"(?:©|\(c\)|\bcopyright\b)(?:[\s,.:]*(?:©|\(c\)|\d{4}\b|[-–]))*[\s,.:]*", re.I
+)
 # Two headings or more under such a line are a list of stories, not one headline.
 _STORY_LIST = 2
 _WORDS = re.compile(r"\w+")
@@ -84,13 +97,13 @@ def headline(
     """The headline and the site name the title line carries with it, if any (a line that
     holds a date, in the page's language or English, is none)."""
     first = next((x for x in lines[:body_line] if x), "")
-    folded = first.casefold()
+    folded = _fold(first)
     body_start = " ".join(first_paragraph[:_BODY_START].casefold().split())
     notices: list[str] = []  # the page's copyright notices, gathered on first need
 
     def notices_text() -> str:
         if not notices:
-            notices.append(" ".join(x.casefold() for x in lines if "©" in x or "opyright" in x))
+            notices.append(_notices(lines))
         return notices[0]
 
     def is_name(text: str) -> bool:
@@ -101,23 +114,14 @@ def headline(
         # segment of the title line is, even when the body happens to repeat it.
         return not is_name(text) and not _starts_body(text, body_start)
 
+    above = _above(lines, body_line, _LINES_BEFORE)
     # The page usually prints its headline again, as it appears inside the title line.
-    repeated = [
-        x
-        for x in lines[1 : body_line + _REPEAT_AFTER_START]
-        if len(x) >= 12
-        and x.casefold() in folded
-        and x.casefold() != folded
-        and len(_WORDS.findall(x)) >= 2
-        and not is_name(x)
-    ]
-    if repeated:
-        title = max(repeated, key=len)
-        at = folded.find(title.casefold())
+    title = _repeated(lines, body_line, above, first, is_name)
+    if title:
+        at = folded.find(_fold(title))
         return _without_name_prefix(title, is_name), _site(first[:at], first[at + len(title) :])
     # ... or the whole title line again, just above the article: then its segments agree.
-    above = _above(lines, body_line, _LINES_BEFORE)
-    agreed = any(x.casefold() == folded for x in lines[max(1, above) : body_line])
+    agreed = any(_fold(x) == folded for x in lines[max(1, above) : body_line])
     segments = [
         s
         for s in _SEPARATOR.split(_PREFIX_SITE.sub("", first))
@@ -133,8 +137,75 @@ def headline(
     if best and not _looks_like_code(best) and (near is None or agreed or best_score >= near_score):
         at = first.find(best)
         site = _site(first[:at], first[at + len(best) :])
-        return _without_name_prefix(_FROM_SITE.sub("", best).strip(), is_name), site
+        # The article's first line too: a headline in other words may be taken for its start.
+        printed = _variant(lines[above : body_line + 1], best, folded, language)
+        return _without_name_prefix(_FROM_SITE.sub("", printed or best).strip(), is_name), site
     return _without_name_prefix((near or "").strip(), is_name), None
+
+
+def _repeated(
+    lines: list[str], body_line: int, above: int, first: str, is_name: Callable[[str], bool]
+) -> str | None:
+    """The headline as the page prints it again, a part of its title line (`first`).
+
+    Looked for just above the article first, where a whole segment of the title line counts
+    however short ("Impressum"); then anywhere near the article. The longest part wins, but not
+    the title line's end where that is the site's name or motto ("Headline - Site | Motto").
+    """
+    folded = _fold(first)
+    short = _short_headline(first, is_name)
+    near: list[str] = []
+    anywhere: list[str] = []
+    for i, x in enumerate(lines[1 : body_line + _REPEAT_AFTER_START], 1):
+        if not x or len(x) > len(folded):  # folding never shortens a line
+            continue
+        key = _fold(x).strip()
+        if key not in folded or key == folded or is_name(x):
+            continue
+        if len(x) >= 12 and len(_WORDS.findall(x)) >= 2:
+            anywhere.append(x)
+        elif not (above <= i < body_line and key == short):
+            continue
+        if above <= i < body_line:
+            near.append(x)
+    for found in (near, anywhere):
+        keys = [_fold(x).strip() for x in found]
+        starts = any(folded.startswith(k) for k in keys)
+        kept = [x for x, k in zip(found, keys, strict=True) if not _is_site_end(folded, k, starts)]
+        if kept or (found and starts):
+            return max(kept or found, key=len)
+    return None
+
+
+def _is_site_end(title_line: str, part: str, starts: bool) -> bool:
+    """Whether a printed part of the title line is its end, the site's name or motto: where the
+    start is printed too, or where more words stand before it (a site's name is short)."""
+    if not _ends(title_line, part):
+        return False
+    before = title_line[: len(title_line) - len(part)]
+    return starts or len(_WORDS.findall(before)) > len(_WORDS.findall(part))
+
+
+def _short_headline(first: str, is_name: Callable[[str], bool]) -> str | None:
+    """The title line's first segment, casefolded, where it may be a headline however short: no
+    segment but the last (the site's name) has more words, and no site's name holds it."""
+    segments = [s.strip() for s in _SEPARATOR.split(first) if s and s.strip()]
+    if len(segments) < 2:
+        return None
+    lead = _fold(segments[0])
+    words = len(_WORDS.findall(lead))
+    if any(len(_WORDS.findall(s)) > words for s in segments[1:-1]):
+        return None
+    if any(lead in _fold(s) and is_name(s) for s in segments[1:]):
+        return None
+    return lead
+
+
+def _ends(title_line: str, part: str) -> bool:
+    """Whether a part of the title line ends it, after a separator that may stand before a
+    site's name (not a colon, nor a breadcrumb's "»": "Blog » Archive » Headline")."""
+    head = title_line[: len(title_line) - len(part)].rstrip()
+    return title_line.endswith(part) and bool(head) and not head.endswith((":", "»"))
 
 
 def _without_name_prefix(title: str, is_name: Callable[[str], bool]) -> str:
@@ -157,16 +228,42 @@ def _headline_before(
             # A list of other stories' headings stood between it and the article.
             best, below = (None, 0.0), 0
             continue
-        n = len(_WORDS.findall(line))
-        if not 3 <= n <= 30 or line.endswith(".") or _NOT_HEADLINE.match(line):
-            continue
-        if _looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line, language):
+        if len(_WORDS.findall(line)) < _FEW_WORDS or not _is_headline_like(line, language):
             continue
         below += 1
         score = _overlap(line, lede_words) + 0.2 - 0.01 * distance
         if score > best[1] and usable(line):
             best = (line, score)
     return best
+
+
+def _variant(window: list[str], segment: str, title_line: str, language: str) -> str | None:
+    """The headline as printed above the article where it words the title line's otherwise
+    ("Gas aus der Erdkruste" printed "Der Traum vom erneuerbaren Gas aus der Erdkruste"): a
+    headline-like line made mostly of the title line's words, holding most of the segment's and
+    no fewer words (the title line printed whole is no variant: its segment is the headline)."""
+    title_words = set(_WORDS.findall(title_line))
+    own = set(_WORDS.findall(segment.casefold()))
+    best: tuple[str | None, float] = (None, 0.0)
+    for line in reversed(window):
+        words = set(_WORDS.findall(line.casefold()))
+        if len(words) < max(2, len(own)) or _fold(line) == title_line:
+            continue
+        if not _is_headline_like(line, language):
+            continue
+        shared = len(words & title_words) / len(words)
+        held = len(own & words) >= _VARIANT_HELD * len(own)
+        if held and shared >= _VARIANT_SHARED and shared > best[1]:
+            best = (line, shared)
+    return best[0]
+
+
+def _is_headline_like(line: str, language: str) -> bool:
+    """Whether a line may be a headline: a few words to a sentence's, no chrome, date or code."""
+    n = len(_WORDS.findall(line))
+    if not 2 <= n <= 30 or line.endswith(".") or _NOT_HEADLINE.match(line):
+        return False
+    return not (_looks_like_code(line) or _CHROME_LINE.search(line) or find_dates(line, language))
 
 
 def _above(lines: list[str], body_line: int, reach: int) -> int:
@@ -194,13 +291,35 @@ def _is_site_name(text: str, notices: Callable[[], str]) -> bool:
     capitalised = all(w[:1].isupper() or w.casefold() in _NAME_GLUE for w in bare if w)
     if capitalised and any(w.casefold() in _OUTLET_WORDS for w in bare):
         return True
-    return name in notices()  # named in a copyright notice: "©2008 The Sports Network"
+    return (
+        "\n" + name in notices()
+    )  # the owner a copyright notice names: "©2008 The Sports Network"
+
+
+def _notices(lines: list[str]) -> str:
+    """What follows each copyright mark and its years on the page, casefolded, each after a
+    newline (the owner's name first; a headline further on, in a footer, is none)."""
+    return "".join(
+        "\n" + x[m.end() :].casefold()
+        for x in lines
+        if "©" in x or "opyright" in x
+        for m in _NOTICE.finditer(x)
+    )
 
 
 def _starts_body(text: str, body_start: str) -> bool:
     """Whether a candidate is the opening of the article's first paragraph."""
     candidate = " ".join(text.casefold().split())
     return len(candidate) >= 12 and body_start.startswith(candidate)
+
+
+def _fold(text: str) -> str:
+    """A text casefolded, its quotation marks plain: the title line and the page may differ in
+    them ("Welches Europa" printed „Welches Europa“). Each mark stays one character."""
+    folded = text.casefold()
+    if folded.isascii():
+        return folded
+    return _SINGLE_QUOTES.sub("'", _DOUBLE_QUOTES.sub('"', folded))
 
 
 def _content_words(text: str) -> set[str]:

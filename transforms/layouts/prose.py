@@ -53,7 +53,7 @@ _MARK = re.compile(
     r"|have your say|trackbacks?|what do you think|discuss this|talkback|posted by\b"
     r"|report this comment|\d+ responses? to)"
     r"|(?P<links>related\b|see also|more on this|also in\b)"
-    r"|(?P<rights>copyright|©|\(c\) \d{4}|disclaimer\b))",
+    r"|(?P<rights>copyright|©(?=.{0,40}\d{4})|\(c\) \d{4}|disclaimer\b))",
     re.I,
 )
 # Separators between the links of a row run together on one line; this many make one.
@@ -270,7 +270,7 @@ def main_run(units: list[Unit]) -> tuple[int, int]:
             total, start = 0.0, i
         weight = weights[i]
         if unit.kind in _ENDS:
-            if unit.kind is Kind.BARRIER and _story_goes_on(units, i + 1):
+            if unit.kind is Kind.BARRIER and story_goes_on(units, i + 1):
                 weight = _FIXED_WEIGHTS[Kind.LINE]  # a box of links set inside the story
             elif best >= _ARTICLE_WEIGHT:
                 damp = _AFTER_COMMENTS
@@ -280,9 +280,9 @@ def main_run(units: list[Unit]) -> tuple[int, int]:
     return best_span
 
 
-def _story_goes_on(units: list[Unit], i: int) -> bool:
-    """Whether paragraphs of prose follow within a few units: then the related links just
-    before them were a box set inside the story, not the end of it."""
+def story_goes_on(units: list[Unit], i: int) -> bool:
+    """Whether paragraphs of prose follow within a few units: then the related links or the
+    tools just before them were set inside the story, not at its end."""
     for j in range(i, min(i + _INLINE_BOX, len(units))):
         row = units[j : j + _PROSE_AFTER_BOX]
         if len(row) == _PROSE_AFTER_BOX and all(u.kind is Kind.GOOD for u in row):
@@ -295,3 +295,42 @@ def is_prose(unit: Unit) -> bool:
     if unit.kind in (Kind.GOOD, Kind.NEAR):
         return True
     return unit.kind is Kind.SHORT
+
+
+# How far above the run the headline's echo is looked for, in units (a page's menus and
+# teasers between them can be long).
+_LEDE_REACH = 400
+
+
+def lede_units(units: list[Unit], start: int, title_line: str) -> list[Unit]:
+    """The paragraphs of prose between the headline and the start of the run: a lede that the
+    byline, the story's tools or a paywall notice cut off from the rest of the story. The
+    headline is the nearest unit above the run that the title line holds; only GOOD units are
+    taken (a NEAR one there is more often a standfirst, a caption or an advert)."""
+    for h in range(start - 1, max(-1, start - _LEDE_REACH), -1):
+        if is_title_echo(units[h], title_line):
+            return [u for u in units[h + 1 : start] if u.kind is Kind.GOOD]
+    return []
+
+
+def is_title_echo(unit: Unit, title_line: str) -> bool:
+    """Whether a unit repeats the headline: a line of a few words that the title line holds."""
+    text = unit.text
+    return len(text) >= 12 and text.count(" ") >= 2 and text.casefold() in title_line
+
+
+def is_subheading(units: list[Unit], i: int) -> bool:
+    """Whether unit i is the story's subheading: a bare line of a few words set between a
+    paragraph of prose and a GOOD one (a label, "Author: ...", holds a colon; a photo credit
+    is a line of one or two words, or a chrome one: "© Jane Doe")."""
+    if not 0 < i < len(units) - 1:
+        return False
+    unit = units[i]
+    return (
+        unit.kind is Kind.LINE
+        and unit.words >= _HEADING_WORDS[0]
+        and ":" not in unit.text
+        and units[i - 1].kind in _PROSE
+        and units[i + 1].kind is Kind.GOOD
+        and _CHROME.search(unit.text.lower()) is None
+    )

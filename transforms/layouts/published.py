@@ -4,13 +4,36 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from transforms.dates import date_near
+from transforms.dates import (
+    FREE,
+    PROSE,
+    SENTENCE,
+    DateMention,
+    dates_around,
+    nearest_date,
+)
 from transforms.partial_dates import date_without_year, page_year, relative_time
 
 # Where (characters before, after the article start) a date is looked for: near first, where
 # the byline and time stand; then anywhere, since a date far off still beats none.
 _DATE_NEAR, _DATE_FAR = (1500, 1000), (50_000, 50_000)
 PAGE, INFERRED, NONE = "page", "inferred", "none"
+
+
+def _page_date(text: str, anchor: int, language: str) -> DateMention | None:
+    """The full date written nearest the anchor: free-standing near it, then anywhere; then one
+    a sentence opens with, near, then anywhere; then any near it, in prose too."""
+    near = dates_around(text, anchor, *_DATE_NEAR, language)
+    found = nearest_date(text, anchor, near, FREE)
+    if found is not None:
+        return found
+    far = dates_around(text, anchor, *_DATE_FAR, language)
+    return (
+        nearest_date(text, anchor, far, FREE)
+        or nearest_date(text, anchor, near, SENTENCE)
+        or nearest_date(text, anchor, far, SENTENCE)
+        or nearest_date(text, anchor, near, PROSE)
+    )
 
 
 def publication_time(
@@ -28,11 +51,7 @@ def publication_time(
     the capture time, both `inferred`. Nothing: None, `none`. Dates are read with the words of
     the page's language (an ISO 639-1 code) and of English.
     """
-    mention = (
-        date_near(text, anchor, *_DATE_NEAR, in_prose=False, language=language)
-        or date_near(text, anchor, *_DATE_FAR, in_prose=False, language=language)
-        or date_near(text, anchor, *_DATE_NEAR, language=language)
-    )
+    mention = _page_date(text, anchor, language)
     if mention is not None:
         return mention.value, PAGE
     lo, hi = max(0, anchor - _DATE_NEAR[0]), anchor + _DATE_NEAR[1]
