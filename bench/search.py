@@ -220,11 +220,11 @@ def speed(home: Home, repeat: int) -> dict[str, Any]:
         )
         sizes = {
             table: con.execute(
-                "SELECT sum(file_size_bytes), count(*) FROM ducklake_list_files('wh', ?)", [table]
+                "SELECT sum(data_file_size_bytes), count(*) FROM ducklake_list_files('wh', ?)", [table]
             ).fetchall()[0]
             for table in ("articles", POSTINGS_TABLE, DOCUMENTS_TABLE)
         }
-        body = con.execute("SELECT sum(octet_length(body)) FROM articles").fetchall()[0][0]
+        body = con.execute("SELECT sum(strlen(body)) FROM articles").fetchall()[0][0]
     index_bytes = sizes[POSTINGS_TABLE][0] + sizes[DOCUMENTS_TABLE][0]
     figures.update(
         {
