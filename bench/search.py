@@ -15,13 +15,14 @@ publication times spread over 36 months, written as nights of --night articles a
   empty one;
 - the index's size against the articles' bodies.
 
-The night's throughput with search on is `bench.floor`'s to measure (the workers index what
-they write), old tree against new.
+And the night's throughput with search on: a night of --night-dumps rendered pages in one
+process (one core), the index's rows written and not, alternated --rounds times.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import statistics
@@ -220,7 +221,8 @@ def speed(home: Home, repeat: int) -> dict[str, Any]:
         )
         sizes = {
             table: con.execute(
-                "SELECT sum(data_file_size_bytes), count(*) FROM ducklake_list_files('wh', ?)", [table]
+                "SELECT sum(data_file_size_bytes), count(*) FROM ducklake_list_files('wh', ?)",
+                [table],
             ).fetchall()[0]
             for table in ("articles", POSTINGS_TABLE, DOCUMENTS_TABLE)
         }
@@ -269,18 +271,46 @@ def upkeep(home: Home, table: pa.Table, night: int, repeat: int) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--articles", type=int, default=1_000_000)
-    parser.add_argument("--night", type=int, default=100_000, help="articles a night writes")
-    parser.add_argument("--sample", type=int, default=200, help="known items and phrases")
-    parser.add_argument("--repeat", type=int, default=9)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--keep", type=Path, help="build the lakes here and keep them")
-    args = parser.parse_args()
-    with duckdb.connect() as con:
-        install_extensions(con)
-    table = stories()
+def throughput(dumps: int, rounds: int) -> dict[str, Any]:
+    """A night of `dumps` rendered BBC pages in this process (no pool: one core's throughput),
+    with the search index written and without (its rows made empty), alternated: medians."""
+    from unittest import mock
+
+    import flows.worker
+    import warehouse.verify
+    from bench.render import render_inbox
+    from flows.nightly import nightly_ingest
+
+    seconds: dict[str, list[float]] = {"with search": [], "without": []}
+    with tempfile.TemporaryDirectory(prefix="wirehouse-search-night-") as scratch:
+        inbox = Path(scratch) / "inbox"
+        render_inbox(inbox, dumps, seed=0)
+        nightly_ingest(inbox=str(inbox), home=str(Path(scratch) / "warm-up"))  # Prefect started
+        for number in range(rounds):
+            for name in seconds:
+                home = Path(scratch) / f"home-{name}-{number}"
+                patches = [mock.patch.dict("os.environ", {"WIREHOUSE_POOL_MIN_BYTES": str(2**40)})]
+                if name == "without":  # and the night's check that every article is indexed
+                    checks = dict(warehouse.verify.NIGHT_CHECKS)
+                    del checks["search_index_covers_articles"]
+                    patches.append(mock.patch.object(flows.worker, "search_rows", lambda rows: {}))
+                    patches.append(mock.patch.object(warehouse.verify, "NIGHT_CHECKS", checks))
+                with contextlib.ExitStack() as stack:
+                    for patch in patches:
+                        stack.enter_context(patch)
+                    start = time.perf_counter()
+                    nightly_ingest(inbox=str(inbox), home=str(home))
+                    seconds[name].append(time.perf_counter() - start)
+    medians = {name: statistics.median(times) for name, times in seconds.items()}
+    return {
+        "dumps": dumps,
+        **{f"s night {name}": round(value, 2) for name, value in medians.items()},
+        "throughput with search / without": round(medians["without"] / medians["with search"], 3),
+    }
+
+
+def lakes(args: argparse.Namespace, table: pa.Table) -> dict[str, Any]:
+    """Answers on the stories' lake; speed and upkeep on a big one."""
     with tempfile.TemporaryDirectory(prefix="wirehouse-search-") as scratch:
         root = args.keep or Path(scratch)
         small = make_lake(root / "stories", table, table.num_rows, table.num_rows)
@@ -290,11 +320,33 @@ def main() -> None:
         report["speed"] = speed(big, args.repeat)
         onto_big = upkeep(big, table, 10_000, 3)
         onto_empty = upkeep(empty, table, 10_000, 3)
-        report["upkeep"] = {
-            "s a night of 10,000 onto the big lake": round(onto_big, 2),
-            "s onto an empty lake": round(onto_empty, 2),
-            "ratio": round(onto_big / onto_empty, 2),
-        }
+    report["upkeep"] = {
+        "s a night of 10,000 onto the big lake": round(onto_big, 2),
+        "s onto an empty lake": round(onto_empty, 2),
+        "ratio": round(onto_big / onto_empty, 2),
+    }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--articles", type=int, default=1_000_000)
+    parser.add_argument("--night", type=int, default=100_000, help="articles a night writes")
+    parser.add_argument("--sample", type=int, default=200, help="known items and phrases")
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="build the lakes here and keep them")
+    parser.add_argument("--night-dumps", type=int, default=5000, help="dumps a timed night reads")
+    parser.add_argument("--rounds", type=int, default=3, help="nights with and without search")
+    parser.add_argument("--parts", default="lakes,night", help="lakes, night, or both")
+    args = parser.parse_args()
+    with duckdb.connect() as con:
+        install_extensions(con)
+    report: dict[str, Any] = {}
+    if "lakes" in args.parts:
+        report.update(lakes(args, stories()))
+    if "night" in args.parts:
+        report["night"] = throughput(args.night_dumps, args.rounds)
     print(json.dumps(report, indent=2))
 
 

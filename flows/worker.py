@@ -347,7 +347,7 @@ def split_batch(
 def search_rows(rows: pa.Table) -> dict[str, pa.Table]:
     """The search index's rows of kept articles: their postings and documents."""
     columns = rows.select(["article_id", "title", "body", "language", "run_id"])
-    with duckdb.connect() as con:
+    with duckdb.connect(config={"threads": 1}) as con:  # a worker process is one core's
         install_extensions(con)
         return index_tables(con, columns)
 
@@ -389,7 +389,7 @@ def write_file(table: str, pieces: Sequence[str], location: str, home: Home) -> 
     rows = pa.concat_tables(parts)
     if table == "articles":
         rows = rows.sort_by([("published_at", "ascending"), ("dump_file", "ascending")])
-    elif table == POSTINGS_TABLE:  # a word's rows together: a search reads few row groups
+    elif table == POSTINGS_TABLE and len(pieces) > 1:  # each piece is sorted by term already
         rows = rows.sort_by([("term", "ascending"), ("stemmer", "ascending")])
     write_whole(location, home.s3, lambda handle: pq.write_table(rows, handle, compression="zstd"))
     checkpoint("write:file")

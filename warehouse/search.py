@@ -170,16 +170,15 @@ FROM (SELECT DISTINCT term, stemmer, article_id, occurrences, words FROM hits WH
 GROUP BY h.article_id"""
 
 
-def postings_sql(source: str) -> tuple[str, str]:
-    """SQL of the postings and the documents of the articles in relation `source` (a name or a
-    parenthesised query; columns article_id, title, body, language, run_id)."""
-    words = f"""
+def postings_sql(source: str) -> str:
+    """SQL of the postings of the articles in relation `source` (columns article_id, title,
+    body, language, run_id), in no order; each posting's positions in no order either."""
+    return f"""
 WITH articles_words AS (
     SELECT article_id, run_id, search_stemmer(language) AS stemmer,
         search_words(coalesce(title, '') || ' ' || coalesce(body, '')) AS words
-    FROM {source} AS indexed
-)"""
-    postings = f"""{words}, occurrences AS (
+    FROM {source}
+), occurrences AS (
     SELECT article_id, run_id, stemmer, len(words) AS length, unnest(words) AS word,
         generate_subscripts(words, 1) AS position
     FROM articles_words
@@ -188,40 +187,43 @@ WITH articles_words AS (
     FROM (SELECT DISTINCT stemmer, word FROM occurrences)
 )
 SELECT s.term, o.stemmer, o.article_id, count(*)::INTEGER AS occurrences,
-    list(o.position ORDER BY o.position)::INTEGER[] AS positions,
-    any_value(o.length)::INTEGER AS words, any_value(o.run_id) AS run_id
+    list(o.position)::INTEGER[] AS positions, any_value(o.length)::INTEGER AS words,
+    any_value(o.run_id) AS run_id
 FROM occurrences o JOIN stems s USING (stemmer, word)
-GROUP BY s.term, o.stemmer, o.article_id
-ORDER BY s.term, o.stemmer, o.article_id"""
-    documents = f"""{words}
-SELECT article_id, len(words)::INTEGER AS words, run_id FROM articles_words"""
-    return postings, documents
+GROUP BY s.term, o.stemmer, o.article_id"""
 
 
 def index_tables(con: duckdb.DuckDBPyConnection, articles: pa.Table) -> dict[str, pa.Table]:
-    """The postings and documents of articles (columns article_id, title, body, language,
-    run_id), made on `con`: an in-memory DuckDB with the fts extension installed."""
+    """The postings (sorted by term) and documents of articles (columns article_id, title,
+    body, language, run_id), made on `con`: a DuckDB with the fts extension installed."""
     con.execute("LOAD fts")
     for statement in word_macros():
         con.execute(statement)
     con.register("indexed_articles", articles)
     try:
-        postings, documents = postings_sql("indexed_articles")
-        return {
-            POSTINGS_TABLE: con.execute(postings).to_arrow_table().cast(POSTINGS_SCHEMA),
-            DOCUMENTS_TABLE: con.execute(documents).to_arrow_table().cast(DOCUMENTS_SCHEMA),
-        }
+        sql = f"{postings_sql('indexed_articles')} ORDER BY s.term, o.stemmer"
+        postings = con.execute(sql).to_arrow_table().cast(POSTINGS_SCHEMA)
     finally:
         con.unregister("indexed_articles")
+    documents = postings.group_by(["article_id", "run_id"], use_threads=False).aggregate(
+        [("words", "max")]
+    )
+    documents = documents.rename_columns({"words_max": "words"}).select(DOCUMENTS_SCHEMA.names)
+    return {POSTINGS_TABLE: postings, DOCUMENTS_TABLE: documents.cast(DOCUMENTS_SCHEMA)}
 
 
 def insert_index(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, object]) -> None:
     """Index the lake's articles that `where` (a condition on `articles`) selects, inside the
     caller's transaction: for a reprocessed night, a reindex."""
-    source = f"(SELECT article_id, title, body, language, run_id FROM articles WHERE {where})"
-    postings, documents = postings_sql(source)
-    con.execute(f"INSERT INTO {POSTINGS_TABLE} BY NAME {postings}", params)
-    con.execute(f"INSERT INTO {DOCUMENTS_TABLE} BY NAME {documents}", params)
+    articles = con.execute(
+        f"SELECT article_id, title, body, language, run_id FROM articles WHERE {where}", params
+    ).to_arrow_table()
+    for table, rows in index_tables(con, articles).items():
+        con.register("index_rows", rows)
+        try:
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM index_rows")
+        finally:
+            con.unregister("index_rows")
 
 
 def reindex(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
