@@ -90,6 +90,15 @@ def _stemmer_case() -> str:
     return f"CASE language {cases} ELSE '{NO_STEMMER}' END"
 
 
+# The words of a query looked up one by one (the rest together): each lookup's join reads the
+# row groups of its word's terms only, where one join of all would read those between them.
+_LOOKED_UP_APART = 3
+_LOOKUP = """SELECT k.item, k.clause, k.excluded, k.length, k.nth, p.term, p.stemmer, p.article_id,
+        p.occurrences, p.positions, p.words
+    FROM search_postings p JOIN keys k ON p.term = k.term AND p.stemmer = k.stemmer
+    WHERE k.word {words}"""
+
+
 def word_macros() -> list[str]:
     """The macros that make words, on every connection to the lake (readers and workers alike):
     `search_words(text)`, a text's words as indexed and as searched, and
@@ -112,6 +121,10 @@ def search_macro() -> str:
     stemmer gives the same stem ("interest rate" for "interest rates").
     """
     stemmers = sorted({*STEMMERS.values(), NO_STEMMER})
+    lookups = "\n    UNION ALL\n    ".join(
+        _LOOKUP.format(words=f"= {n}" if n < _LOOKED_UP_APART else f">= {n}")
+        for n in range(1, _LOOKED_UP_APART + 1)
+    )
     return f"""CREATE OR REPLACE TEMP MACRO search(query) AS TABLE
 WITH parts AS (
     SELECT unnest(regexp_extract_all(query, '-?"[^"]*"?|[^\\s"]+')) AS part,
@@ -129,13 +142,12 @@ WITH parts AS (
     FROM grouped WHERE part <> 'OR'
 ), keys AS (
     SELECT item, clause, excluded, len(words) AS length, nth - 1 AS nth,
-        stemmer, stem(word, stemmer) AS term
+        dense_rank() OVER (ORDER BY item, nth) AS word, stemmer, stem(word, stemmer) AS term
     FROM (SELECT *, unnest(words) AS word, generate_subscripts(words, 1) AS nth FROM items),
         (SELECT unnest({stemmers!r}) AS stemmer)
 ), hits AS (
-    SELECT k.item, k.clause, k.excluded, k.length, k.nth, p.term, p.stemmer, p.article_id,
-        p.occurrences, p.positions, p.words
-    FROM search_postings p JOIN keys k ON p.term = k.term AND p.stemmer = k.stemmer
+    -- a lookup a word: a join's filter on the sorted term column then reads few row groups
+    {lookups}
 ), whole AS (
     -- articles holding every word of an item, then those holding them in a row
     SELECT item, article_id FROM hits GROUP BY ALL HAVING count(DISTINCT nth) = any_value(length)
