@@ -72,6 +72,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.lake
 	$(VENV)/bin/python -m bench.eval_generic
 	$(VENV)/bin/python -m bench.eval_multilingual
+	$(VENV)/bin/python -m bench.search
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

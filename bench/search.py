@@ -56,10 +56,12 @@ from warehouse.search import (  # noqa: E402
 MONTHS = 36
 
 
-def stories() -> pa.Table:
-    """The BBC stories as articles' columns: title the first line, body the rest."""
+def stories(shared: Path | None = None) -> pa.Table:
+    """The BBC stories of `shared`/dumps/bbc (default ../shared) as articles' columns: title
+    the first line, body the rest."""
     rows = []
-    for number, path in enumerate(sorted((shared_dir() / "dumps" / "bbc").glob("*/*.txt"))):
+    folder = (shared or shared_dir()) / "dumps" / "bbc"
+    for number, path in enumerate(sorted(folder.glob("*/*.txt"))):
         title, _, body = path.read_text(encoding="utf-8", errors="replace").partition("\n")
         rows.append((f"{number:024x}", title.strip(), body.strip(), path.parent.name))
     columns = list(zip(*rows, strict=True))

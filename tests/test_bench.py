@@ -47,3 +47,15 @@ def test_lake_bench_prints_and_returns_its_figures(tmp_path: Any, capsys: Any) -
     assert figures["articles_files_after"] <= figures["articles_months"]
     assert figures["rolled_back"]["articles"] == 12
     assert len(figures["query_after"]["seconds_all"]) == 5
+
+
+def test_search_bench_finds_every_phrase_and_every_title(tmp_path: Any) -> None:
+    from bench.search import answers, make_lake, stories
+    from tests.conftest import BBC_SAMPLE
+
+    table = stories(BBC_SAMPLE)
+    home = make_lake(tmp_path / "stories", table, table.num_rows, table.num_rows)
+    found = answers(home, table, sample=40, seed=3)
+    assert found["stories"] == 400 and found["phrases"] == 40
+    assert found["phrase_recall"] == 1.0 and found["phrase_precision_words_any_form"] == 1.0
+    assert found["title_in_first_ten"] == 1.0
