@@ -14,6 +14,7 @@ from tests.warehouse.test_remote_inbox import listing, upload
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
 from warehouse.lock import RunLocked, run_lock
+from warehouse.search import find
 from warehouse.verify import verify
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -49,6 +50,11 @@ def test_postgres_catalog_and_s3_data_give_the_embedded_rows(
     assert not (tmp_path / "remote" / "lake").exists()
     with lake_connection(remote) as con:
         assert con.execute("SELECT count(*) FROM runs").fetchall() == [(1,)]
+        # the search index is the lake's: an analyst reaching the catalog searches it
+        remote_found = find(con, "china", 100)
+    assert any(k.startswith("lake/main/search_postings/") for k in keys)
+    with lake_connection(Home.at(embedded)) as con:
+        assert remote_found == find(con, "china", 100) != []
     # a second night over the same inbox changes nothing
     again = nightly_ingest(inbox=str(sample_inbox), home=str(tmp_path / "remote"))
     assert again["counts"]["files"] == 0 and snapshot(remote) == snapshot(embedded)
