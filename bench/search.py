@@ -162,7 +162,8 @@ def answers(home: Home, table: pa.Table, sample: int, seed: int) -> dict[str, An
                 "SELECT article_id, search_words(title || ' ' || body) FROM articles"
             ).fetchall()
         }
-        stems = {
+        texts = {a: f" {' '.join(w)} " for a, w in words.items()}
+        stemmed = {
             row[0]: row[1]
             for row in con.execute(
                 "SELECT article_id, "
@@ -170,6 +171,7 @@ def answers(home: Home, table: pa.Table, sample: int, seed: int) -> dict[str, An
                 " FROM articles"
             ).fetchall()
         }
+        stemmed_texts = {a: f" {' '.join(s)} " for a, s in stemmed.items()}
         recall, exact_precision, stem_precision, phrases = [], [], [], []
         for n in chosen:
             length = chooser.choice((2, 3))
@@ -178,9 +180,9 @@ def answers(home: Home, table: pa.Table, sample: int, seed: int) -> dict[str, An
             run = text[start : start + length]
             phrase = " ".join(run)
             found = {row[0] for row in find(con, f'"{phrase}"', 100_000)}
-            exact = {a for a, w in words.items() if _holds(w, run)}
-            stemmed_run = stems[ids[n]][start : start + length]
-            by_stem = {a for a, s in stems.items() if _holds(s, stemmed_run)}
+            exact = {a for a, text in texts.items() if f" {phrase} " in text}
+            stemmed_run = " ".join(stemmed[ids[n]][start : start + length])
+            by_stem = {a for a, s in stemmed_texts.items() if f" {stemmed_run} " in s}
             recall.append(len(found & by_stem) / len(by_stem))
             stem_precision.append(len(found & by_stem) / len(found) if found else 0.0)
             exact_precision.append(len(found & exact) / len(found) if found else 0.0)
@@ -195,12 +197,6 @@ def answers(home: Home, table: pa.Table, sample: int, seed: int) -> dict[str, An
         "phrase_precision_words_any_form": round(statistics.mean(stem_precision), 4),
         "phrase_precision_words_exact": round(statistics.mean(exact_precision), 4),
     }
-
-
-def _holds(words: list[str], run: list[str]) -> bool:
-    """Whether `run` occurs in `words`, in a row."""
-    width = len(run)
-    return any(words[i : i + width] == run for i in range(len(words) - width + 1))
 
 
 def speed(home: Home, repeat: int) -> dict[str, Any]:
