@@ -47,6 +47,8 @@ from warehouse.maintenance import compact  # noqa: E402
 from warehouse.search import (  # noqa: E402
     DOCUMENTS_TABLE,
     POSTINGS_TABLE,
+    SCHEMAS,
+    SORTED_BY,
     Filters,
     attention,
     find,
@@ -75,17 +77,20 @@ def stories(shared: Path | None = None) -> pa.Table:
     )
 
 
-def copies(first: int, count: int, run_id: str) -> str:
+# An article's id in copy `c.copy` of story `s`: copy 0 keeps the story's.
+_COPY_ID = "CASE WHEN c.copy = 0 THEN s.article_id ELSE md5(s.article_id || '-' || c.copy)[:24] END"
+
+
+def copies(first: int, count: int, run_id: str, most: int) -> str:
     """SQL of the articles that are copies `first` .. `first + count - 1` of the stories
-    (registered as `stories`): copy 0 keeps their ids, others get new ones of 24 hex digits;
-    publication times fall in one of MONTHS months."""
+    (registered as `stories`, numbered `n`), the first `most` of all copies only; publication
+    times fall in one of MONTHS months."""
     published = (
         "TIMESTAMPTZ '2020-01-01 00:00:00+00' "
         f"+ to_days(((c.copy * 7919 + s.n) % ({MONTHS} * 30))::INTEGER)"
     )
     return f"""
-        SELECT CASE WHEN c.copy = 0 THEN s.article_id
-                ELSE md5(s.article_id || '-' || c.copy)[:24] END AS article_id,
+        SELECT {_COPY_ID} AS article_id,
             s.source, s.title, {published} AS published_at, 'page' AS published_at_source,
             NULL AS editor, NULL AS author, NULL AS dateline, s.body, []::VARCHAR[] AS captions,
             len(string_split(s.body, ' '))::INTEGER AS word_count, 'en' AS language,
@@ -94,9 +99,28 @@ def copies(first: int, count: int, run_id: str) -> str:
             md5(s.article_id || '-' || c.copy) AS dump_sha256, 'utf-8' AS encoding,
             'generic' AS layout, 'bench' AS parser_version, '{run_id}' AS run_id,
             strftime({published}, '%Y-%m') AS published_month
-        FROM (SELECT *, row_number() OVER () - 1 AS n FROM stories) s,
-            range({first}, {first + count}) c(copy)
+        FROM stories s, range({first}, {first + count}) c(copy)
+        WHERE c.copy * (SELECT count(*) FROM stories) + s.n < {most}
     """
+
+
+def index_copies(table: str, first: int, count: int, run_id: str, most: int) -> str:
+    """SQL of the index rows (of `table`) of the same copies: the stories' own, indexed once
+    (registered as `story_<table>`), under the copies' ids; postings sorted by term."""
+    columns = [name for name in SCHEMAS[table].names if name not in ("article_id", "run_id")]
+    order = f"ORDER BY {SORTED_BY[table]}" if table in SORTED_BY else ""
+    return f"""
+        SELECT {_COPY_ID} AS article_id, {", ".join(f"i.{c}" for c in columns)},
+            '{run_id}' AS run_id
+        FROM story_{table} i JOIN stories s USING (article_id),
+            range({first}, {first + count}) c(copy)
+        WHERE c.copy * (SELECT count(*) FROM stories) + s.n < {most} {order}
+    """
+
+
+def numbered(table: pa.Table) -> pa.Table:
+    """The stories with their number `n`, the order the copies keep."""
+    return table.append_column("n", pa.array(range(table.num_rows), pa.int64()))
 
 
 def make_lake(root: Path, table: pa.Table, articles: int, night: int) -> Home:
@@ -105,28 +129,24 @@ def make_lake(root: Path, table: pa.Table, articles: int, night: int) -> Home:
     home = Home.at(root)
     con = open_lake(home)
     try:
-        con.register("stories", table)
-        per_copy = table.num_rows
-        written = 0
-        copy = 0
-        while written < articles:
-            count = max(1, min(night, articles - written) // per_copy)
-            run_id = f"night-{copy:06d}"
+        con.register("stories", numbered(table))
+        own = table.select(["article_id", "title", "body"]).append_column(
+            "language", pa.array(["en"] * table.num_rows)
+        )
+        own = own.append_column("run_id", pa.array(["-"] * table.num_rows))
+        indexed = index_tables(con, own)
+        for name, rows in indexed.items():
+            con.register(f"story_{name}", rows)
+        count = max(1, night // table.num_rows)
+        for first in range(0, -(-articles // table.num_rows), count):
+            run_id = f"night-{first:06d}"
             with transaction(con):
-                con.execute(
-                    "CREATE OR REPLACE TEMP TABLE night AS "
-                    f"{copies(copy, count, run_id)} LIMIT {articles - written}"
-                )
-                con.execute("INSERT INTO articles BY NAME SELECT * FROM night")
-                rows = con.execute(
-                    "SELECT article_id, title, body, language, run_id FROM night"
-                ).to_arrow_table()
-                for name, part in index_tables(con, rows).items():
-                    con.register("part", part)
-                    con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM part")
-                    con.unregister("part")
-            written += rows.num_rows
-            copy += count
+                rows = copies(first, count, run_id, articles)
+                con.execute(f"INSERT INTO articles BY NAME {rows}")
+                for name in indexed:
+                    rows = index_copies(name, first, count, run_id, articles)
+                    con.execute(f"INSERT INTO {name} BY NAME {rows}")
+            written = min(articles, (first + count) * table.num_rows)
             print(f"  {written:,} articles written", file=sys.stderr, flush=True)
         compact(con, retention_days=0)
     finally:
@@ -243,13 +263,13 @@ def upkeep(home: Home, table: pa.Table, night: int, repeat: int) -> float:
     night then undone, so each repeat starts from the same lake)."""
     con = open_lake(home)
     try:
-        con.register("stories", table)
+        con.register("stories", numbered(table))
         times = []
         for _ in range(repeat):
             count = max(1, night // table.num_rows)
             con.execute(
                 "CREATE OR REPLACE TEMP TABLE night AS "
-                f"{copies(900_000, count, 'upkeep')} LIMIT {night}"
+                f"{copies(900_000, count, 'upkeep', 10**12)} LIMIT {night}"
             )
             rows = con.execute(
                 "SELECT article_id, title, body, language, run_id FROM night"

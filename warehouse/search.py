@@ -92,7 +92,7 @@ def _stemmer_case() -> str:
 
 # The words of a query looked up one by one (the rest together): each lookup's join reads the
 # row groups of its word's terms only, where one join of all would read those between them.
-_LOOKED_UP_APART = 3
+_LOOKED_UP_APART = 2
 _LOOKUP = """SELECT k.item, k.clause, k.excluded, k.length, k.nth, p.term, p.stemmer, p.article_id,
         p.occurrences, p.positions, p.words
     FROM search_postings p JOIN keys k ON p.term = k.term AND p.stemmer = k.stemmer
