@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
+from rich.text import Text
 
 from expectations.runner import import_gx
 from flows.collector import imports_uncollected
@@ -52,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.command(args))
     except UserError as error:
-        err.print(f"[bold red]error:[/] {error}")
+        # Escaped: a run id or path may hold `[`; unwrapped: one line whatever the width.
+        err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -113,7 +116,7 @@ def ingest(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     except (NightFailed, ClusterRefused) as error:
         _stop(status, handler)
-        err.print(f"[bold red]night failed:[/] {error}")
+        err.print(f"[bold red]night failed:[/] {escape(str(error))}")
         return 1
     finally:
         _stop(status, handler)
@@ -291,7 +294,7 @@ def reprocess(args: argparse.Namespace) -> int:
     except RunLocked as error:
         raise UserError(str(error)) from None
     except ClusterRefused as error:
-        err.print(f"[bold red]reprocess refused:[/] {error}")
+        err.print(f"[bold red]reprocess refused:[/] {escape(str(error))}")
         return 1
     if not done["nights"]:
         console.print("no night matches: nothing was reprocessed")
@@ -395,7 +398,7 @@ def verify(args: argparse.Namespace) -> int:
     for violation in found:
         err.print(f"[bold red]{violation.check}[/]: {violation.count} broken: {violation.promise}")
         for row in violation.sample:
-            err.print(f"    {row}")
+            err.print(f"    {escape(str(row))}")  # file names from the inbox
     return 1
 
 
@@ -456,9 +459,12 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def _print_rows(columns: list[str], rows: list[tuple[Any, ...]], title: str | None = None) -> None:
-    table = Table(*columns, title=title)
+    # Names and values as plain text: a value holding `[/]` is not rich's markup.
+    table = Table(title=Text(title) if title else None)
+    for column in columns:
+        table.add_column(Text(column))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
     console.print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})", style="dim")
 
