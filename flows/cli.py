@@ -8,7 +8,8 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -86,11 +87,11 @@ def ingest(args: argparse.Namespace) -> int:
     if interactive:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
+    _require_window(args.since, args.until)
     _require_inbox(settings)
-    from warehouse.lock import RunLocked, lock_holder
+    _require_free(settings)
+    from warehouse.lock import RunLocked
 
-    if (held := lock_holder(settings.home)) is not None:
-        raise UserError(held)
     server = _temporary_server()
     with imports_uncollected():
         from flows.cluster import ClusterRefused
@@ -103,20 +104,21 @@ def ingest(args: argparse.Namespace) -> int:
             status.start()
             logging.getLogger("prefect").addHandler(handler)
         _import_gx_while_starting(server)
-        summary = nightly_ingest(
-            inbox=str(settings.inbox),
-            max_failure_ratio=args.max_failure_ratio,
-            home=str(settings.home.root),
-            backfill=args.backfill,
-            since=args.since,
-            until=args.until,
-            dask_scheduler=args.dask_scheduler,
-        )
+        with _reported(RunLocked, ClusterRefused):
+            summary = nightly_ingest(
+                inbox=str(settings.inbox),
+                max_failure_ratio=args.max_failure_ratio,
+                home=str(settings.home.root),
+                backfill=args.backfill,
+                since=args.since,
+                until=args.until,
+                dask_scheduler=args.dask_scheduler,
+            )
     except RunLocked as error:
         raise UserError(str(error)) from None
     except (NightFailed, ClusterRefused) as error:
         _stop(status, handler)
-        err.print(f"[bold red]night failed:[/] {escape(str(error))}")
+        err.print(f"[bold red]night failed:[/] {escape(str(error))}", soft_wrap=True)
         return 1
     finally:
         _stop(status, handler)
@@ -133,6 +135,23 @@ def _require_inbox(settings: Settings) -> None:
         raise UserError(
             f"{problem} (pass --inbox DIR or s3://bucket/prefix, or set WIREHOUSE_INBOX)"
         )
+
+
+def _require_window(since: date | None, until: date | None) -> None:
+    """A clear error for a date range that holds no day."""
+    if since is not None and until is not None and since > until:
+        raise UserError(f"--since {since} is after --until {until}")
+
+
+def _require_free(settings: Settings) -> None:
+    """A clear error, before any flow starts, when the home is no folder or another run holds it."""
+    from warehouse.lock import lock_holder
+
+    root = settings.home.root
+    if root.exists() and not root.is_dir():
+        raise UserError(f"the home {root} is a file, not a folder (pass --home DIR)")
+    if (held := lock_holder(settings.home)) is not None:
+        raise UserError(held)
 
 
 def _temporary_server() -> TemporaryServer | None:
@@ -258,12 +277,15 @@ def rollback(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
+    _require_rollback(settings, args.run_id, args.cascade)
+    _require_free(settings)
     _use_prefect()
     from flows.operations import rollback_night
     from warehouse.lock import RunLocked
 
     try:
-        done = rollback_night(args.run_id, cascade=args.cascade, home=str(settings.home.root))
+        with _reported(RollbackRefused, RunLocked):
+            done = rollback_night(args.run_id, cascade=args.cascade, home=str(settings.home.root))
     except (RollbackRefused, RunLocked) as error:
         raise UserError(str(error)) from None
     for night, removed in done["nights"].items():
@@ -273,10 +295,26 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_rollback(settings: Settings, run_id: str, cascade: bool) -> None:
+    """The flow's own refusal (no such run, later nights depend on it), before the flow starts."""
+    from warehouse.catalog import lake_connection
+    from warehouse.maintenance import RollbackRefused, rollback_plan
+
+    with lake_connection(settings.home) as con:
+        try:
+            rollback_plan(con, run_id, cascade)
+        except RollbackRefused as error:
+            raise UserError(str(error)) from None
+
+
 def reprocess(args: argparse.Namespace) -> int:
     """Re-parse the archived raw bytes with the current parser; replace the nights' rows."""
     settings = Settings.from_env(home=args.home)
+    _require_window(args.since, args.until)
     _require_warehouse(settings)
+    if args.layout is not None:
+        _require_layout(settings, args.layout)
+    _require_free(settings)
     _use_prefect()
     with imports_uncollected():
         from flows.cluster import ClusterRefused
@@ -284,17 +322,18 @@ def reprocess(args: argparse.Namespace) -> int:
     from warehouse.lock import RunLocked
 
     try:
-        done = reprocess_archive(
-            since=args.since,
-            until=args.until,
-            layout=args.layout,
-            home=str(settings.home.root),
-            dask_scheduler=args.dask_scheduler,
-        )
+        with _reported(RunLocked, ClusterRefused):
+            done = reprocess_archive(
+                since=args.since,
+                until=args.until,
+                layout=args.layout,
+                home=str(settings.home.root),
+                dask_scheduler=args.dask_scheduler,
+            )
     except RunLocked as error:
         raise UserError(str(error)) from None
     except ClusterRefused as error:
-        err.print(f"[bold red]reprocess refused:[/] {escape(str(error))}")
+        err.print(f"[bold red]reprocess refused:[/] {escape(str(error))}", soft_wrap=True)
         return 1
     if not done["nights"]:
         console.print("no night matches: nothing was reprocessed")
@@ -306,20 +345,38 @@ def reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_layout(settings: Settings, layout: str) -> None:
+    """A clear error for a layout no article or quarantined dump of the warehouse has."""
+    from warehouse.catalog import lake_connection
+
+    with lake_connection(settings.home) as con:
+        rows = con.execute(
+            "SELECT DISTINCT layout FROM articles UNION SELECT DISTINCT layout FROM quarantine"
+        ).fetchall()
+    known = sorted(str(r[0]) for r in rows if r[0])
+    if layout not in known:
+        raise UserError(
+            f"no dump of layout {layout!r} in this warehouse "
+            f"(its layouts: {', '.join(known) or 'none'})"
+        )
+
+
 def migrate(args: argparse.Namespace) -> int:
     """Move a home of the Parquet layout before DuckLake into DuckLake (any writer does it too)."""
     settings = Settings.from_env(home=args.home)
     from warehouse.migrate import needs_migration
 
     if not needs_migration(settings.home):
-        console.print(f"nothing to migrate in {settings.home.root}")
+        console.print(f"nothing to migrate in {escape(str(settings.home.root))}")
         return 0
+    _require_free(settings)
     _use_prefect()
     from flows.operations import migrate_home
     from warehouse.lock import RunLocked
 
     try:
-        done = migrate_home(home=str(settings.home.root))
+        with _reported(RunLocked):
+            done = migrate_home(home=str(settings.home.root))
     except RunLocked as error:
         raise UserError(str(error)) from None
     rows = ", ".join(f"{n:,} {table}" for table, n in done["after"].items())
@@ -331,12 +388,14 @@ def compact(args: argparse.Namespace) -> int:
     """Merge small files, expire snapshots past the retention, delete unreferenced files."""
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
+    _require_free(settings)
     _use_prefect()
     from flows.operations import compact_lake
     from warehouse.lock import RunLocked
 
     try:
-        done = compact_lake(home=str(settings.home.root))
+        with _reported(RunLocked):
+            done = compact_lake(home=str(settings.home.root))
     except RunLocked as error:
         raise UserError(str(error)) from None
     console.print(
@@ -345,6 +404,37 @@ def compact(args: argparse.Namespace) -> int:
         f"{settings.snapshot_retention_days:g} days), {done['files_deleted']:,} files deleted"
     )
     return 0
+
+
+class _Untraced(logging.Filter):
+    """Keeps Prefect's line about a run's exception but not its traceback, for these kinds."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+@contextmanager
+def _reported(*kinds: type[BaseException]) -> Iterator[None]:
+    """A flow's failure of these kinds is the command's one-line message, with no traceback.
+
+    The checks before the flow catch the user's mistakes; these are the ones that slip between
+    (a run that took the lock since) or that only the flow finds (a bad scheduler address).
+    """
+    untraced = _Untraced(kinds)
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    for logger in loggers:
+        logger.addFilter(untraced)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(untraced)
 
 
 def _use_prefect() -> None:
@@ -388,6 +478,8 @@ def verify(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
     _require_warehouse(settings)
+    if args.inbox is not None:
+        _require_inbox(settings)  # the default inbox may be absent; one asked for must be there
     inbox = settings.inbox if inbox_problem(settings.inbox, settings.home.s3) is None else None
     found = check(settings.home, inbox=inbox, deep=args.deep)
     scope = "lake, views, archive" + (" (re-hashed)" if args.deep else "")
@@ -497,6 +589,24 @@ def _cluster_option(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    """A command-line count: a whole number, 0 or more."""
+    if not text.isdecimal():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def _ratio(text: str) -> float:
+    """A command-line share: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
 _INBOX_HELP = "the inbox: a folder or s3://bucket/prefix (default $WIREHOUSE_HOME/inbox)"
 
 
@@ -508,7 +618,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--inbox", help=_INBOX_HELP)
     run.add_argument(
         "--max-failure-ratio",
-        type=float,
+        type=_ratio,
         help="refuse the night above this share of failing dumps "
         f"(default {DEFAULT_MAX_FAILURE_RATIO})",
     )
@@ -523,7 +633,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     back.add_argument("--since", type=date.fromisoformat, help="first day (UTC) of files to take")
     back.add_argument("--until", type=date.fromisoformat, help="last day (UTC) of files to take")
-    back.add_argument("--max-failure-ratio", type=float, help="as for ingest")
+    back.add_argument("--max-failure-ratio", type=_ratio, help="as for ingest")
     back.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
     _cluster_option(back)
     back.set_defaults(command=backfill, backfill=True)
@@ -569,7 +679,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     tidy.set_defaults(command=compact)
     recent = commands.add_parser("status", help="show recent runs and their counts")
-    recent.add_argument("--limit", type=int, default=10)
+    recent.add_argument("--limit", type=_count, default=10)
     recent.set_defaults(command=status)
     check = commands.add_parser("verify", help="check the warehouse's invariants")
     check.add_argument("--inbox", help="also check every inbox file (or object) was recorded")
