@@ -506,7 +506,34 @@ def _parse_sql(query: str) -> str:
     kind = statements[0].type
     if kind not in {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}:
         raise UserError(f"only read-only queries (SELECT, EXPLAIN) are allowed, not {kind.name}")
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs what it explains: a COPY ... TO would write a file.
+        explained = _explained(query)
+        if (
+            not explained
+            or duckdb.extract_statements(explained)[0].type != duckdb.StatementType.SELECT
+        ):
+            raise UserError("only a SELECT can be explained")
     return query
+
+
+def _explained(query: str) -> str:
+    """The statement an EXPLAIN wraps: what follows its keywords and parenthesised options."""
+    import re
+
+    import duckdb
+
+    depth = 0
+    for start, _ in duckdb.tokenize(query):
+        word = re.match(r"\w+|\S", query[start:])
+        text = word.group().upper() if word else ""
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and text not in {"EXPLAIN", "ANALYZE", "ANALYSE"}:
+            return query[start:]
+    return ""
 
 
 def _require_warehouse(settings: Settings) -> None:
