@@ -55,12 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.command(args))
     except UserError as error:
-        # Escaped: a run id or path may hold `[`; unwrapped: one line whatever the width.
-        err.print(f"[bold red]error:[/] {escape(str(error))}", soft_wrap=True)
+        # Escaped: a run id or path may hold `[` or a newline; unwrapped: one line at any width.
+        err.print(f"[bold red]error:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+
+
+def _one_line(text: str) -> str:
+    """The text with its control characters (a newline in a run id) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run() -> NoReturn:
