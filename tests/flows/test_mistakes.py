@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def api_url(monkeypatch: pytest.MonkeyPatch) -> str:
 
 def state(home: Path) -> dict[str, int]:
     """Each table's row count and the latest snapshot: what a refused command must not move."""
-    with lake_connection(Home.at(home)) as con:
+    with lake_connection(Home.from_env(home)) as con:
         found = {t: con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in TABLES}
         found["snapshot"] = con.execute("SELECT max(snapshot_id) FROM wh.snapshots()").fetchall()[
             0
@@ -190,15 +191,20 @@ def test_dump_names_with_quotes_and_control_characters_are_kept(
     monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "0")
     inbox, home = tmp_path / "inbox", tmp_path / "home"
     inbox.mkdir()
-    dumps = sorted(SAMPLES.rglob("*.txt"))[: len(INJECTIONS)]
+    dumps = sorted(SAMPLES.rglob("*.txt"))[: 2 * len(INJECTIONS)]
     names = [f"{text}.txt" for text in INJECTIONS]
-    for dump, name in zip(dumps, names, strict=True):
+    for dump, name in zip(dumps, names, strict=False):
         (inbox / name).write_bytes(dump.read_bytes())
+    bundle = f"{INJECTIONS[0]}.zip"
+    with zipfile.ZipFile(inbox / bundle, "w") as archive:
+        for dump, name in zip(dumps[len(INJECTIONS) :], names, strict=True):
+            archive.writestr(name, dump.read_bytes())
+    names += [bundle, *(f"{bundle}!{name}" for name in names)]
     nightly_ingest(inbox=str(inbox), home=str(home))
     with lake_connection(Home.at(home)) as con:
         fates = dict(con.execute("SELECT dump_file, status FROM files").fetchall())
     assert sorted(fates) == sorted(names)
-    assert set(fates.values()) <= {"loaded", "quarantined", "duplicate"}
+    assert set(fates.values()) <= {"loaded", "quarantined", "duplicate", "unpacked"}
     assert state(home)["articles"] > 0
     assert main(["--home", str(home), "verify", "--inbox", str(inbox)]) == 0, capfd.readouterr()
     assert "Traceback" not in "".join(capfd.readouterr())
@@ -237,3 +243,23 @@ def test_shell_cannot_change_the_warehouse(lake: Path, capfd: pytest.CaptureFixt
     _, err = capfd.readouterr()
     assert code != 0 and "read-only" in err, err
     assert state(lake) == before
+
+
+def test_a_home_catalog_and_data_path_with_quotes_work(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They reach ATTACH as quoted literals (it takes no parameters), never as SQL."""
+    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "0")
+    home = tmp_path / INJECTIONS[1]
+    monkeypatch.setenv("WIREHOUSE_CATALOG", f"sqlite:{tmp_path / INJECTIONS[0]}.sqlite")
+    monkeypatch.setenv("WIREHOUSE_DATA_PATH", str(tmp_path / "it's data") + "/")
+    inbox = tmp_path / "inbox"
+    shutil.copytree(SAMPLES, inbox)
+    nightly_ingest(inbox=str(inbox), home=str(home))
+    assert (tmp_path / f"{INJECTIONS[0]}.sqlite").is_file()
+    assert list((tmp_path / "it's data").rglob("*.parquet"))
+    assert main(["--home", str(home), "verify"]) == 0, capfd.readouterr()
+    assert main(["--home", str(home), "sql", "SELECT count(*) FROM articles"]) == 0
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "(1 row)" in out
+    assert state(home)["articles"] > 0
