@@ -8,12 +8,14 @@ import logging
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from rich.console import Console
+from rich.markup import escape
 from rich.status import Status
 from rich.table import Table
 
@@ -53,11 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.command(args))
     except UserError as error:
-        err.print(f"[bold red]error:[/] {error}")
+        # Escaped: a run id or path may hold `[` or a newline; unwrapped: one line at any width.
+        err.print(f"[bold red]error:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+
+
+def _one_line(text: str) -> str:
+    """The text with its control characters (a newline in a run id) written as escapes."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def run() -> NoReturn:
@@ -84,11 +92,11 @@ def ingest(args: argparse.Namespace) -> int:
     if interactive:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
+    _require_window(args.since, args.until)
     _require_inbox(settings)
-    from warehouse.lock import RunLocked, lock_holder
+    _require_free(settings)
+    from warehouse.lock import RunLocked
 
-    if (held := lock_holder(settings.home)) is not None:
-        raise UserError(held)
     server = _temporary_server()
     with imports_uncollected():
         from flows.cluster import ClusterRefused
@@ -101,20 +109,21 @@ def ingest(args: argparse.Namespace) -> int:
             status.start()
             logging.getLogger("prefect").addHandler(handler)
         _import_gx_while_starting(server)
-        summary = nightly_ingest(
-            inbox=str(settings.inbox),
-            max_failure_ratio=args.max_failure_ratio,
-            home=str(settings.home.root),
-            backfill=args.backfill,
-            since=args.since,
-            until=args.until,
-            dask_scheduler=args.dask_scheduler,
-        )
+        with _reported(RunLocked, ClusterRefused):
+            summary = nightly_ingest(
+                inbox=str(settings.inbox),
+                max_failure_ratio=args.max_failure_ratio,
+                home=str(settings.home.root),
+                backfill=args.backfill,
+                since=args.since,
+                until=args.until,
+                dask_scheduler=args.dask_scheduler,
+            )
     except RunLocked as error:
         raise UserError(str(error)) from None
     except (NightFailed, ClusterRefused) as error:
         _stop(status, handler)
-        err.print(f"[bold red]night failed:[/] {error}")
+        err.print(f"[bold red]night failed:[/] {escape(str(error))}", soft_wrap=True)
         return 1
     finally:
         _stop(status, handler)
@@ -131,6 +140,23 @@ def _require_inbox(settings: Settings) -> None:
         raise UserError(
             f"{problem} (pass --inbox DIR or s3://bucket/prefix, or set WIREHOUSE_INBOX)"
         )
+
+
+def _require_window(since: date | None, until: date | None) -> None:
+    """A clear error for a date range that holds no day."""
+    if since is not None and until is not None and since > until:
+        raise UserError(f"--since {since} is after --until {until}")
+
+
+def _require_free(settings: Settings) -> None:
+    """A clear error, before any flow starts, when the home is no folder or another run holds it."""
+    from warehouse.lock import lock_holder
+
+    root = settings.home.root
+    if root.exists() and not root.is_dir():
+        raise UserError(f"the home {root} is a file, not a folder (pass --home DIR)")
+    if (held := lock_holder(settings.home)) is not None:
+        raise UserError(held)
 
 
 def _temporary_server() -> TemporaryServer | None:
@@ -239,6 +265,7 @@ def search(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
+    _require_window(args.since, args.until)
     filters = Filters(args.since, args.until, args.source, args.language)
     try:
         lake = connect_as_of(settings.home, args.as_of)
@@ -274,12 +301,14 @@ def reindex(args: argparse.Namespace) -> int:
     """Bring the search index to the articles (a lake made before it, or one `verify` faults)."""
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
+    _require_free(settings)
     _use_prefect()
     from flows.operations import reindex_search
     from warehouse.lock import RunLocked
 
     try:
-        done = reindex_search(home=str(settings.home.root))
+        with _reported(RunLocked):
+            done = reindex_search(home=str(settings.home.root))
     except RunLocked as error:
         raise UserError(str(error)) from None
     console.print(
@@ -334,12 +363,15 @@ def rollback(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
+    _require_rollback(settings, args.run_id, args.cascade)
+    _require_free(settings)
     _use_prefect()
     from flows.operations import rollback_night
     from warehouse.lock import RunLocked
 
     try:
-        done = rollback_night(args.run_id, cascade=args.cascade, home=str(settings.home.root))
+        with _reported(RollbackRefused, RunLocked):
+            done = rollback_night(args.run_id, cascade=args.cascade, home=str(settings.home.root))
     except (RollbackRefused, RunLocked) as error:
         raise UserError(str(error)) from None
     for night, removed in done["nights"].items():
@@ -349,10 +381,26 @@ def rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_rollback(settings: Settings, run_id: str, cascade: bool) -> None:
+    """The flow's own refusal (no such run, later nights depend on it), before the flow starts."""
+    from warehouse.catalog import lake_connection
+    from warehouse.maintenance import RollbackRefused, rollback_plan
+
+    with lake_connection(settings.home) as con:
+        try:
+            rollback_plan(con, run_id, cascade)
+        except RollbackRefused as error:
+            raise UserError(str(error)) from None
+
+
 def reprocess(args: argparse.Namespace) -> int:
     """Re-parse the archived raw bytes with the current parser; replace the nights' rows."""
     settings = Settings.from_env(home=args.home)
+    _require_window(args.since, args.until)
     _require_warehouse(settings)
+    if args.layout is not None:
+        _require_layout(settings, args.layout)
+    _require_free(settings)
     _use_prefect()
     with imports_uncollected():
         from flows.cluster import ClusterRefused
@@ -360,17 +408,18 @@ def reprocess(args: argparse.Namespace) -> int:
     from warehouse.lock import RunLocked
 
     try:
-        done = reprocess_archive(
-            since=args.since,
-            until=args.until,
-            layout=args.layout,
-            home=str(settings.home.root),
-            dask_scheduler=args.dask_scheduler,
-        )
+        with _reported(RunLocked, ClusterRefused):
+            done = reprocess_archive(
+                since=args.since,
+                until=args.until,
+                layout=args.layout,
+                home=str(settings.home.root),
+                dask_scheduler=args.dask_scheduler,
+            )
     except RunLocked as error:
         raise UserError(str(error)) from None
     except ClusterRefused as error:
-        err.print(f"[bold red]reprocess refused:[/] {error}")
+        err.print(f"[bold red]reprocess refused:[/] {escape(str(error))}", soft_wrap=True)
         return 1
     if not done["nights"]:
         console.print("no night matches: nothing was reprocessed")
@@ -382,20 +431,38 @@ def reprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def _require_layout(settings: Settings, layout: str) -> None:
+    """A clear error for a layout no article or quarantined dump of the warehouse has."""
+    from warehouse.catalog import lake_connection
+
+    with lake_connection(settings.home) as con:
+        rows = con.execute(
+            "SELECT DISTINCT layout FROM articles UNION SELECT DISTINCT layout FROM quarantine"
+        ).fetchall()
+    known = sorted(str(r[0]) for r in rows if r[0])
+    if layout not in known:
+        raise UserError(
+            f"no dump of layout {layout!r} in this warehouse "
+            f"(its layouts: {', '.join(known) or 'none'})"
+        )
+
+
 def migrate(args: argparse.Namespace) -> int:
     """Move a home of the Parquet layout before DuckLake into DuckLake (any writer does it too)."""
     settings = Settings.from_env(home=args.home)
     from warehouse.migrate import needs_migration
 
     if not needs_migration(settings.home):
-        console.print(f"nothing to migrate in {settings.home.root}")
+        console.print(f"nothing to migrate in {escape(str(settings.home.root))}")
         return 0
+    _require_free(settings)
     _use_prefect()
     from flows.operations import migrate_home
     from warehouse.lock import RunLocked
 
     try:
-        done = migrate_home(home=str(settings.home.root))
+        with _reported(RunLocked):
+            done = migrate_home(home=str(settings.home.root))
     except RunLocked as error:
         raise UserError(str(error)) from None
     rows = ", ".join(f"{n:,} {table}" for table, n in done["after"].items())
@@ -407,12 +474,14 @@ def compact(args: argparse.Namespace) -> int:
     """Merge small files, expire snapshots past the retention, delete unreferenced files."""
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
+    _require_free(settings)
     _use_prefect()
     from flows.operations import compact_lake
     from warehouse.lock import RunLocked
 
     try:
-        done = compact_lake(home=str(settings.home.root))
+        with _reported(RunLocked):
+            done = compact_lake(home=str(settings.home.root))
     except RunLocked as error:
         raise UserError(str(error)) from None
     console.print(
@@ -421,6 +490,37 @@ def compact(args: argparse.Namespace) -> int:
         f"{settings.snapshot_retention_days:g} days), {done['files_deleted']:,} files deleted"
     )
     return 0
+
+
+class _Untraced(logging.Filter):
+    """Keeps Prefect's line about a run's exception but not its traceback, for these kinds."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+            record.exc_info = record.exc_text = None
+        return True
+
+
+@contextmanager
+def _reported(*kinds: type[BaseException]) -> Iterator[None]:
+    """A flow's failure of these kinds is the command's one-line message, with no traceback.
+
+    The checks before the flow catch the user's mistakes; these are the ones that slip between
+    (a run that took the lock since) or that only the flow finds (a bad scheduler address).
+    """
+    untraced = _Untraced(kinds)
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    for logger in loggers:
+        logger.addFilter(untraced)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(untraced)
 
 
 def _use_prefect() -> None:
@@ -466,6 +566,8 @@ def verify(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env(home=args.home, inbox=args.inbox)
     _require_warehouse(settings)
+    if args.inbox is not None:
+        _require_inbox(settings)  # the default inbox may be absent; one asked for must be there
     inbox = settings.inbox if inbox_problem(settings.inbox, settings.home.s3) is None else None
     found = check(settings.home, inbox=inbox, deep=args.deep)
     scope = "lake, views, archive" + (" (re-hashed)" if args.deep else "")
@@ -476,7 +578,7 @@ def verify(args: argparse.Namespace) -> int:
     for violation in found:
         err.print(f"[bold red]{violation.check}[/]: {violation.count} broken: {violation.promise}")
         for row in violation.sample:
-            err.print(f"    {row}")
+            err.print(f"    {escape(str(row))}")  # file names from the inbox
     return 1
 
 
@@ -492,7 +594,34 @@ def _parse_sql(query: str) -> str:
     kind = statements[0].type
     if kind not in {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}:
         raise UserError(f"only read-only queries (SELECT, EXPLAIN) are allowed, not {kind.name}")
+    if kind == duckdb.StatementType.EXPLAIN:
+        # EXPLAIN ANALYZE runs what it explains: a COPY ... TO would write a file.
+        explained = _explained(query)
+        if (
+            not explained
+            or duckdb.extract_statements(explained)[0].type != duckdb.StatementType.SELECT
+        ):
+            raise UserError("only a SELECT can be explained")
     return query
+
+
+def _explained(query: str) -> str:
+    """The statement an EXPLAIN wraps: what follows its keywords and parenthesised options."""
+    import re
+
+    import duckdb
+
+    depth = 0
+    for start, _ in duckdb.tokenize(query):
+        word = re.match(r"\w+|\S", query[start:])
+        text = word.group().upper() if word else ""
+        if text == "(":
+            depth += 1
+        elif text == ")":
+            depth -= 1
+        elif depth == 0 and text not in {"EXPLAIN", "ANALYZE", "ANALYSE"}:
+            return query[start:]
+    return ""
 
 
 def _require_warehouse(settings: Settings) -> None:
@@ -573,6 +702,24 @@ def _format_option(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _count(text: str) -> int:
+    """A command-line count: a whole number, 0 or more."""
+    if not text.isdecimal():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 0 or more")
+    return int(text)
+
+
+def _ratio(text: str) -> float:
+    """A command-line share: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number from 0 to 1")
+    return value
+
+
 _INBOX_HELP = "the inbox: a folder or s3://bucket/prefix (default $WIREHOUSE_HOME/inbox)"
 
 
@@ -584,7 +731,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--inbox", help=_INBOX_HELP)
     run.add_argument(
         "--max-failure-ratio",
-        type=float,
+        type=_ratio,
         help="refuse the night above this share of failing dumps "
         f"(default {DEFAULT_MAX_FAILURE_RATIO})",
     )
@@ -599,7 +746,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     back.add_argument("--since", type=date.fromisoformat, help="first day (UTC) of files to take")
     back.add_argument("--until", type=date.fromisoformat, help="last day (UTC) of files to take")
-    back.add_argument("--max-failure-ratio", type=float, help="as for ingest")
+    back.add_argument("--max-failure-ratio", type=_ratio, help="as for ingest")
     back.add_argument("-v", "--verbose", action="store_true", help="show Prefect's log lines")
     _cluster_option(back)
     back.set_defaults(command=backfill, backfill=True)
@@ -623,7 +770,7 @@ def _parser() -> argparse.ArgumentParser:
         "Case and accents are ignored; words are stemmed by each article's language.",
     )
     found.add_argument("query")
-    found.add_argument("--limit", type=int, default=20, help="articles shown (default 20)")
+    found.add_argument("--limit", type=_count, default=20, help="articles shown (default 20)")
     found.add_argument("--since", type=date.fromisoformat, help="published on or after this day")
     found.add_argument("--until", type=date.fromisoformat, help="published on or before this day")
     found.add_argument("--source", help="only articles of this source")
@@ -671,7 +818,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     again.set_defaults(command=reindex)
     recent = commands.add_parser("status", help="show recent runs and their counts")
-    recent.add_argument("--limit", type=int, default=10)
+    recent.add_argument("--limit", type=_count, default=10)
     _format_option(recent)
     recent.set_defaults(command=status)
     check = commands.add_parser("verify", help="check the warehouse's invariants")

@@ -171,7 +171,7 @@ def cluster(address: str) -> Iterator[Client]:
 
     try:
         client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)  # type: ignore[no-untyped-call]
-    except (OSError, TimeoutError) as error:
+    except (OSError, TimeoutError, ValueError) as error:  # ValueError: a malformed address
         raise ClusterRefused(
             f"cannot reach the Dask scheduler at {address} ({error}). Start it "
             f"(`dask scheduler`) and its workers (`dask worker {address}`) from the project's "
