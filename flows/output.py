@@ -123,7 +123,7 @@ def _folded_widths(widths: list[int], room: int) -> list[int] | None:
 def _table(
     columns: Sequence[str], cells: list[list[str]], title: str | None, widths: list[int]
 ) -> Table:
-    table = Table(title=title)
+    table = Table(title=Text(title) if title else None)
     for name, width in zip(columns, widths, strict=True):
         table.add_column(Text(name), width=width, overflow="fold", no_wrap=False)
     for row in cells:
