@@ -21,7 +21,7 @@ import pyarrow as pa
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
 from warehouse.home import Home, S3Access
-from warehouse.search import POSTINGS_TABLE, SORTED_BY, search_macro, word_macros
+from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
 from warehouse.stories import LAKE_VIEWS
 
@@ -299,8 +299,6 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
             statements.append(f"CREATE TABLE {table} ({columns})")
             if table == "articles":
                 statements.append(f"ALTER TABLE articles SET PARTITIONED BY ({PARTITIONING})")
-            if table in SORTED_BY:  # compaction sorts the files it merges
-                statements.append(f"ALTER TABLE {table} SET SORTED BY ({SORTED_BY[table]})")
             continue
         for column in schema:
             if column.name not in existing[table]:

@@ -45,7 +45,6 @@ DOCUMENTS_SCHEMA = pa.schema(
     [("article_id", pa.string()), ("words", pa.int32()), ("run_id", pa.string())]
 )
 SCHEMAS = {POSTINGS_TABLE: POSTINGS_SCHEMA, DOCUMENTS_TABLE: DOCUMENTS_SCHEMA}
-SORTED_BY = {POSTINGS_TABLE: "term, stemmer"}
 
 # The Snowball stemmers of duckdb-extension-fts 1.5.5, by the ISO 639-1 code of their language.
 STEMMERS = {
