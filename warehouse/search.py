@@ -331,16 +331,30 @@ def has_index(con: duckdb.DuckDBPyConnection) -> bool:
 def find(
     con: duckdb.DuckDBPyConnection, query: str, limit: int = 20, filters: Filters = Filters()
 ) -> list[tuple[object, ...]]:
-    """The best `limit` articles for a query, best first: FOUND_COLUMNS."""
+    """The best `limit` articles for a query, best first: FOUND_COLUMNS.
+
+    The best are chosen on the columns the filters need; only theirs are read whole (a join
+    would read every article's body)."""
     require_index(con)
     where, params = filters.sql()
-    rows = con.execute(
-        "SELECT a.article_id, a.title, a.published_at, a.source, s.score, a.body "
-        f"FROM search($query) s JOIN articles a USING (article_id) WHERE {where} "
-        "ORDER BY s.score DESC, a.article_id LIMIT $limit",
+    best = con.execute(
+        "SELECT s.article_id, s.score FROM search($query) s "
+        f"{'' if where == 'true' else 'JOIN articles a USING (article_id) WHERE ' + where} "
+        "ORDER BY s.score DESC, s.article_id LIMIT $limit",
         {**params, "query": query, "limit": limit},
     ).fetchall()
-    return [(*row[:4], round(row[4], 3), snippet(row[5], query)) for row in rows]
+    scores = dict(best)
+    rows = con.execute(
+        "SELECT article_id, title, published_at, source, body FROM articles "
+        "WHERE article_id IN (SELECT unnest($ids))",
+        {"ids": list(scores)},
+    ).fetchall()
+    found = {row[0]: row for row in rows}
+    return [
+        (*found[i][:4], round(float(scores[i]), 3), snippet(found[i][4], query))
+        for i in scores
+        if i in found
+    ]
 
 
 def attention(
