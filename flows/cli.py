@@ -301,16 +301,7 @@ def reindex(args: argparse.Namespace) -> int:
     """Bring the search index to the articles (a lake made before it, or one `verify` faults)."""
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
-    _require_free(settings)
-    _use_prefect()
-    from flows.operations import reindex_search
-    from warehouse.lock import RunLocked
-
-    try:
-        with _reported(RunLocked):
-            done = reindex_search(home=str(settings.home.root))
-    except RunLocked as error:
-        raise UserError(str(error)) from None
+    done = _operation(settings, "reindex_search")
     console.print(
         f"search index: {done['indexed']:,} articles indexed, "
         f"{done['removed']:,} that are gone removed"
@@ -455,16 +446,7 @@ def migrate(args: argparse.Namespace) -> int:
     if not needs_migration(settings.home):
         console.print(f"nothing to migrate in {escape(str(settings.home.root))}")
         return 0
-    _require_free(settings)
-    _use_prefect()
-    from flows.operations import migrate_home
-    from warehouse.lock import RunLocked
-
-    try:
-        with _reported(RunLocked):
-            done = migrate_home(home=str(settings.home.root))
-    except RunLocked as error:
-        raise UserError(str(error)) from None
+    done = _operation(settings, "migrate_home")
     rows = ", ".join(f"{n:,} {table}" for table, n in done["after"].items())
     console.print(f"migrated: {rows}; the old files are in {done['backup']}")
     return 0
@@ -474,22 +456,28 @@ def compact(args: argparse.Namespace) -> int:
     """Merge small files, expire snapshots past the retention, delete unreferenced files."""
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
-    _require_free(settings)
-    _use_prefect()
-    from flows.operations import compact_lake
-    from warehouse.lock import RunLocked
-
-    try:
-        with _reported(RunLocked):
-            done = compact_lake(home=str(settings.home.root))
-    except RunLocked as error:
-        raise UserError(str(error)) from None
+    done = _operation(settings, "compact_lake")
     console.print(
         f"data files {done['files_before']:,} -> {done['files_after']:,}; "
         f"{done['snapshots_expired']:,} snapshots expired (older than "
         f"{settings.snapshot_retention_days:g} days), {done['files_deleted']:,} files deleted"
     )
     return 0
+
+
+def _operation(settings: Settings, name: str) -> dict[str, Any]:
+    """Run the operation flow `name` of flows.operations on the home, the run lock checked
+    first: its result. A run that took the lock since is the one-line message."""
+    _require_free(settings)
+    _use_prefect()
+    import flows.operations
+    from warehouse.lock import RunLocked
+
+    try:
+        with _reported(RunLocked):
+            return dict(getattr(flows.operations, name)(home=str(settings.home.root)))
+    except RunLocked as error:
+        raise UserError(str(error)) from None
 
 
 class _Untraced(logging.Filter):
