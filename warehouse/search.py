@@ -1,6 +1,6 @@
 """Full-text search: the index kept as two lake tables, searched in SQL.
 
-Each night's workers add the postings of the articles they write (`postings`): for every word
+Each night's workers add the postings of the articles they write (`index_tables`): for every word
 of an article's title and body, its article, how often and where it occurs. The tables belong
 to the night's snapshot like its articles, so rollback, reprocess and time travel hold for the
 search as for every other table, and every reader of the catalog (SQLite or PostgreSQL, data in a
@@ -8,7 +8,7 @@ folder or on S3) searches the same index. Why this over tantivy or the fts exten
 index: docs/decisions.md.
 
 Words are tokenised the same way when indexed and when searched (the macros of
-`macro_statements`): lower case, accents removed, runs of letters, digits and marks; each
+`word_macros`): lower case, accents removed, runs of letters, digits and marks; each
 character of Chinese and Japanese script a word of its own (a run of them is searched as a
 phrase). Each word is stemmed by the Snowball stemmer of the article's language
 (`duckdb-extension-fts`'s `stem`), or kept whole where there is none. A query's word is stemmed
@@ -35,7 +35,7 @@ POSTINGS_SCHEMA = pa.schema(
         ("stemmer", pa.string()),  # the Snowball stemmer of the article's language, or 'none'
         ("article_id", pa.string()),
         ("occurrences", pa.int32()),
-        ("positions", pa.list_(pa.int32())),  # word positions, from 1: the title's, the body's
+        ("positions", pa.list_(pa.int32())),  # where, in words from 1 (title, body), no order
         ("words", pa.int32()),  # the article's length in words (BM25's document length)
         ("run_id", pa.string()),
     ]

@@ -6,6 +6,7 @@ import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
@@ -53,3 +54,32 @@ def test_json_holds_timestamps_in_iso_and_decimals_as_text(
     first, second = json.loads(capsys.readouterr().out)
     assert first["started_at"] == "2026-12-01T02:00:00+00:00" and first["seconds"] == "12.5"
     assert second["kind"] is None and second["note"] == "x" * 70
+
+
+def test_a_reader_closing_the_pipe_gets_no_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from warehouse.catalog import open_lake
+    from warehouse.home import Home
+
+    # csv and json are written by us, not rich: `| head` must end them quietly too
+    code = (
+        "import sys; from flows.cli import main; "
+        "sys.exit(main(['--home', sys.argv[1], 'sql', '--format', 'csv', "
+        "'SELECT * FROM range(200000)']))"
+    )
+    env_home = tmp_path / "home"
+    open_lake(Home.at(env_home)).close()  # an empty warehouse
+    reader = subprocess.Popen(["head", "-1"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    writer = subprocess.run(
+        [sys.executable, "-c", code, str(env_home)],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()
+    reader.wait()
+    assert writer.returncode == 1 and "Traceback" not in writer.stderr, writer.stderr
