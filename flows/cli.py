@@ -576,6 +576,7 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def _parse_sql(query: str) -> str:
+    """The query, if it is one statement that only reads; else the reason, as a UserError."""
     import duckdb
 
     try:
@@ -595,7 +596,69 @@ def _parse_sql(query: str) -> str:
             or duckdb.extract_statements(explained)[0].type != duckdb.StatementType.SELECT
         ):
             raise UserError("only a SELECT can be explained")
+        query_checked = explained
+    else:
+        query_checked = query
+    if (refused := _refused_function(query_checked)) is not None:
+        raise UserError(refused)
     return query
+
+
+# DuckLake's functions that only read. Its others change the lake or its files even on a
+# read-only attachment: ducklake_cleanup_old_files deletes the files before the catalog refuses
+# the change (tried, DuckLake 1.5.5), so `sql` refuses every DuckLake function but these.
+_LAKE_READERS = frozenset(
+    {
+        "current_snapshot",
+        "last_committed_snapshot",
+        "list_files",
+        "options",
+        "scan",
+        "settings",
+        "snapshots",
+        "table_changes",
+        "table_deletions",
+        "table_info",
+        "table_insertions",
+    }
+)
+
+
+def _refused_function(select: str) -> str | None:
+    """Why a SELECT is refused for a function it calls (one that changes the lake, or `query`,
+    which runs SQL given as text), or None when every function it calls only reads."""
+    import json
+
+    import duckdb
+
+    from warehouse.catalog import ALIAS
+
+    with duckdb.connect() as con:
+        row = con.execute("SELECT json_serialize_sql(?)", [select]).fetchone()
+    tree = json.loads(row[0]) if row else {"error": True}
+    if tree.get("error"):
+        return f"this query cannot be checked to be read-only: {tree.get('error_message', '')}"
+    for name, place in _functions_called(tree):
+        if name == "query":
+            return "query() runs SQL given as text: give that SQL itself"
+        lake_function = name.startswith("ducklake_") or ALIAS in place
+        if lake_function and name.removeprefix("ducklake_") not in _LAKE_READERS:
+            return f"{name}() changes the warehouse: only read-only queries are allowed"
+    return None
+
+
+def _functions_called(tree: object) -> Iterator[tuple[str, set[str]]]:
+    """Each function a serialized statement calls: its name (lower case), and the catalog and
+    schema it was named with."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get("function_name"), str):
+            place = {str(tree.get(key) or "").lower() for key in ("catalog", "schema")}
+            yield tree["function_name"].lower(), place
+        for value in tree.values():
+            yield from _functions_called(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from _functions_called(value)
 
 
 def _explained(query: str) -> str:
