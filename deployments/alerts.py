@@ -35,9 +35,17 @@ def install_alerts(url: str, path: Path = AUTOMATIONS_FILE) -> list[UUID]:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
     from prefect.client.orchestration import get_client
     from prefect.events.schemas.automations import AutomationCore
+    from prefect.types import SecretDict
 
+    # The URL is the webhook's secret (a chat hook's path is its token): kept among the block's
+    # secrets, which Prefect stores encrypted and shows masked, and put in at sending time.
     block = CustomWebhookNotificationBlock(
-        name=BLOCK_NAME, url=url, json_data=WEBHOOK_JSON, headers=None, cookies=None
+        name=BLOCK_NAME,
+        url="{{webhook_url}}",
+        secrets=SecretDict({"webhook_url": url}),
+        json_data=WEBHOOK_JSON,
+        headers=None,
+        cookies=None,
     )
     block_id = cast(UUID, block.save(BLOCK_NAME, overwrite=True))  # sync here: not in a loop
     created = []
@@ -63,8 +71,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     ids = install_alerts(url)
-    print(f"webhook block {BLOCK_NAME!r} -> {url}; automations: {', '.join(map(str, ids))}")
+    print(f"webhook block {BLOCK_NAME!r} -> {_shown(url)}; automations: {', '.join(map(str, ids))}")
     return 0
+
+
+def _shown(url: str) -> str:
+    """Where alerts go, as output may show it: the scheme and host, not the secret path."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname or ''}/…"
 
 
 if __name__ == "__main__":

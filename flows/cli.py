@@ -691,7 +691,7 @@ def _require_warehouse(settings: Settings) -> None:
         )
     if not exists(settings.home):
         raise UserError(
-            f"no warehouse at {settings.home.catalog_spec}: run `wirehouse ingest` first "
+            f"no warehouse at {settings.home.catalog_shown}: run `wirehouse ingest` first "
             "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
         )
 

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
-from warehouse.home import Home, S3Access
+from warehouse.home import Home, S3Access, masked, secrets_of
 from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
 from warehouse.stories import LAKE_VIEWS
@@ -156,7 +156,7 @@ def connect(
     """An in-memory DuckDB with the lake attached as `wh` and in use (read-only by default)."""
     if read_only and not exists(home):
         raise NoWarehouse(
-            f"no warehouse at {home.catalog_spec}: run `wirehouse ingest` first "
+            f"no warehouse at {home.catalog_shown}: run `wirehouse ingest` first "
             "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
         )
     if not read_only:
@@ -168,6 +168,13 @@ def connect(
             con.execute(statement)
         if has_search_index(con):
             con.execute(search_macro())
+    except duckdb.Error as error:
+        con.close()
+        # DuckDB names the catalog's whole connection string when it cannot reach it.
+        shown = masked(str(error), *secrets_of(home))
+        if shown == str(error):
+            raise
+        raise type(error)(shown) from None
     except BaseException:
         con.close()
         raise

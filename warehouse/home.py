@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,8 +23,8 @@ class S3Access:
     elsewhere), it arrives with the region and endpoint only, and the worker takes the keys
     from its own environment (AWS_*, or botocore's own lookup when those are unset)."""
 
-    key_id: str
-    secret: str
+    key_id: str = field(repr=False)
+    secret: str = field(repr=False)
     region: str = "us-east-1"
     endpoint: str | None = None  # host:port of an S3-compatible server; None for AWS itself
     use_ssl: bool = True
@@ -47,6 +48,18 @@ class Home:
     s3: S3Access | None = None
     archive_path: str = ""
     staging_path: str = ""
+
+    def __repr__(self) -> str:
+        """The home as logs may show it: the catalog's password masked, the S3 keys left out."""
+        return (
+            f"Home(root={str(self.root)!r}, catalog={self.catalog_shown!r}, "
+            f"data_path={self.data_url!r}, archive={self.archive!r}, staging={self.staging!r})"
+        )
+
+    @property
+    def catalog_shown(self) -> str:
+        """The catalog as messages name it: `catalog_spec` with its password masked."""
+        return masked(self.catalog_spec)
 
     @property
     def catalog_spec(self) -> str:
@@ -155,6 +168,30 @@ class Home:
             archive_path=archive,
             staging_path=staging,
         )
+
+
+# A password in a libpq connection string: `password=x`, `password='x y'`, a URI's
+# `user:x@` or `?password=x`.
+_PASSWORDS = (
+    re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)", re.IGNORECASE),
+    re.compile(r"(\w+://[^/:@\s]*:)([^@\s/]+)(?=@)"),
+)
+MASK = "***"
+
+
+def masked(text: str, *secrets: str) -> str:
+    """The text with connection strings' passwords and the given secrets replaced by ***."""
+    for pattern in _PASSWORDS:
+        text = pattern.sub(lambda found: found.group(1) + MASK, text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def secrets_of(home: Home) -> tuple[str, ...]:
+    """The secret values a home's connections carry (its S3 keys), to mask in messages."""
+    return (home.s3.secret, home.s3.key_id) if home.s3 is not None else ()
 
 
 def _location(value: str) -> str:
