@@ -128,7 +128,7 @@ def test_canary_secrets_appear_in_no_output(
         except Exception:  # what the console script would print: the traceback, its messages
             code, shown = 1, traceback.format_exc()
         out, err = capfd.readouterr()
-        outputs[" ".join(argv)] = out + err + shown
+        outputs[" ".join(["wirehouse", *argv])] = out + err + shown
         return code
 
     assert command("ingest", "--inbox", str(tmp_path / "inbox")) == 0, outputs
@@ -146,11 +146,12 @@ def test_canary_secrets_appear_in_no_output(
     closed = catalog_role.replace(f"port={_port(catalog_role)}", "port=9")
     monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{closed}")
     assert command("status") != 0
+    assert command("ingest", "--inbox", str(tmp_path / "inbox")) != 0
     monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{catalog_role}")
     with _alerts_installed(capfd) as printed:
         outputs["python -m deployments.alerts"] = printed
         places = {
-            **{f"output of `wirehouse {k}`": v for k, v in outputs.items()},
+            **{f"output of `{k}`": v for k, v in outputs.items()},
             **_prefect_records(started),
             **_warehouse_records(Home.from_env()),
             **_files_under(home),
@@ -160,7 +161,9 @@ def test_canary_secrets_appear_in_no_output(
     assert not leaks, leaks
     # the places searched hold what they should: the test would see a leak there
     assert "committed run" in places["Prefect logs"] and night in places["runs rows"]
-    assert "nothing was loaded" in outputs[f"ingest --inbox {junk} --max-failure-ratio 0.1"]
+    assert (
+        "nothing was loaded" in outputs[f"wirehouse ingest --inbox {junk} --max-failure-ratio 0.1"]
+    )
 
 
 def _port(dsn: str) -> str:
