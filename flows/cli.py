@@ -625,8 +625,9 @@ _LAKE_READERS = frozenset(
 
 
 def _refused_function(select: str) -> str | None:
-    """Why a SELECT is refused for a function it calls (one that changes the lake, or `query`,
-    which runs SQL given as text), or None when every function it calls only reads."""
+    """Why a SELECT is refused for a function it calls (one that changes the lake, `query`,
+    which runs SQL given as text, or one that shows the S3 keys), or None when every function
+    it calls only reads."""
     import json
 
     import duckdb
@@ -641,6 +642,8 @@ def _refused_function(select: str) -> str | None:
     for name, place in _functions_called(tree):
         if name == "query":
             return "query() runs SQL given as text: give that SQL itself"
+        if name == "duckdb_secrets":
+            return "duckdb_secrets() would show the object store's key id: it is not shown"
         lake_function = name.startswith("ducklake_") or ALIAS in place
         if lake_function and name.removeprefix("ducklake_") not in _LAKE_READERS:
             return f"{name}() changes the warehouse: only read-only queries are allowed"

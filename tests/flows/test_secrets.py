@@ -100,7 +100,7 @@ def test_canary_secrets_appear_in_no_output(
     started = datetime.now(UTC)
     home = tmp_path / "home"
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
-    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "0")
+    monkeypatch.setenv("WIREHOUSE_BUILD_DOCS", "1")  # Data Docs are searched too
     monkeypatch.setenv("WIREHOUSE_HOME", str(home))
     monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{catalog_role}")
     monkeypatch.setenv("WIREHOUSE_DATA_PATH", f"s3://{s3_bucket}/lake/")
@@ -139,6 +139,10 @@ def test_canary_secrets_appear_in_no_output(
     assert command("verify") == 0, outputs
     assert command("sql", "SELECT no_such_column FROM articles") == 2
     assert command("sql", "SELECT count(*) FROM runs") == 0
+    # an object that is not there: httpfs's error names the request
+    missing = f"SELECT * FROM read_parquet('s3://{s3_bucket}/lake/none.parquet')"
+    assert command("sql", missing) == 2
+    assert command("sql", "SELECT * FROM duckdb_secrets()") == 2
     assert command("search", "china") == 0
     assert command("rollback", night) == 0, outputs
     assert command("status", "--format", "json") == 0
