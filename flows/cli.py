@@ -624,6 +624,11 @@ _LAKE_READERS = frozenset(
 )
 
 
+# The catalog database's own functions (postgres_execute runs any SQL there; the others query
+# or attach it around DuckLake): an analyst reads the lake's tables instead.
+_CATALOG_ACCESS = ("postgres_", "sqlite_", "pg_clear_cache")
+
+
 def _refused_function(select: str) -> str | None:
     """Why a SELECT is refused for a function it calls (one that changes the lake, `query`,
     which runs SQL given as text, or one that shows the S3 keys), or None when every function
@@ -642,6 +647,8 @@ def _refused_function(select: str) -> str | None:
     for name, place in _functions_called(tree):
         if name == "query":
             return "query() runs SQL given as text: give that SQL itself"
+        if name.startswith(_CATALOG_ACCESS):
+            return f"{name}() reaches the catalog's database itself: query the lake's tables"
         if name == "duckdb_secrets":
             return "duckdb_secrets() would show the object store's key id: it is not shown"
         lake_function = name.startswith("ducklake_") or ALIAS in place
