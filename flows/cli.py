@@ -345,6 +345,12 @@ def shell(args: argparse.Namespace) -> int:
         *attach_statements(settings.home, read_only=True),
         *([search_macro()] if indexed else []),
     ]
+    # Read-only against mistakes, not against a user set on writing: DuckDB 1.5 lets a session
+    # ATTACH the catalog again READ_WRITE (even with enable_external_access off, the sqlite and
+    # postgres extensions open their databases themselves), and allowed_directories cannot make
+    # the data path readable but not writable. What stops a hostile analyst is below DuckDB: the
+    # catalog's read-only role (docs/reader-role.sql), read-only object-store keys, or a catalog
+    # file and data folder the analyst's OS account can only read.
     # Statements (an S3 secret among them) go in a private file, not on the command line.
     with tempfile.TemporaryDirectory(prefix="wirehouse-shell-") as folder_name:
         init = Path(folder_name) / "init.sql"
