@@ -502,10 +502,10 @@ class _Untraced(logging.Filter):
         self.kinds = kinds
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from warehouse.outage import disk_errno
+        from warehouse.outage import is_maybe_disk
 
         error = record.exc_info[1] if record.exc_info else None
-        if error is not None and (isinstance(error, self.kinds) or disk_errno(error) is not None):
+        if error is not None and (isinstance(error, self.kinds) or is_maybe_disk(error)):
             record.exc_info = record.exc_text = None
         return True
 

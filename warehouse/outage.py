@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -50,6 +51,13 @@ _DISK_WORDS = {
 }
 
 
+# SQLite's words for a failure that may be the disk's or not (a missing folder, a lost device):
+# the disk's when one of the night's folders is on a read-only or full disk right then.
+_MAYBE_DISK_WORDS = ("unable to open database file", "disk i/o error")
+# Free bytes under which a disk counts as full for such an error.
+_NEARLY_FULL = 1024 * 1024
+
+
 def _chain(error: BaseException) -> Iterator[BaseException]:
     """The error and those it was raised from or while handling, each once."""
     seen: set[int] = set()
@@ -73,6 +81,15 @@ def disk_errno(error: BaseException) -> int | None:
             if words in text:
                 return number
     return None
+
+
+def is_maybe_disk(error: BaseException) -> bool:
+    """Whether the error is a disk's, or one of SQLite's that a bad disk also gives."""
+    if isinstance(error, ServiceUnavailable):
+        return False  # already said
+    if disk_errno(error) is not None:
+        return True
+    return any(w in str(link).lower() for link in _chain(error) for w in _MAYBE_DISK_WORDS)
 
 
 def _disk(error: BaseException) -> bool | None:
@@ -101,10 +118,13 @@ def disk_unavailable(
     """The error as the user should read it when it is a disk's (full, over quota, read-only):
     which folder, and what to do, and whether the night had committed before; None for any
     other error."""
+    places = disk_places(home)
     number = disk_errno(error)
+    if number is None and is_maybe_disk(error):
+        number = _probed(places)
     if number is None:
         return None
-    name, where = _failed_place(error, number, disk_places(home))
+    name, where = _failed_place(error, number, places)
     state = _DISK_ERRNOS[number]
     if number == errno.EROFS:
         todo = (
@@ -120,6 +140,32 @@ def disk_unavailable(
         f"the disk under {where} ({name}) is {state}: {todo}, then run again; "
         + _outcome(committed),
     )
+
+
+def _probed(places: list[tuple[str, Path]]) -> int | None:
+    """EROFS when one of the places is on a read-only disk, ENOSPC when one is on a (nearly)
+    full one, None otherwise."""
+    states = {_disk_state(path) for _, path in places} - {None}
+    return next((n for n in (errno.EROFS, errno.EDQUOT, errno.ENOSPC) if n in states), None)
+
+
+def _disk_state(path: Path) -> int | None:
+    """EROFS, EDQUOT or ENOSPC when the disk holding `path` is read-only, over quota or (nearly)
+    full right now, else None. A file is made and removed to tell: a disk that turned
+    read-only after errors (ext4's emergency read-only) still says read-write in its flags."""
+    found = _existing(path)
+    if found is None or not found.is_dir():
+        return None
+    stat = os.statvfs(found)
+    if stat.f_flag & os.ST_RDONLY:
+        return errno.EROFS
+    try:
+        handle, name = tempfile.mkstemp(prefix=".wirehouse-probe-", dir=found)
+    except OSError as error:
+        return error.errno if error.errno in _DISK_ERRNOS else None
+    os.close(handle)
+    os.unlink(name)
+    return errno.ENOSPC if stat.f_bavail * stat.f_frsize < _NEARLY_FULL else None
 
 
 def _outcome(committed: bool) -> str:
@@ -141,7 +187,7 @@ def _failed_place(
     found = _named_place(error, places)
     disks = [(name, path, os.statvfs(at)) for name, path in places if (at := _existing(path))]
     if found is None and number == errno.EROFS:
-        found = next(((n, p) for n, p, s in disks if s.f_flag & os.ST_RDONLY), None)
+        found = next(((n, p) for n, p in places if _disk_state(p) == errno.EROFS), None)
     elif found is None and disks:
         least = min(s.f_bavail * s.f_frsize for _, _, s in disks)
         found = next((n, p) for n, p, s in disks if s.f_bavail * s.f_frsize == least)

@@ -35,9 +35,10 @@ from warehouse.outage import ServiceUnavailable
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
-# Free bytes left on the small disk: the night's archive pack fits, its staged pieces and data
-# files do not (the second night writes about 600 KiB there).
-LEFT = 300_000
+# Free bytes left on the home's small disk: the second night's archive pack and staged rows fit,
+# and some of its data files in the lake, not all; on the staging's, not all its staged rows.
+HOME_LEFT = 1_000_000
+STAGING_LEFT = 100_000
 # Set (to anything) to run the simulated faults even where mounting is allowed.
 SIMULATE = "WIREHOUSE_TEST_SIMULATED_DISK"
 
@@ -107,6 +108,7 @@ def failed_night(
 ) -> str:
     """Run a night that must fail on the disk: exit 1, its one message (returned), no
     traceback, no task retried."""
+    capfd.readouterr()  # the nights before
     logged = _Records()
     tasks = logging.getLogger("prefect.task_runs")
     tasks.addHandler(logged)
@@ -148,7 +150,7 @@ def test_a_full_home_fails_the_night_and_the_next_run_converges(
     second_night(inbox)
     env = {}
     if disk is not None:
-        disk.fill(LEFT)
+        disk.fill(HOME_LEFT)
         print(f"a real full disk: the home's tmpfs has {disk.free_bytes():,} bytes free")
     else:
         print("simulated: ENOSPC writing the night's first data file (no mounting here)")
@@ -179,7 +181,7 @@ def test_a_full_staging_folder_fails_the_night_and_the_next_run_converges(
     second_night(inbox)
     env = {}
     if disk is not None:
-        disk.fill(LEFT)
+        disk.fill(STAGING_LEFT)
         print(f"a real full disk: the staging's tmpfs has {disk.free_bytes():,} bytes free")
     else:
         print("simulated: ENOSPC staging the night's pieces (no mounting here)")
@@ -208,6 +210,7 @@ def test_a_read_only_home_fails_the_night_and_the_next_run_converges(
             if bound:
                 print("a real read-only home: the folder bound read-only over itself")
                 # The command sees it before any flow starts: one line, exit 2.
+                capfd.readouterr()  # the night before
                 assert ingest(home, inbox) == 2
                 err = capfd.readouterr().err
                 assert "Traceback" not in err
@@ -240,7 +243,7 @@ def test_a_home_that_turns_read_only_mid_night_fails_it_and_the_next_run_converg
         second_night(inbox)
         if real and disk is not None:
             print("a real disk failing: ext4 turns itself read-only while the night parses")
-            env = {"WIREHOUSE_PAUSE_AT": "parse:batch:2"}
+            env = {"WIREHOUSE_PAUSE_AT": "parse:batch:3"}
             breaker = threading.Thread(target=_break_when_staged, args=(disk, home))
             breaker.start()
         else:
@@ -269,3 +272,13 @@ def _break_when_staged(disk: SmallDisk, home: Path) -> None:
     while not list(home.glob("staging/*/valid-*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert disk.break_down()
+
+
+def test_a_refused_night_is_its_message_without_a_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    home, inbox = tmp_path / "home", first_inbox(tmp_path)
+    code = main(["--home", str(home), "ingest", "--inbox", str(inbox), "--max-failure-ratio", "0"])
+    out, err = capfd.readouterr()
+    assert code == 1 and "Traceback" not in out + err, err
+    assert "night failed: 1 of 73 new dumps (1%) failed, above the 0% limit" in err
