@@ -39,7 +39,9 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 # and some of its data files in the lake, not all; on the staging's, not all its staged rows.
 HOME_LEFT = 1_000_000
 STAGING_LEFT = 100_000
-# Set (to anything) to run the simulated faults even where mounting is allowed.
+# Set (to anything) to run the simulated faults even where mounting is allowed. They fail a
+# checkpoint its first 99 times, that is every time: this process counts the checkpoints passed
+# for as long as it lives (the whole session).
 SIMULATE = "WIREHOUSE_TEST_SIMULATED_DISK"
 
 
@@ -187,9 +189,11 @@ def test_a_full_staging_folder_fails_the_night_and_the_next_run_converges(
         print("simulated: ENOSPC staging the night's pieces (no mounting here)")
         env["WIREHOUSE_FAIL_AT"] = "write:batch:99"
     message = failed_night(home, inbox, capfd, env)
+    # Named by the first of the night's folders on its disk: simulated, that disk is the home's.
+    where, name = (staging, "the staging folder") if disk is not None else (home, "the home")
     assert message == (
-        f"night failed: the disk under {staging} (the staging folder) is full: free space "
-        f"under {staging}, then run again; nothing was committed."
+        f"night failed: the disk under {where} ({name}) is full: free space under {where}, "
+        "then run again; nothing was committed."
     )
     assert snapshot(home) == before
     if disk is not None:
@@ -225,7 +229,7 @@ def test_a_read_only_home_fails_the_night_and_the_next_run_converges(
                 assert failed.value.service == f"the disk under {home}"
     if not bound:
         print("simulated: EROFS as the night opens its lake (no mounting here)")
-        message = failed_night(home, inbox, capfd, {"WIREHOUSE_FAIL_AT": "recovered:1:EROFS"})
+        message = failed_night(home, inbox, capfd, {"WIREHOUSE_FAIL_AT": "recovered:99:EROFS"})
         assert " is read-only: " in message and message.endswith("nothing was committed.")
     assert snapshot(home) == before
     converges(home, inbox, reference, home / "staging")
