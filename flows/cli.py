@@ -101,6 +101,7 @@ def ingest(args: argparse.Namespace) -> int:
     _require_inbox(settings)
     _require_free(settings)
     from warehouse.lock import RunLocked
+    from warehouse.outage import ServiceUnavailable
 
     server = _temporary_server()
     with imports_uncollected():
@@ -114,7 +115,7 @@ def ingest(args: argparse.Namespace) -> int:
             status.start()
             logging.getLogger("prefect").addHandler(handler)
         _import_gx_while_starting(server)
-        with _reported(RunLocked, ClusterRefused):
+        with _reported(RunLocked, ClusterRefused, NightFailed, ServiceUnavailable):
             summary = nightly_ingest(
                 inbox=str(settings.inbox),
                 max_failure_ratio=args.max_failure_ratio,
@@ -126,9 +127,9 @@ def ingest(args: argparse.Namespace) -> int:
             )
     except RunLocked as error:
         raise UserError(str(error)) from None
-    except (NightFailed, ClusterRefused) as error:
+    except (NightFailed, ClusterRefused, ServiceUnavailable) as error:
         _stop(status, handler)
-        err.print(f"[bold red]night failed:[/] {escape(str(error))}", soft_wrap=True)
+        err.print(f"[bold red]night failed:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 1
     finally:
         _stop(status, handler)
@@ -156,11 +157,18 @@ def _require_window(since: date | None, until: date | None) -> None:
 def _require_free(settings: Settings) -> None:
     """A clear error, before any flow starts, when the home is no folder or another run holds it."""
     from warehouse.lock import lock_holder
+    from warehouse.outage import disk_unavailable
 
     root = settings.home.root
     if root.exists() and not root.is_dir():
         raise UserError(f"the home {root} is a file, not a folder (pass --home DIR)")
-    if (held := lock_holder(settings.home)) is not None:
+    try:
+        held = lock_holder(settings.home)
+    except OSError as error:  # a read-only or full home: the lock file cannot be written
+        if (unavailable := disk_unavailable(error, settings.home)) is None:
+            raise
+        raise UserError(str(unavailable)) from None
+    if held is not None:
         raise UserError(held)
 
 
@@ -492,14 +500,18 @@ def _operation(settings: Settings, name: str) -> dict[str, Any]:
 
 
 class _Untraced(logging.Filter):
-    """Keeps Prefect's line about a run's exception but not its traceback, for these kinds."""
+    """Keeps Prefect's line about a run's exception but not its traceback, for these kinds and
+    for a task's full or read-only disk (the flow's message names it)."""
 
     def __init__(self, kinds: tuple[type[BaseException], ...]) -> None:
         super().__init__()
         self.kinds = kinds
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+        from warehouse.outage import is_maybe_disk
+
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (isinstance(error, self.kinds) or is_maybe_disk(error)):
             record.exc_info = record.exc_text = None
         return True
 

@@ -48,7 +48,8 @@ from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
-from warehouse.recovery import open_recovered
+from warehouse.outage import disk_unavailable, transient
+from warehouse.recovery import failing_cleanly_on_disk_faults, open_recovered
 from warehouse.storage import join, remove_tree
 from warehouse.verify import verify_night
 
@@ -60,8 +61,6 @@ quiet_third_parties()
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
-# Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
-_TRANSIENT = (OSError, TimeoutError)
 # Big task arguments are wrapped in prefect's `quote`: otherwise Prefect visits every element
 # of every argument (twice) to track dependencies, which cost more than parsing itself.
 
@@ -75,13 +74,12 @@ class NightFailed(RuntimeError):
 
 
 def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry only failures that a second try can fix (I/O), never logic errors."""
+    """Retry only failures that a second try can fix (I/O hiccups: `warehouse.outage`), never
+    logic errors, nor a full or read-only disk; bad input never raises."""
     try:
         state.result()
-    except _TRANSIENT:
-        return True
-    except Exception:
-        return False
+    except Exception as error:
+        return transient(error)
     return False
 
 
@@ -103,6 +101,7 @@ class Timings:
     """Wall time per stage, in seconds."""
 
     seconds: dict[str, float] = field(default_factory=dict)
+    done: set[str] = field(default_factory=set)  # the stages that finished without an error
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -110,6 +109,7 @@ class Timings:
         start = time.perf_counter()
         try:
             yield
+            self.done.add(name)
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 4)
 
@@ -317,6 +317,7 @@ def nightly_ingest(
         home=home, inbox=inbox, max_failure_ratio=max_failure_ratio, dask_scheduler=dask_scheduler
     )
     where = settings.home
+    timings = Timings()
     try:
         if (problem := inbox_problem(settings.inbox, settings.home.s3)) is not None:
             raise NightFailed(problem)
@@ -327,10 +328,15 @@ def nightly_ingest(
             run_lock(where),
             night_collection(),
             closing(open_recovered(where)) as lake,
+            failing_cleanly_on_disk_faults(where, lake, lambda: "load" in timings.done),
         ):
-            summary = _run_night(settings, Window(since, until), run_kind(backfill), lake, client)
+            window = Window(since, until)
+            summary = _run_night(settings, window, run_kind(backfill), lake, client, timings)
     except BaseException as error:  # every night ends in an event, a refused one with its counts
-        announce_night(getattr(error, "summary", None), error)
+        unavailable = disk_unavailable(error, where)  # before its lake was open: nothing committed
+        announce_night(getattr(error, "summary", None), unavailable or error)
+        if unavailable is not None:
+            raise unavailable from error
         raise
     announce_night(summary)
     return summary
@@ -342,10 +348,10 @@ def _run_night(
     kind: str,
     lake: duckdb.DuckDBPyConnection,
     client: Client | None,
+    timings: Timings,
 ) -> dict[str, Any]:
     started = datetime.now(UTC)
     lineage = Lineage(new_run_id(started), started)
-    timings = Timings()
     with timings.stage("discover"):
         plan = discover(settings, window, lineage, _quoted(lake), _quoted(client))
     settle()

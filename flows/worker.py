@@ -168,7 +168,7 @@ def work_batch(
     if entries:
         archived = join(home.staging, lineage.run_id, f"archived-{index:05d}.parquet")
         _stage(index_table(entries), archived, home)
-    checkpoint("parse:batch")
+    checkpoint("parse:batch", join(home.staging, lineage.run_id))
     rejected = [*too_large, *parsed.rejected]
     if not parsed.rows.num_rows:
         dumps = _dumps(rejected, [], {})
@@ -340,7 +340,7 @@ def split_batch(
         runs = pa.repeat(pa.scalar(run_id, pa.string()), entries.num_rows)
         rows = entries.append_column("run_id", runs)
         pieces.append(stage_piece("archive_index", "", rows, index, home, run_id))
-    checkpoint("write:batch")
+    checkpoint("write:batch", join(home.staging, run_id))
     return pieces
 
 
@@ -392,7 +392,7 @@ def write_file(table: str, pieces: Sequence[str], location: str, home: Home) -> 
     elif table == POSTINGS_TABLE and len(pieces) > 1:  # each piece is sorted by term already
         rows = rows.sort_by([("term", "ascending"), ("stemmer", "ascending")])
     write_whole(location, home.s3, lambda handle: pq.write_table(rows, handle, compression="zstd"))
-    checkpoint("write:file")
+    checkpoint("write:file", location)
     return location
 
 

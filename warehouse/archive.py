@@ -82,11 +82,12 @@ class PackWriter:
             else:
                 abort_upload(self.handle)
             return
-        self.handle.close()
-        if complete:
-            publish(self.tmp, Path(self.final))
-        else:
-            self.tmp.unlink(missing_ok=True)
+        try:
+            self.handle.close()  # writes what is buffered: on a full disk, this fails too
+            if complete:
+                publish(self.tmp, Path(self.final))
+        finally:
+            self.tmp.unlink(missing_ok=True)  # gone once published; a failed one's space freed
 
 
 def keep_large(home: Home, sha256: str, source: str | Path) -> ArchiveEntry:

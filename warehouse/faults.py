@@ -8,8 +8,10 @@ arm them in a child process it does not otherwise control.
 - `WIREHOUSE_CRASH_AT=N`: at the N-th checkpoint this process passes, send itself SIGKILL
   (no cleanup, no `finally`, exactly like `kill -9`); `WIREHOUSE_CRASH_AT=NAME`: the first time
   it passes checkpoint NAME (a worker of a cluster, whose count depends on what it is sent).
-- `WIREHOUSE_FAIL_AT=NAME:K`: the first K times checkpoint NAME is passed, raise an OSError
-  (disk full), which the I/O tasks treat as transient.
+- `WIREHOUSE_FAIL_AT=NAME:K[:ERRNO]`: the first K times checkpoint NAME is passed, raise an
+  OSError: by default ENOSPC (the disk full, which no retry mends: `warehouse/outage.py`),
+  or the errno named (`EAGAIN`: a hiccup, which the I/O tasks retry). It names the file or
+  folder the checkpoint gives, as the real error would.
 - `WIREHOUSE_PAUSE_AT=NAME:SECONDS[,NAME:SECONDS...]`: sleep there (to hold a run mid-way).
 - `WIREHOUSE_CHECKPOINT_LOG=PATH`: append each checkpoint's name to PATH (to enumerate them).
 """
@@ -32,8 +34,8 @@ _ARMING = (
 _passed: Counter[str] = Counter()
 
 
-def checkpoint(name: str) -> None:
-    """A point where a crash or an I/O failure can be injected."""
+def checkpoint(name: str, path: str | None = None) -> None:
+    """A point where a crash or an I/O failure can be injected; `path`: what it writes."""
     env = os.environ
     if not any(key in env for key in _ARMING):
         return
@@ -48,7 +50,17 @@ def checkpoint(name: str) -> None:
             time.sleep(float(seconds))
     if env.get("WIREHOUSE_CRASH_AT") in (str(_passed["*"]), name):
         os.kill(os.getpid(), signal.SIGKILL)
-    fail_at = env.get("WIREHOUSE_FAIL_AT", "")
-    point, _, times = fail_at.rpartition(":")
-    if point == name and _passed[name] <= int(times or 1):
-        raise OSError(errno.ENOSPC, f"injected fault at {name}: no space left on device")
+    point, times, number = _failure(env.get("WIREHOUSE_FAIL_AT", ""))
+    if point == name and _passed[name] <= times:
+        words = os.strerror(number).lower()
+        raise OSError(number, f"injected fault at {name}: {words}", path)
+
+
+def _failure(fail_at: str) -> tuple[str, int, int]:
+    """`NAME:K[:ERRNO]` as the checkpoint's name, how many times, and the errno to raise."""
+    point, _, last = fail_at.rpartition(":")
+    number = errno.ENOSPC
+    if last and not last.isdecimal():
+        number = getattr(errno, last)
+        point, _, last = point.rpartition(":")
+    return point, int(last or 1), number

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import duckdb
 
@@ -11,6 +13,7 @@ from warehouse.catalog import open_lake, orphaned_data_files
 from warehouse.faults import checkpoint
 from warehouse.home import Home
 from warehouse.migrate import migrate, needs_migration
+from warehouse.outage import disk_unavailable
 from warehouse.storage import is_empty, remove_tree
 
 log = logging.getLogger(__name__)
@@ -44,3 +47,26 @@ def recover(home: Home, con: duckdb.DuckDBPyConnection) -> list[str]:
     for path in removed:
         log.warning("recovered: removed %s, left by a run that did not commit", path)
     return removed
+
+
+@contextmanager
+def failing_cleanly_on_disk_faults(
+    home: Home, con: duckdb.DuckDBPyConnection, committed: Callable[[], bool]
+) -> Iterator[None]:
+    """A run under the run lock that meets a full or read-only disk fails with one message
+    naming the disk and what to do (`ServiceUnavailable`), after removing what it left where
+    the disk still allows (its staging, then the data files and packs no snapshot references:
+    on a full disk, the space they took). `committed()`: whether the run had committed."""
+    try:
+        yield
+    except BaseException as error:
+        unavailable = disk_unavailable(error, home, committed())
+        if unavailable is None:
+            raise
+        # Staging first: that needs no catalog, and frees room for the catalog's own files.
+        remove_tree(home.staging, home.s3)
+        try:
+            recover(home, con)
+        except (OSError, duckdb.Error) as cleaning:
+            log.warning("could not remove what the run left (the next run will): %s", cleaning)
+        raise unavailable from error
