@@ -264,8 +264,34 @@ def _home(env: dict[str, str]) -> Any:
         os.environ.update(saved)
 
 
-def tables_of(env: dict[str, str]) -> dict[str, Any]:
-    """Every compared table's rows (Arrow), lineage columns aside; none before the first run."""
+def _columns(con: Any, table: str) -> str:
+    """A table's compared columns, quoted and comma-separated."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
+    return ", ".join(f'"{row[0]}"' for row in described if row[0] not in VOLATILE)
+
+
+def fingerprints(env: dict[str, str]) -> dict[str, tuple[int, int]]:
+    """Per table, its row count and the sum of its rows' hashes (lineage columns aside): equal
+    for equal multisets of rows, and cheap enough to take after every step."""
+    from warehouse.catalog import exists, lake_connection
+
+    home = _home(env)
+    if not exists(home):
+        return {}
+    out = {}
+    with lake_connection(home) as con:
+        for table in TABLES:
+            row = con.execute(
+                f"SELECT count(*), coalesce(sum(hash({_columns(con, table)})::HUGEINT), 0) "
+                f"FROM {table}"
+            ).fetchone()
+            assert row is not None
+            out[table] = (int(row[0]), int(row[1]))
+    return out
+
+
+def tables_of(env: dict[str, str], only: set[str]) -> dict[str, Any]:
+    """The rows of some tables (Arrow), lineage columns aside; none before the first run."""
     import pyarrow as pa
 
     from warehouse.catalog import exists, lake_connection
@@ -275,11 +301,8 @@ def tables_of(env: dict[str, str]) -> dict[str, Any]:
         return {}
     out = {}
     with lake_connection(home) as con:
-        for table in TABLES:
-            described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
-            columns = [row[0] for row in described if row[0] not in VOLATILE]
-            listed = ", ".join(f'"{column}"' for column in columns)
-            found = con.execute(f"SELECT {listed} FROM {table}").arrow()
+        for table in sorted(only):
+            found = con.execute(f"SELECT {_columns(con, table)} FROM {table}").arrow()
             out[table] = found.read_all() if isinstance(found, pa.RecordBatchReader) else found
     return out
 
@@ -463,7 +486,7 @@ class Soak:
         points = points_log.read_text().split() if points_log.exists() else []
         self._remember(self.reference, k, kind)
         fault = self._draw_fault(kind) if ref.exit == 0 else None
-        before = tables_of(self.soaked.env)
+        before = fingerprints(self.soaked.env)
         ended = self._faulted(kind, argv, fault, ref, points)
         if fault is not None:
             self.figures.faults[fault] += 1
@@ -597,8 +620,8 @@ class Soak:
         """How the soaked warehouse survived a fault; reruns the step when it stopped it."""
         if ended.exit == 0:
             return "completed (retried or unharmed)"
-        after = tables_of(self.soaked.env)
-        half = difference(after, before)
+        after = fingerprints(self.soaked.env)
+        half = sorted(t for t in set(after) | set(before) if after.get(t) != before.get(t))
         if ended.killed:
             how = "killed, recovered by the next run"
         else:
@@ -624,13 +647,22 @@ class Soak:
         self.figures.mismatches.append(f"step {k}: {what}")
         print(f"  MISMATCH step {k}: {what}", flush=True)
 
-    def _compare(self, k: int, kind: str) -> None:
-        """The soaked warehouse against the reference, after step k."""
-        ours, theirs = tables_of(self.soaked.env), tables_of(self.reference.env)
+    def _count_lost(self, k: int, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
+        """The rows the soaked warehouse lacks or has too many of, table by table."""
         for table, (missing, extra) in difference(ours, theirs).items():
             self.figures.rows_lost += missing
             self.figures.rows_duplicated += extra
             self._mismatch(k, f"{table}: {missing} rows missing, {extra} extra")
+
+    def _compare(self, k: int, kind: str) -> None:
+        """The soaked warehouse against the reference, after step k."""
+        ours, theirs = fingerprints(self.soaked.env), fingerprints(self.reference.env)
+        differ = {t for t in set(ours) | set(theirs) if ours.get(t) != theirs.get(t)}
+        if differ and not (theirs and ours):
+            self._mismatch(k, f"one warehouse is empty: {sorted(differ)}")
+        elif differ:
+            rows = (tables_of(self.soaked.env, differ), tables_of(self.reference.env, differ))
+            self._count_lost(k, *rows)
         mine, reference = outcomes_of(self.soaked.env), outcomes_of(self.reference.env)
         if mine != reference:
             self._mismatch(k, f"runs differ: {dict(mine - reference)} / {dict(reference - mine)}")
