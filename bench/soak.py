@@ -453,6 +453,7 @@ class Soak:
             "PREFECT_API_URL": server.api_url,
             "PREFECT_HOME": str(self.work / "prefect-home"),
             "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
 
     def _dask(self, stack: ExitStack) -> Any:
@@ -619,7 +620,7 @@ class Soak:
     def _judge(self, k: int, kind: str, fault: str, ended: Ended, before: dict[str, Any]) -> str:
         """How the soaked warehouse survived a fault; reruns the step when it stopped it."""
         if ended.exit == 0:
-            return "completed (retried or unharmed)"
+            return "completed (retried, or the fault not met)"
         after = fingerprints(self.soaked.env)
         half = sorted(t for t in set(after) | set(before) if after.get(t) != before.get(t))
         if ended.killed:
@@ -736,7 +737,7 @@ class RemoteServers(Remote):
         from bench.pg_local import postgres_cluster
         from bench.s3proxy import disturbing_proxy
 
-        postgres = stack.enter_context(postgres_cluster(Path(tempfile.mkdtemp(prefix="soak-pg-"))))
+        postgres = stack.enter_context(postgres_cluster())
         moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         moto.start()
         stack.callback(moto.stop)
