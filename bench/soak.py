@@ -453,7 +453,6 @@ class Soak:
             "PREFECT_API_URL": server.api_url,
             "PREFECT_HOME": str(self.work / "prefect-home"),
             "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "ERROR",
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         }
 
     def _dask(self, stack: ExitStack) -> Any:
@@ -1022,6 +1021,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reader:
         read_until_stopped(Path(args.reader), Path(args.stop))
         return 0
+    for key, value in (("DO_NOT_TRACK", "1"), ("PREFECT_SERVER_ANALYTICS_ENABLED", "false")):
+        os.environ.setdefault(key, value)
     figures = soak(args)
     found = figures.as_dict()
     if args.json:
