@@ -22,7 +22,7 @@ paid once), against one Prefect server. Faults, by kind:
 - `worker`: a Dask worker killed mid-night (another takes its place);
 - `scheduler`: the Dask scheduler and its workers restarted before the step;
 - `disk-full`: the disk fills at a random write point of the step and stays full for it;
-- `disk-hiccup`: one write fails with ENOSPC (a transient error, retried);
+- `disk-hiccup`: one write fails with EAGAIN (a transient error, retried);
 - with `--lake postgres-s3`, also `catalog-restart` (PostgreSQL stopped and started again
   mid-step, `catalog-commit` (the same while the commit runs), `catalog-down` (down for the
   whole step), and `s3-slowdown`, `s3-error`, `s3-reset`, `s3-slow` (a share of the object
@@ -601,7 +601,7 @@ class Soak:
             return self.forker.run(command, env)
         if fault == "disk-hiccup":
             writes = [p for p in points if p in WRITE_POINTS] or ["load:commit"]
-            env["WIREHOUSE_FAIL_AT"] = f"{self.rng.choice(writes)}:1"
+            env["WIREHOUSE_FAIL_AT"] = f"{self.rng.choice(writes)}:1:EAGAIN"
             return self.forker.run(command, env)
         if fault == "scheduler":
             assert self.cluster is not None
