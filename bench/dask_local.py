@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -23,6 +23,7 @@ class DaskCluster:
     address: str
     folder: Path
     processes: dict[str, subprocess.Popen[bytes]]
+    env: dict[str, str] = field(default_factory=dict)
 
     def start_worker(
         self, name: str, env: dict[str, str] | None = None, nanny: bool = False
@@ -45,10 +46,35 @@ class DaskCluster:
             str(self.folder / name),
         ]
         process = subprocess.Popen(
-            command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT
+            command,
+            env={**os.environ, **self.env, **(env or {})},
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.processes[name] = process
         return process
+
+    def start_scheduler(self) -> None:
+        """The scheduler process, at the cluster's address."""
+        port = self.address.rsplit(":", 1)[1]
+        log = (self.folder / "scheduler.log").open("ab")
+        self.processes["scheduler"] = subprocess.Popen(
+            [_dask(), "scheduler", "--host", LOOPBACK, "--port", port, "--no-dashboard"],
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def restart(self, timeout: float = 60.0) -> None:
+        """Stop the scheduler and every worker, then start them again at the same address
+        (as an operator restarts a cluster between nights)."""
+        workers = [name for name in self.processes if name != "scheduler"]
+        self.stop()
+        self.processes = {}
+        self.start_scheduler()
+        for name in workers:
+            self.start_worker(name)
+        self.wait_for_workers(len(workers), timeout=timeout)
 
     def wait_for_workers(self, count: int, timeout: float = 60.0) -> None:
         """Block until `count` workers have joined the scheduler."""
@@ -89,18 +115,11 @@ def dask_cluster_of(
     """A scheduler on a free loopback port and `workers` worker processes of one thread each,
     `env` added to their environment (as an operator sets a worker machine's)."""
     folder.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    log = (folder / "scheduler.log").open("wb")
-    scheduler = subprocess.Popen(
-        [_dask(), "scheduler", "--host", LOOPBACK, "--port", str(port), "--no-dashboard"],
-        env={**os.environ, **(env or {})},
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    cluster = DaskCluster(f"tcp://{LOOPBACK}:{port}", folder, {"scheduler": scheduler})
+    cluster = DaskCluster(f"tcp://{LOOPBACK}:{free_port()}", folder, {}, dict(env or {}))
+    cluster.start_scheduler()
     try:
         for i in range(workers):
-            cluster.start_worker(f"worker-{i + 1}", env=env)
+            cluster.start_worker(f"worker-{i + 1}")
         if workers:
             cluster.wait_for_workers(workers)
         yield cluster
