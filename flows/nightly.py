@@ -48,6 +48,7 @@ from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
+from warehouse.outage import transient, unavailable
 from warehouse.recovery import open_recovered
 from warehouse.storage import join, remove_tree
 from warehouse.verify import verify_night
@@ -75,13 +76,14 @@ class NightFailed(RuntimeError):
 
 
 def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry only failures that a second try can fix (I/O), never logic errors."""
+    """Retry only failures that a second try can fix (I/O, a service's passing trouble),
+    never logic errors."""
     try:
         state.result()
     except _TRANSIENT:
         return True
-    except Exception:
-        return False
+    except Exception as error:
+        return transient(error)
     return False
 
 
@@ -330,7 +332,10 @@ def nightly_ingest(
         ):
             summary = _run_night(settings, Window(since, until), run_kind(backfill), lake, client)
     except BaseException as error:  # every night ends in an event, a refused one with its counts
-        announce_night(getattr(error, "summary", None), error)
+        outage = unavailable(error, where, [str(settings.inbox)])
+        announce_night(getattr(error, "summary", None), outage or error)
+        if outage is not None:  # one sentence naming the service, not the library's traceback
+            raise outage from None
         raise
     announce_night(summary)
     return summary
