@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 KINDS = ("slowdown", "error", "reset", "slow")
 _LOOPBACK = "127.0.0.1"
 _CHUNK = 64 * 1024
+_HEAD_LIMIT = 1024 * 1024  # the longest message head (or chunk-size line) read
 _ERRORS = {
     "slowdown": (503, "Slow Down", "SlowDown", "Please reduce your request rate."),
     "error": (500, "Internal Server Error", "InternalError", "We encountered an internal error."),
@@ -109,7 +110,7 @@ class Proxy:
 
     async def _listen(self) -> None:
         """Open the listening socket."""
-        self._server = await asyncio.start_server(self._serve, _LOOPBACK, 0)
+        self._server = await asyncio.start_server(self._serve, _LOOPBACK, 0, limit=_HEAD_LIMIT)
         port = self._server.sockets[0].getsockname()[1]
         self.endpoint_url = f"http://{_LOOPBACK}:{port}"
 
@@ -149,7 +150,6 @@ class Proxy:
                 self.injected["down"] += 1
             _reset(writer)
             return
-        upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         try:
             while True:
                 try:
@@ -166,26 +166,30 @@ class Proxy:
                     continue
                 if kind == "slow":
                     await asyncio.sleep(self.slow_seconds)
-                if upstream is None:
-                    upstream = await asyncio.open_connection(*self.upstream)
-                upstream[1].write(head + body)
-                await upstream[1].drain()
-                keep = await _relay_answer(upstream[0], writer, _method(head))
-                if not keep:
-                    upstream[1].close()
-                    upstream = None
+                if not await self._forward(head + body, _method(head), writer):
                     writer.close()
                     return
-        except (ConnectionError, asyncio.IncompleteReadError):
-            _reset(writer)
         except asyncio.CancelledError:
             _reset(writer)
             raise
+        except Exception:  # the client or the server broke off, or sent what HTTP is not
+            _reset(writer)
         finally:
-            if upstream is not None:
-                upstream[1].close()
             if not writer.is_closing():
                 writer.close()
+
+    async def _forward(self, request: bytes, method: str, writer: asyncio.StreamWriter) -> bool:
+        """Send a request to the server on a connection of its own (never a stale kept one)
+        and stream the answer back; whether the client's connection may be kept."""
+        upstream_reader, upstream_writer = await asyncio.open_connection(
+            *self.upstream, limit=_HEAD_LIMIT
+        )
+        try:
+            upstream_writer.write(request)
+            await upstream_writer.drain()
+            return await _relay_answer(upstream_reader, writer, method)
+        finally:
+            upstream_writer.close()
 
     def _down_now(self) -> bool:
         """Whether a lasting outage is on."""
