@@ -169,9 +169,8 @@ class Proxy:
                 if not await self._forward(head + body, _method(head), writer):
                     writer.close()
                     return
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the proxy stops: the connection ends with it
             _reset(writer)
-            raise
         except Exception:  # the client or the server broke off, or sent what HTTP is not
             _reset(writer)
         finally:

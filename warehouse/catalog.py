@@ -141,8 +141,10 @@ HTTP_RETRIES = {
 
 
 def http_retry_settings() -> list[str]:
-    """The statements that set httpfs's retries of object storage's passing errors."""
-    return [f"SET {name} = {int(value)}" for name, value in HTTP_RETRIES.items()]
+    """The statements that set httpfs's retries of object storage's passing errors, for every
+    connection of the database: a plain SET holds for one, not for its cursors nor for the
+    connections DuckLake opens itself (its orphan listing, its commit)."""
+    return [f"SET GLOBAL {name} = {int(value)}" for name, value in HTTP_RETRIES.items()]
 
 
 def s3_secret(s3: S3Access) -> str:

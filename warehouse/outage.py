@@ -74,6 +74,9 @@ _S3_TRANSIENT_CODES = frozenset(
         "504",
     }
 )
+# botocore's errors without an answer that a later try may not meet (bad keys, a bad
+# parameter are not among them).
+_BOTOCORE_NO_ANSWER = frozenset({"HTTPClientError", "ConnectionError", "IncompleteReadError"})
 # DuckDB's httpfs: "HTTP Error: Request returned HTTP 503 for HTTP HEAD to 'http://...'",
 # "IO Error: Could not connect to server error for HTTP GET to '...'" (connection refused,
 # reset, timed out).
@@ -91,15 +94,16 @@ def s3_transient(error: BaseException) -> bool:
 def _s3_trouble(error: BaseException) -> bool:
     """`s3_transient` of one error, its causes aside."""
     module = type(error).__module__
+    kinds = {kind.__name__ for kind in type(error).__mro__}
     if module.startswith(("botocore", "aiobotocore")):
         response = getattr(error, "response", None)
-        if response is None:  # no answer at all: connection refused, reset, timed out
-            return True
+        if not isinstance(response, dict):  # no answer: refused, reset, timed out, cut short
+            return bool(kinds & _BOTOCORE_NO_ANSWER)
         code = str(response.get("Error", {}).get("Code", ""))
         status = str(response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         return code in _S3_TRANSIENT_CODES or status.startswith("5")
-    if module.startswith("aiohttp"):
-        return True
+    if module.startswith("aiohttp"):  # s3fs's transport: a connection lost, a body cut short
+        return bool(kinds & {"ClientConnectionError", "ClientPayloadError"})
     if module.startswith(("duckdb", "_duckdb")):
         return bool(_DUCKDB_HTTP.search(str(error)))
     if isinstance(error, OSError) and error.errno in _S3FS_ERRNOS:
@@ -160,8 +164,9 @@ def _buckets(places: Iterable[str]) -> list[str]:
 
 
 def s3_unreachable(s3: S3Access, bucket: str) -> str | None:
-    """Why object storage does not answer one quick request about a bucket now (no retries,
-    a few seconds at most), in a few words; None when it answers (even "no such bucket")."""
+    """Why object storage does not answer a quick request about a bucket now (tried 4 times
+    in a few seconds: a passing error is no outage), in a few words; None when it answers
+    (even "no such bucket")."""
     import botocore.session  # type: ignore[import-untyped]
     from botocore.config import Config  # type: ignore[import-untyped]
 
@@ -169,7 +174,7 @@ def s3_unreachable(s3: S3Access, bucket: str) -> str | None:
     config = Config(
         connect_timeout=5,
         read_timeout=5,
-        retries={"mode": "standard", "total_max_attempts": 1},
+        retries={"mode": "standard", "total_max_attempts": 4},
         s3={"addressing_style": "path"},
     )
     endpoint = f"{'https' if s3.use_ssl else 'http'}://{s3.endpoint}" if s3.endpoint else None

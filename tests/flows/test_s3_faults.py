@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
 
 from bench.s3proxy import Proxy, disturbing_proxy
 from flows.cli import main
@@ -28,6 +28,7 @@ from tests.state import empty_snapshot, snapshot
 from tests.warehouse.test_remote_inbox import listing, upload
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
+from warehouse.outage import transient
 from warehouse.verify import verify
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -116,9 +117,19 @@ def test_the_proxy_disturbs_the_share_it_is_told(s3_server: S3Server, s3_bucket:
         answer = refused.value.response
         assert answer["ResponseMetadata"]["HTTPStatusCode"] == 503
         assert answer["Error"]["Code"] == "SlowDown"
+        assert transient(refused.value)  # worth another try
         proxy.disturb(1.0, ["error"])
-        with pytest.raises(ClientError, match="InternalError"):
+        with pytest.raises(ClientError, match="InternalError") as failed:
             client.list_objects_v2(Bucket=s3_bucket)
+        assert transient(failed.value)
+        proxy.disturb(1.0, ["reset"])
+        with pytest.raises((ConnectionClosedError, EndpointConnectionError)) as reset:
+            client.list_objects_v2(Bucket=s3_bucket)
+        assert transient(reset.value)
+        proxy.calm()
+        with pytest.raises(ClientError, match="NoSuchKey") as missing:
+            client.get_object(Bucket=s3_bucket, Key="missing")
+        assert not transient(missing.value)  # an answer, not trouble
         proxy.disturb(0.3, ["slowdown", "error", "reset"])
         before, outcomes = proxy.requests, {"ok": 0, "failed": 0}
         for _ in range(60):
@@ -128,7 +139,7 @@ def test_the_proxy_disturbs_the_share_it_is_told(s3_server: S3Server, s3_bucket:
             except Exception:
                 outcomes["failed"] += 1
         assert proxy.requests - before == 60  # one attempt each
-        disturbed = sum(proxy.injected.values()) - 2
+        disturbed = sum(proxy.injected.values()) - 3
         assert outcomes["failed"] == disturbed and 5 < disturbed < 35
         assert set(proxy.injected) == {"slowdown", "error", "reset"}
         proxy.calm()
