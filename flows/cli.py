@@ -23,6 +23,7 @@ from expectations.runner import import_gx
 from flows.collector import imports_uncollected
 from flows.output import FORMATS, print_rows
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
+from warehouse.outage import ServiceUnavailable
 
 if TYPE_CHECKING:
     from flows.server import TemporaryServer
@@ -54,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_third_parties()
     try:
         return int(args.command(args))
+    except ServiceUnavailable as error:
+        err.print(f"[bold red]unavailable:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
+        return 1
     except UserError as error:
         # Escaped: a run id or path may hold `[` or a newline; unwrapped: one line at any width.
         err.print(f"[bold red]error:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
@@ -101,7 +105,6 @@ def ingest(args: argparse.Namespace) -> int:
     _require_inbox(settings)
     _require_free(settings)
     from warehouse.lock import RunLocked
-    from warehouse.outage import ServiceUnavailable
 
     server = _temporary_server()
     with imports_uncollected():

@@ -48,7 +48,7 @@ from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
-from warehouse.outage import disk_unavailable, transient
+from warehouse.outage import transient, unavailable
 from warehouse.recovery import failing_cleanly_on_disk_faults, open_recovered
 from warehouse.storage import join, remove_tree
 from warehouse.verify import verify_night
@@ -74,8 +74,9 @@ class NightFailed(RuntimeError):
 
 
 def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry only failures that a second try can fix (I/O hiccups: `warehouse.outage`), never
-    logic errors, nor a full or read-only disk; bad input never raises."""
+    """Retry only failures that a second try can fix (I/O hiccups, a service's passing
+    trouble: `warehouse.outage`), never logic errors, nor a full or read-only disk; bad input
+    never raises."""
     try:
         state.result()
     except Exception as error:
@@ -333,10 +334,11 @@ def nightly_ingest(
             window = Window(since, until)
             summary = _run_night(settings, window, run_kind(backfill), lake, client, timings)
     except BaseException as error:  # every night ends in an event, a refused one with its counts
-        unavailable = disk_unavailable(error, where)  # before its lake was open: nothing committed
-        announce_night(getattr(error, "summary", None), unavailable or error)
-        if unavailable is not None:
-            raise unavailable from error
+        # a disk, object storage: one sentence naming the service, not the library's traceback
+        outage = unavailable(error, where, [str(settings.inbox)])
+        announce_night(getattr(error, "summary", None), outage or error)
+        if outage is not None:
+            raise outage from error
         raise
     announce_night(summary)
     return summary

@@ -108,7 +108,7 @@ def attach_statements(
     # follow the session's time zone: UTC.
     statements = ["SET TimeZone = 'UTC'"]
     if home.s3 is not None:
-        statements.append(s3_secret(home.s3))
+        statements += [*http_retry_settings(), s3_secret(home.s3)]
     options = [f"DATA_PATH {literal(home.data_url)}"]
     if not home.data_path:
         # The default data path is the home's `lake/`: a home moved or copied whole (catalog and
@@ -126,6 +126,25 @@ def attach_statements(
     statements.append(f"ATTACH {target} AS {ALIAS} ({', '.join(options)})")
     statements.append(f"USE {ALIAS}")
     return [*statements, "LOAD fts", *word_macros()]
+
+
+# DuckDB's httpfs tries a request again after an I/O error, a timeout or a 5xx answer (S3's 503
+# SlowDown, 500 InternalError): 8 more tries after waits of 0.1, 0.2, 0.4 ... 12.8 s (25 s in
+# all) before a lasting outage fails the statement; its defaults (3 tries, 2 s in all) fail a
+# night when a share of S3's answers is disturbed. A request waits at most 30 s for an answer.
+HTTP_RETRIES = {
+    "http_retries": 8,
+    "http_retry_wait_ms": 100,
+    "http_retry_backoff": 2,
+    "http_timeout": 30,
+}
+
+
+def http_retry_settings() -> list[str]:
+    """The statements that set httpfs's retries of object storage's passing errors, for every
+    connection of the database: a plain SET holds for one, not for its cursors nor for the
+    connections DuckLake opens itself (its orphan listing, its commit)."""
+    return [f"SET GLOBAL {name} = {int(value)}" for name, value in HTTP_RETRIES.items()]
 
 
 def s3_secret(s3: S3Access) -> str:

@@ -32,11 +32,23 @@ def join(location: str, *parts: str) -> str:
     return "/".join([location.rstrip("/"), *(p.strip("/") for p in parts)])
 
 
+# botocore's "standard" retries: throttling (503 SlowDown), 5xx answers and connections
+# refused, reset or timed out are tried again, up to 8 times after the first, after waits of up
+# to 1, 2, 4, 8, 16, then 20 s (random within those bounds: about a minute in all before a
+# lasting outage fails). s3fs retries on top of that for dropped connections and SlowDown.
+# botocore's own variables AWS_RETRY_MODE and AWS_MAX_ATTEMPTS (attempts in all), when set,
+# are used instead.
+S3_RETRIES = {"mode": "standard", "total_max_attempts": 9}
+
+
 def s3_options(s3: S3Access | None) -> dict[str, Any]:
-    """fsspec's (s3fs's) options for these settings; none: botocore's own lookup (env, roles)."""
+    """fsspec's (s3fs's) options for these settings, with S3's passing errors retried;
+    no settings: botocore's own lookup (env, roles)."""
     if s3 is None:
         return {}
     options: dict[str, Any] = {"client_kwargs": {"region_name": s3.region}}
+    if not {"AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"} & os.environ.keys():
+        options["config_kwargs"] = {"retries": dict(S3_RETRIES)}
     if s3.key_id:
         options.update(key=s3.key_id, secret=s3.secret)
     if s3.endpoint:

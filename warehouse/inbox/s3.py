@@ -97,14 +97,26 @@ def bucket_problem(inbox: str, s3: S3Access | None) -> str | None:
     fs, root = filesystem(inbox, s3)
     bucket = root.split("/", 1)[0]
     try:
-        if not fs.exists(bucket):
+        if not fs.exists(bucket):  # also when S3 does not answer: told apart below
+            _raise_if_down(s3, bucket)
             return f"no such inbox: {inbox} (bucket {bucket!r} does not exist)"
         fs.ls(root.rstrip("/"), refresh=True)
     except FileNotFoundError:
         return None  # the bucket is there, nothing under the prefix yet: an empty inbox
     except (OSError, ValueError) as error:  # refused, unreachable, bad endpoint
+        _raise_if_down(s3, bucket)
         return f"cannot list the inbox {inbox}: {type(error).__name__}: {error}"
     return None
+
+
+def _raise_if_down(s3: S3Access | None, bucket: str) -> None:
+    """Raise `ServiceUnavailable` when object storage does not answer at all now (an
+    outage is no problem of the inbox's)."""
+    from warehouse.home import s3_from_env
+    from warehouse.outage import s3_outage_now
+
+    if (outage := s3_outage_now(s3 or s3_from_env(), bucket)) is not None:
+        raise outage
 
 
 def object_times(inbox: str, s3: S3Access | None) -> list[tuple[str, float]]:
