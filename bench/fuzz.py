@@ -4,6 +4,7 @@ Hypothesis generates arbitrary bytes, real dump fragments spliced with noise and
 and zip, tar.gz and gz archives of such fragments, then damaged (bytes flipped, cut). Each input
 goes through decode_dump and parse_dump, or the bundle reader, which must never raise: bad
 input is data. It prints how many inputs ran and every crash (type, message, input).
+bench/fuzz_nights.py sends the same mutations through whole nights of `wirehouse ingest`.
 """
 
 from __future__ import annotations
