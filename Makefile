@@ -64,6 +64,9 @@ worker: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/pytest
 
+# bench.load and bench.fuzz_nights at sizes for one sitting; their full runs (a 60,000-dump night
+# beside eight readers, nights of 50,000 hostile inputs) are `python -m bench.load --rounds 2`
+# and `python -m bench.fuzz_nights --nights N --dumps 50000`.
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench.run
 	$(VENV)/bin/python -m bench.floor
@@ -73,6 +76,8 @@ bench: $(STAMP)
 	$(VENV)/bin/python -m bench.eval_generic
 	$(VENV)/bin/python -m bench.eval_multilingual
 	$(VENV)/bin/python -m bench.search
+	$(VENV)/bin/python -m bench.load --dumps 20000 --base 2000 --rounds 1
+	$(VENV)/bin/python -m bench.fuzz_nights --nights 1 --dumps 10000
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -4,6 +4,7 @@ Hypothesis generates arbitrary bytes, real dump fragments spliced with noise and
 and zip, tar.gz and gz archives of such fragments, then damaged (bytes flipped, cut). Each input
 goes through decode_dump and parse_dump, or the bundle reader, which must never raise: bad
 input is data. It prints how many inputs ran and every crash (type, message, input).
+bench/fuzz_nights.py sends the same mutations through whole nights of `wirehouse ingest`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ SAMPLES = sorted((REPO / "samples" / "inbox").rglob("*.txt"))
 LIMITS = BundleLimits(
     max_member_bytes=64 * 1024, max_members=8, max_total_bytes=256 * 1024, max_ratio=20.0
 )
+# Bundle member names that must never be written outside the inbox or trusted.
+HOSTILE_NAMES = ("../x.txt", "/abs.txt", "a/../../b", "C:\\x", "", "dup.txt")
 ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "gb18030", "latin-1")
 
 
@@ -69,18 +72,19 @@ def archives(draw: st.DrawFn) -> tuple[Kind, bytes]:
     if kind == "gz":
         data = gzip.compress(members[0][1] if members else b"", mtime=0)
     elif kind == "zip":
-        data = _zip(members, draw(st.booleans()))
+        data = zip_of(members, draw(st.booleans()))
     else:
-        data = _tar(members)
+        data = tar_of(members)
     return kind, _damage(draw, data)
 
 
 def _names() -> st.SearchStrategy[str]:
-    hostile = st.sampled_from(["../x.txt", "/abs.txt", "a/../../b", "C:\\x", "", "dup.txt"])
+    hostile = st.sampled_from(HOSTILE_NAMES)
     return st.one_of(hostile, st.text(min_size=1, max_size=30))
 
 
-def _zip(members: list[tuple[str, bytes]], zeros: bool) -> bytes:
+def zip_of(members: list[tuple[str, bytes]], zeros: bool) -> bytes:
+    """A zip of the members, with a member of 3 MB of zeros (past the ratio) if `zeros`."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members:
@@ -90,7 +94,8 @@ def _zip(members: list[tuple[str, bytes]], zeros: bool) -> bytes:
     return buffer.getvalue()
 
 
-def _tar(members: list[tuple[str, bytes]]) -> bytes:
+def tar_of(members: list[tuple[str, bytes]]) -> bytes:
+    """A tar.gz of the members."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
         for name, data in members:
@@ -106,17 +111,33 @@ def _writable(name: str) -> str:
 
 
 def _damage(draw: st.DrawFn, data: bytes) -> bytes:
-    """Flip some bytes, cut the tail, or leave the input whole."""
-    how = draw(st.sampled_from(("whole", "whole", "flip", "cut")))
+    """Flip some bytes, cut the tail, or leave the input whole (a seed drawn for `damage`)."""
+    return damage(random.Random(draw(st.integers(0, 2**32))), data)
+
+
+def damage(rng: random.Random, data: bytes) -> bytes:
+    """Flip some bytes, cut the tail, or leave the input whole (half the time), by `rng`."""
+    how = rng.choice(("whole", "whole", "flip", "cut"))
     if how == "whole" or not data:
         return data
-    rng = random.Random(draw(st.integers(0, 2**32)))
     if how == "cut":
         return data[: rng.randrange(len(data))]
     damaged = bytearray(data)
     for _ in range(rng.randint(1, 8)):
         damaged[rng.randrange(len(damaged))] = rng.randrange(256)
     return bytes(damaged)
+
+
+def splice(rng: random.Random, texts: list[str]) -> bytes:
+    """Slices of real dumps spliced with noise, in one of the encodings real inboxes bring: the
+    `fragments` strategy driven by `rng` (for inputs made by the thousand, outside Hypothesis)."""
+    pieces = []
+    for _ in range(rng.randint(1, 4)):
+        text = rng.choice(texts)
+        start = rng.randint(0, len(text))
+        pieces.append(text[start : start + rng.randint(0, 3000)])
+        pieces.append("".join(chr(rng.randrange(32, 0x2FFF)) for _ in range(rng.randint(0, 40))))
+    return "".join(pieces).encode(rng.choice(ENCODINGS), errors="replace")
 
 
 def run_text(data: bytes) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from bench.run import margin
 
 
@@ -59,3 +61,25 @@ def test_search_bench_finds_every_phrase_and_every_title(tmp_path: Any) -> None:
     assert found["stories"] == 400 and found["phrases"] == 40
     assert found["phrase_recall"] == 1.0 and found["phrase_precision_words_any_form"] == 1.0
     assert found["title_in_first_ten"] == 1.0
+
+
+@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # bundles repeat member names on purpose
+def test_fuzz_nights_accounts_for_every_hostile_input(tmp_path: Any) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    from bench.fuzz_nights import TREATMENTS, account, hostile_inbox, one_night
+    from bench.run import Places
+
+    places = Places(tmp_path / "prefect-home", None, api_url=str(PREFECT_API_URL.value()))
+    home = tmp_path / "home"
+    night = one_night(0, tmp_path, home, places, dumps=300, seed=5)
+    assert night.crashes == [] and night.verify_failures == [] and night.unaccounted == []
+    assert night.inputs == 300 and set(night.inputs_by_kind) == {*TREATMENTS, "rendered"}
+    statuses = {status for by in night.outcomes.values() for status in by}
+    assert statuses == {"loaded", "duplicate", "quarantined", "unpacked"}
+    assert sum(night.outcomes["noise"].values()) == night.outcomes["noise"].get("quarantined")
+    # the same inbox again, with a file the night never saw: the check finds it
+    treatment, _ = hostile_inbox(tmp_path / "again", 300, seed=5)
+    _, missing = account(home, night.run_id, {**treatment, "ghost.txt": "rendered"})
+    assert missing == ["ghost.txt"]

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from transforms.records import Rejection
+from warehouse.home import Home
+from warehouse.inbox.arrivals import Arrivals, InboxFile
 from warehouse.inbox.bundles import (
     BundleLimits,
     Member,
@@ -22,6 +26,7 @@ from warehouse.inbox.bundles import (
     read_gzip,
     read_members,
 )
+from warehouse.inbox.unpack import unpack_arrivals
 
 LIMITS = BundleLimits(max_member_bytes=4096, max_members=5, max_total_bytes=16384, max_ratio=100)
 MB = 1 << 20
@@ -124,3 +129,23 @@ def test_the_reader_never_raises_on_arbitrary_bytes(data: bytes, kind: str) -> N
         read_gzip(io.BytesIO(data), len(data), LIMITS)
     else:
         list(read_members(io.BytesIO(data), kind, len(data), LIMITS))  # type: ignore[arg-type]
+
+
+@pytest.mark.filterwarnings("ignore:Duplicate name")
+def test_members_of_one_name_are_each_a_file_of_their_own(tmp_path: Path) -> None:
+    # A name repeated in a bundle: every copy after the first, and every unsafe one, is refused
+    # unread; each still needs a ledger key (name, id) of its own (a night of 50,000 hostile
+    # inputs broke `one_ledger_row_per_name_and_bytes` here).
+    path = tmp_path / "b.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in [("../x.txt", b"1"), ("dup.txt", b"2"), ("../x.txt", b"3")]:
+            archive.writestr(name, data)
+        for name, data in [("dup.txt", b"4"), ("dup.txt", b"2")]:
+            archive.writestr(name, data)
+    bundle = InboxFile("b.zip", path, path.stat().st_size, hashlib.sha256(b"b").hexdigest())
+    arrivals = Arrivals(files=[bundle], symlinks=[], unsettled=[])
+    out = unpack_arrivals(arrivals, set(), Home.at(tmp_path / "home"), "run", LIMITS)
+    keys = [(f.dump_file, f.sha256) for f in out.arrivals.files]
+    keys += [(f.dump_file, f.sha256) for f, _ in out.arrivals.refused]
+    assert sorted(name for name, _ in keys) == ["b.zip!../x.txt"] * 2 + ["b.zip!dup.txt"] * 3
+    assert len(set(keys)) == 5

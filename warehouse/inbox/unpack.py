@@ -99,7 +99,8 @@ def _add_member(
     name = f"{found.dump_file}!{member.name}"
     if member.data is None:
         assert member.refusal is not None
-        member_id = _refused_id(found, member)
+        earlier = sum(1 for refusal, _ in refused if refusal.dump_file == name)
+        member_id = _refused_id(found, member, earlier)
         refused.append((InboxFile(name, found.path, member.size, member_id), member.refusal))
     else:
         path, sha = _stage(staging, member.data, home)
@@ -120,6 +121,8 @@ def _stage(staging: str, data: bytes, home: Home) -> tuple[Path | str, str]:
     return path, sha
 
 
-def _refused_id(bundle: InboxFile, member: Member) -> str:
-    """A refused member's bytes are never read: it is identified by its bundle and its name."""
-    return hashlib.sha256(f"member\0{bundle.sha256}\0{member.name}".encode()).hexdigest()
+def _refused_id(bundle: InboxFile, member: Member, earlier: int = 0) -> str:
+    """A refused member's bytes are never read: it is identified by its bundle and its name, and
+    by how many refused members of that name came before it (a bundle may repeat a name)."""
+    again = f"\0{earlier}" if earlier else ""  # the first keeps the id it always had
+    return hashlib.sha256(f"member\0{bundle.sha256}\0{member.name}{again}".encode()).hexdigest()
