@@ -384,6 +384,7 @@ class Figures:
     tracebacks: list[str] = field(default_factory=list)
     messages: Counter[str] = field(default_factory=Counter)
     readers: dict[str, Any] = field(default_factory=dict)
+    answers_disturbed: int = 0
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -392,6 +393,7 @@ class Figures:
             "steps": dict(self.steps),
             "faults_injected": dict(self.faults),
             "faults_total": sum(self.faults.values()),
+            "s3_answers_disturbed": self.answers_disturbed,
             "how_survived": {f"{k} / {how}": n for (k, how), n in sorted(self.survived.items())},
             "rows_lost": self.rows_lost,
             "rows_duplicated": self.rows_duplicated,
@@ -687,6 +689,8 @@ def _shape(line: str) -> str:
 class Remote:
     """Where both warehouses keep their catalog and data: this machine's folders (`local`)."""
 
+    answers_disturbed = 0  # object storage's answers the proxy turned into faults
+
     @staticmethod
     def start(kind: str, work: Path, stack: ExitStack) -> Remote:
         """The servers of `kind`, started for the soak's length."""
@@ -800,10 +804,12 @@ class RemoteServers(Remote):
                 self.proxy.down()
             else:
                 self.proxy.disturb(rng.uniform(0.05, 0.3), [kind])
+            before = sum(self.proxy.injected.values())
             try:
                 return forker.run(command, env)
             finally:
                 self.proxy.calm()
+                self.answers_disturbed += sum(self.proxy.injected.values()) - before
         if fault == "catalog-down":
             self.postgres.stop()
             try:
@@ -985,6 +991,7 @@ def soak(args: argparse.Namespace) -> Figures:
                     flush=True,
                 )
         run.figures.readers = run.readers.close()
+        run.figures.answers_disturbed = run.remote.answers_disturbed
     run.figures.seconds = time.monotonic() - started
     if not args.keep and not args.work:
         shutil.rmtree(work, ignore_errors=True)
@@ -1039,6 +1046,7 @@ def render(found: dict[str, Any]) -> str:
     lines = [
         f"soak: {sum(found['steps'].values())} steps in {found['seconds']} s: {found['steps']}",
         f"faults injected: {found['faults_total']}: {found['faults_injected']}",
+        f"object storage answers disturbed (within the s3 faults): {found['s3_answers_disturbed']}",
         "how each was survived:",
         *(f"  {k}: {n}" for k, n in found["how_survived"].items()),
         f"rows lost: {found['rows_lost']}, rows duplicated: {found['rows_duplicated']}",
