@@ -23,6 +23,7 @@ from expectations.runner import import_gx
 from flows.collector import imports_uncollected
 from flows.output import FORMATS, print_rows
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
+from warehouse.outage import ServiceUnavailable, transient
 
 if TYPE_CHECKING:
     from flows.server import TemporaryServer
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Escaped: a run id or path may hold `[` or a newline; unwrapped: one line at any width.
         err.print(f"[bold red]error:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 2
+    except ServiceUnavailable as error:  # the catalog is down: try again once it is back
+        err.print(f"[bold red]unavailable:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
+        return 1
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
@@ -114,7 +118,7 @@ def ingest(args: argparse.Namespace) -> int:
             status.start()
             logging.getLogger("prefect").addHandler(handler)
         _import_gx_while_starting(server)
-        with _reported(RunLocked, ClusterRefused):
+        with _reported(RunLocked, ClusterRefused, ServiceUnavailable):
             summary = nightly_ingest(
                 inbox=str(settings.inbox),
                 max_failure_ratio=args.max_failure_ratio,
@@ -126,7 +130,7 @@ def ingest(args: argparse.Namespace) -> int:
             )
     except RunLocked as error:
         raise UserError(str(error)) from None
-    except (NightFailed, ClusterRefused) as error:
+    except (NightFailed, ClusterRefused, ServiceUnavailable) as error:
         _stop(status, handler)
         err.print(f"[bold red]night failed:[/] {escape(str(error))}", soft_wrap=True)
         return 1
@@ -232,20 +236,22 @@ def sql(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from warehouse.catalog import connect_as_of
+    from warehouse.catalog import catalog_errors, connect_as_of
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
     statements = _parse_sql(args.query)
     try:
-        lake = connect_as_of(settings.home, args.as_of)
+        with catalog_errors(settings.home, "the query"):
+            lake = connect_as_of(settings.home, args.as_of)
     except LookupError as error:
         raise UserError(str(error)) from None
     with closing(lake) as con:
         try:
-            result = con.execute(statements)
-            columns = [d[0] for d in result.description or []]
-            rows = result.fetchall()
+            with catalog_errors(settings.home, "the query"):
+                result = con.execute(statements)
+                columns = [d[0] for d in result.description or []]
+                rows = result.fetchall()
         except duckdb.Error as error:
             raise UserError(str(error).splitlines()[0]) from None
     print_rows(columns, rows, args.format, console=console)
@@ -258,7 +264,7 @@ def search(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from warehouse.catalog import connect_as_of
+    from warehouse.catalog import catalog_errors, connect_as_of
     from warehouse.search import (
         ATTENTION_COLUMNS,
         FOUND_COLUMNS,
@@ -273,15 +279,17 @@ def search(args: argparse.Namespace) -> int:
     _require_window(args.since, args.until)
     filters = Filters(args.since, args.until, args.source, args.language)
     try:
-        lake = connect_as_of(settings.home, args.as_of)
+        with catalog_errors(settings.home, "the search"):
+            lake = connect_as_of(settings.home, args.as_of)
     except LookupError as error:
         raise UserError(str(error)) from None
     with closing(lake) as con:
         try:
-            if args.by:
-                columns, rows = ATTENTION_COLUMNS, attention(con, args.query, args.by, filters)
-            else:
-                columns, rows = FOUND_COLUMNS, find(con, args.query, args.limit, filters)
+            with catalog_errors(settings.home, "the search"):
+                if args.by:
+                    columns, rows = ATTENTION_COLUMNS, attention(con, args.query, args.by, filters)
+                else:
+                    columns, rows = FOUND_COLUMNS, find(con, args.query, args.limit, filters)
         except IndexIncomplete as error:
             raise UserError(str(error)) from None
         except duckdb.Error as error:
@@ -493,7 +501,10 @@ class _Untraced(logging.Filter):
         self.kinds = kinds
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], self.kinds):
+        """Drop the traceback of a record of these kinds, or of an outage (retried, or told
+        in one line at the end)."""
+        error = record.exc_info[1] if record.exc_info else None
+        if error is not None and (isinstance(error, self.kinds) or transient(error)):
             record.exc_info = record.exc_text = None
         return True
 
@@ -526,11 +537,11 @@ def _use_prefect() -> None:
 def status(args: argparse.Namespace) -> int:
     """Show recent runs, their snapshots, their counts and the nights' anomalies."""
     from flows.oncall import night_anomalies
-    from warehouse.catalog import lake_connection
+    from warehouse.catalog import catalog_errors, lake_connection
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
-    with lake_connection(settings.home) as con:
+    with catalog_errors(settings.home, "the status"), lake_connection(settings.home) as con:
         result = con.execute(STATUS_SQL, [args.limit])
         columns = [d[0] for d in result.description or []]
         rows = result.fetchall()

@@ -6,7 +6,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -48,6 +48,7 @@ from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
+from warehouse.outage import catalog_down, catalog_unavailable, transient
 from warehouse.recovery import open_recovered
 from warehouse.storage import join, remove_tree
 from warehouse.verify import verify_night
@@ -62,6 +63,8 @@ R = TypeVar("R")
 P = ParamSpec("P")
 # Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
 _TRANSIENT = (OSError, TimeoutError)
+# Tries of a task failing with one of those (outages of the catalog get the settings' retries).
+_IO_TRIES = 3
 # Big task arguments are wrapped in prefect's `quote`: otherwise Prefect visits every element
 # of every argument (twice) to track dependencies, which cost more than parsing itself.
 
@@ -74,15 +77,32 @@ class NightFailed(RuntimeError):
         self.summary = summary  # the refused night's summary, when it got that far
 
 
-def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry only failures that a second try can fix (I/O), never logic errors."""
+def _retry_transient(_task: Any, run: Any, state: Any) -> bool:
+    """Retry only failures that a second try can fix (I/O, a service's outage), never logic
+    errors."""
     try:
         state.result()
-    except _TRANSIENT:
-        return True
-    except Exception:
-        return False
+    except Exception as error:
+        if transient(error):
+            get_run_logger().warning("%s: trying again", _outage_line(error))
+            return True
+        return isinstance(error, _TRANSIENT) and run.run_count < _IO_TRIES
     return False
+
+
+def _outage_line(error: BaseException) -> str:
+    """What broke, in a line fit for the log (the catalog's driver quotes its connection
+    string, password and all: only the kind of error is told)."""
+    return f"the catalog did not answer ({type(error).__name__})"
+
+
+def _patient(a_task: Task[P, R], settings: Settings) -> Task[P, R]:
+    """The task, its transient failures tried again after the settings' delays."""
+    return a_task.with_options(
+        retries=settings.retries,
+        retry_delay_seconds=settings.retry_delays,
+        retry_condition_fn=_retry_transient,
+    )
 
 
 def retried_task(name: str, run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
@@ -322,18 +342,40 @@ def nightly_ingest(
             raise NightFailed(problem)
         where.ensure()
         # The cluster is checked first: one that is unreachable fails the night before any work.
-        with (
-            connected(settings) as client,
-            run_lock(where),
-            night_collection(),
-            closing(open_recovered(where)) as lake,
-        ):
-            summary = _run_night(settings, Window(since, until), run_kind(backfill), lake, client)
+        with connected(settings) as client, ExitStack() as held:
+            lake = _opened(held, settings)
+            with night_collection():
+                summary = _run_night(
+                    settings, Window(since, until), run_kind(backfill), lake, client
+                )
     except BaseException as error:  # every night ends in an event, a refused one with its counts
         announce_night(getattr(error, "summary", None), error)
+        if isinstance(error, Exception) and catalog_down(error):
+            # Still down after every retry: one clear message, not the driver's traceback.
+            raise catalog_unavailable(where, "the night") from None
         raise
     announce_night(summary)
     return summary
+
+
+def _opened(held: ExitStack, settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The run lock taken, then the lake opened and recovered, both held by `held`: tried again
+    from the start while the catalog is down (what a failed try took is let go first)."""
+    for delay in [*settings.retry_delays, None]:
+        attempt = ExitStack()
+        try:
+            attempt.enter_context(run_lock(settings.home))
+            lake = attempt.enter_context(closing(open_recovered(settings.home)))
+        except Exception as error:
+            attempt.close()
+            if delay is None or not catalog_down(error):
+                raise
+            get_run_logger().warning("%s: trying again in %g s", _outage_line(error), delay)
+            time.sleep(delay)
+            continue
+        held.enter_context(attempt)
+        return lake
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _run_night(
@@ -347,7 +389,9 @@ def _run_night(
     lineage = Lineage(new_run_id(started), started)
     timings = Timings()
     with timings.stage("discover"):
-        plan = discover(settings, window, lineage, _quoted(lake), _quoted(client))
+        plan = _patient(discover, settings)(
+            settings, window, lineage, _quoted(lake), _quoted(client)
+        )
     settle()
     if plan.to_read and settings.build_docs:
         # Great Expectations takes seconds to import: the Data Docs need it once the batches
@@ -358,7 +402,9 @@ def _run_night(
         with timings.stage("parse and validate"):
 
             def work_next(i: int) -> PrefectFuture[Batch]:
-                return work.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
+                return _patient(work, settings).submit(
+                    i, _quoted(batches[i]), settings, lineage, _quoted(engine)
+                )
 
             # As many batches in flight as there are workers, and one more: tasks submitted
             # all at once would each hold a thread and a worker's queue for the whole night.
@@ -370,14 +416,14 @@ def _run_night(
                 if len(working) < len(batches):
                     working.append(work_next(len(working)))
         with timings.stage("dedupe"):
-            deduped = dedupe(_quoted(worked), settings, _quoted(lake))
+            deduped = _patient(dedupe, settings)(_quoted(worked), settings, _quoted(lake))
         ledger = account(plan, worked, deduped, lineage)
         counts = summary_counts(plan, ledger)
         ratio, gate_message = _failure_gate(plan, ledger, settings)
         files: dict[str, list[str]] = {}
         if gate_message is None:
             with timings.stage("write"):
-                files = write(
+                files = _patient(write, settings)(
                     _quoted(worked),
                     _quoted(deduped),
                     settings,
@@ -387,7 +433,7 @@ def _run_night(
                 )
     run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
     with timings.stage("load"):
-        snapshot = load(
+        snapshot = _patient(load, settings)(
             _quoted(ledger),
             _quoted(plan.archived),
             _quoted(files),
@@ -412,13 +458,13 @@ def _run_night(
     }
     if run_row["status"] == "succeeded" and counts["files"]:  # nothing added: nothing to merge
         with timings.stage("compact"):
-            summary["compacted"] = maintain(settings, _quoted(lake))
+            summary["compacted"] = _patient(maintain, settings)(settings, _quoted(lake))
     if kind == "nightly":  # a backfill is no night: nothing to compare it with
         with timings.stage("health"):
-            summary["health"] = check_health(summary, settings, _quoted(lake))
+            summary["health"] = _patient(check_health, settings)(summary, settings, _quoted(lake))
     with timings.stage("report"):
         validations = [b.validation for b in worked if b.validation is not None]
-        summary = report(
+        summary = _patient(report, settings)(
             summary, settings, _quoted(validations), _quoted(ledger.quarantine), _quoted(lake)
         )
     if gate_message is not None:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
 from warehouse.home import Home, S3Access
+from warehouse.outage import catalog_down, catalog_unavailable
 from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
 from warehouse.stories import LAKE_VIEWS
@@ -164,14 +165,27 @@ def connect(
     con = duckdb.connect(":memory:")
     try:
         install_extensions(con)
-        for statement in attach_statements(home, read_only=read_only, snapshot=snapshot):
-            con.execute(statement)
-        if has_search_index(con):
-            con.execute(search_macro())
+        with catalog_errors(home, "the query" if read_only else "the run"):
+            for statement in attach_statements(home, read_only=read_only, snapshot=snapshot):
+                con.execute(statement)
+            if has_search_index(con):
+                con.execute(search_macro())
     except BaseException:
         con.close()
         raise
     return con
+
+
+@contextmanager
+def catalog_errors(home: Home, doing: str) -> Iterator[None]:
+    """A catalog that cannot be reached, within the block, is the one clear
+    `ServiceUnavailable` (naming it without its password), not the driver's words."""
+    try:
+        yield
+    except duckdb.Error as error:
+        if not catalog_down(error):
+            raise
+        raise catalog_unavailable(home, doing) from None
 
 
 def has_search_index(con: duckdb.DuckDBPyConnection) -> bool:
@@ -234,8 +248,14 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("BEGIN")
     try:
         yield
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as error:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            # The catalog went away mid-transaction: the server dropped the transaction with
+            # its connection. The error that broke the block is the one to tell.
+            if not catalog_down(error):
+                raise
         raise
     con.execute("COMMIT")
 
