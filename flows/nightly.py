@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
@@ -43,7 +44,7 @@ from flows.worker import WRITTEN_TABLES, Batch, ToRead
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
-from warehouse.catalog import cursor, table_folder
+from warehouse.catalog import cursor, orphaned_data_files, table_folder
 from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
@@ -88,6 +89,12 @@ def _retry_transient(_task: Any, run: Any, state: Any) -> bool:
             return True
         return isinstance(error, _TRANSIENT) and run.run_count < _IO_TRIES
     return False
+
+
+def _retried() -> bool:
+    """Whether the running task is a retry of a try that failed."""
+    context = TaskRunContext.get()
+    return context is not None and context.task_run.run_count > 1
 
 
 def _outage_line(error: BaseException) -> str:
@@ -224,6 +231,11 @@ def load(
         snapshot = commit_night(con, night)
         if run_row["status"] != "succeeded":
             remove_unindexed(home, con)  # its dumps are read again by the next night
+        if _retried():
+            # A try that failed may have written data files of its own (rows DuckLake wrote
+            # itself) before its transaction was lost; now that the night's files are all
+            # referenced, whatever no snapshot references is that.
+            orphaned_data_files(con, delete=True)
     remove_tree(join(home.staging, run_id), home.s3)
     get_run_logger().info(
         "committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot
