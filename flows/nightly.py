@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -44,12 +45,12 @@ from flows.worker import WRITTEN_TABLES, Batch, ToRead
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
-from warehouse.catalog import cursor, orphaned_data_files, table_folder
+from warehouse.catalog import CommitUncertain, cursor, orphaned_data_files, table_folder
 from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
-from warehouse.outage import catalog_down, catalog_unavailable, transient
+from warehouse.outage import ServiceUnavailable, catalog_down, catalog_unavailable, transient
 from warehouse.recovery import open_recovered
 from warehouse.storage import join, remove_tree
 from warehouse.verify import verify_night
@@ -64,6 +65,13 @@ R = TypeVar("R")
 P = ParamSpec("P")
 # Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
 _TRANSIENT = (OSError, TimeoutError)
+# What a night whose commit met a lasting outage of the catalog left: the commit may have gone
+# through just before it (its answer lost), and only the catalog can tell.
+_NOTHING_CHANGED = "nothing was changed"
+_COMMIT_UNKNOWN = (
+    "its commit may or may not have gone through (`wirehouse status` shows it once the catalog "
+    "answers; the next run completes the night either way)"
+)
 # Tries of a task failing with one of those (outages of the catalog get the settings' retries).
 _IO_TRIES = 3
 # Big task arguments are wrapped in prefect's `quote`: otherwise Prefect visits every element
@@ -221,14 +229,21 @@ def load(
     run_row: dict[str, Any],
     settings: Settings,
     lake: duckdb.DuckDBPyConnection,
+    uncertain: threading.Event,
 ) -> int:
-    """Commit the night in one DuckLake transaction (all or nothing visible); its snapshot id."""
+    """Commit the night in one DuckLake transaction (all or nothing visible); its snapshot id.
+
+    `uncertain` is set when a try's COMMIT was broken off (it may have gone through)."""
     home, run_id = settings.home, run_row["run_id"]
     night = NightRows(run_row)
     if run_row["status"] == "succeeded":
         night = night_rows(run_row, bundles, ledger, files)
     with cursor(lake) as con:
-        snapshot = commit_night(con, night)
+        try:
+            snapshot = commit_night(con, night)
+        except CommitUncertain:
+            uncertain.set()
+            raise
         if run_row["status"] != "succeeded":
             remove_unindexed(home, con)  # its dumps are read again by the next night
         if _retried():
@@ -362,12 +377,24 @@ def nightly_ingest(
                 )
     except BaseException as error:  # every night ends in an event, a refused one with its counts
         announce_night(getattr(error, "summary", None), error)
-        if isinstance(error, Exception) and catalog_down(error):
+        if not isinstance(error, ServiceUnavailable) and catalog_down(error):
             # Still down after every retry: one clear message, not the driver's traceback.
             raise catalog_unavailable(where, "the night") from None
         raise
     announce_night(summary)
     return summary
+
+
+@contextmanager
+def _outage_told(settings: Settings, outcome: Callable[[], str]) -> Iterator[None]:
+    """Within the block, an outage of the catalog that outlasted the retries is told with what
+    the night had done by then (`outcome()`)."""
+    try:
+        yield
+    except Exception as error:
+        if not catalog_down(error) or isinstance(error, ServiceUnavailable):
+            raise
+        raise catalog_unavailable(settings.home, "the night", outcome()) from None
 
 
 def _opened(held: ExitStack, settings: Settings) -> duckdb.DuckDBPyConnection:
@@ -444,7 +471,13 @@ def _run_night(
                     _quoted(lake),
                 )
     run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
-    with timings.stage("load"):
+    uncertain = threading.Event()
+
+    def told() -> str:
+        """What a lasting outage during the load left of the night."""
+        return _COMMIT_UNKNOWN if uncertain.is_set() else _NOTHING_CHANGED
+
+    with timings.stage("load"), _outage_told(settings, told):
         snapshot = _patient(load, settings)(
             _quoted(ledger),
             _quoted(plan.archived),
@@ -452,6 +485,7 @@ def _run_night(
             run_row,
             settings,
             _quoted(lake),
+            _quoted(uncertain),
         )
     summary: dict[str, Any] = {
         "run_id": lineage.run_id,
@@ -468,17 +502,21 @@ def _run_night(
         "data_docs": None,
         "stage_seconds": timings.seconds,
     }
-    if run_row["status"] == "succeeded" and counts["files"]:  # nothing added: nothing to merge
-        with timings.stage("compact"):
-            summary["compacted"] = _patient(maintain, settings)(settings, _quoted(lake))
-    if kind == "nightly":  # a backfill is no night: nothing to compare it with
-        with timings.stage("health"):
-            summary["health"] = _patient(check_health, settings)(summary, settings, _quoted(lake))
-    with timings.stage("report"):
-        validations = [b.validation for b in worked if b.validation is not None]
-        summary = _patient(report, settings)(
-            summary, settings, _quoted(validations), _quoted(ledger.quarantine), _quoted(lake)
-        )
+    committed = f"run {lineage.run_id} was committed (snapshot {snapshot}), its report was not made"
+    with _outage_told(settings, lambda: committed):
+        if run_row["status"] == "succeeded" and counts["files"]:  # nothing added: nothing to merge
+            with timings.stage("compact"):
+                summary["compacted"] = _patient(maintain, settings)(settings, _quoted(lake))
+        if kind == "nightly":  # a backfill is no night: nothing to compare it with
+            with timings.stage("health"):
+                summary["health"] = _patient(check_health, settings)(
+                    summary, settings, _quoted(lake)
+                )
+        with timings.stage("report"):
+            validations = [b.validation for b in worked if b.validation is not None]
+            summary = _patient(report, settings)(
+                summary, settings, _quoted(validations), _quoted(ledger.quarantine), _quoted(lake)
+            )
     if gate_message is not None:
         raise NightFailed(gate_message, summary)
     if summary["violations"]:

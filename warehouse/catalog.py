@@ -64,6 +64,11 @@ LAKE_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
+class CommitUncertain(RuntimeError):
+    """The catalog broke off a COMMIT: whether the server made it is not known until it
+    answers again (the transaction was made whole or not at all)."""
+
+
 class NoWarehouse(LookupError):
     """There is no catalog at the configured place yet."""
 
@@ -257,7 +262,14 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             if not catalog_down(error):
                 raise
         raise
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error as error:
+        if not catalog_down(error):
+            raise
+        raise CommitUncertain(
+            "the catalog went away during the commit: it may or may not have gone through"
+        ) from error
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

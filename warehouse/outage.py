@@ -97,15 +97,12 @@ def catalog_name(home: Home) -> str:
     return f"the catalog (PostgreSQL at {host}:{port})"
 
 
-def catalog_unavailable(home: Home, doing: str, committed: str | None = None) -> ServiceUnavailable:
-    """The error for a catalog that stayed down while `doing` (a reader's query, a night).
-
-    `committed`: what the night had already committed, when it had (then something changed)."""
+def catalog_unavailable(
+    home: Home, doing: str, outcome: str = "nothing was changed"
+) -> ServiceUnavailable:
+    """The error for a catalog that stayed down while `doing` (a reader's query, a night);
+    `outcome`: what that left in the warehouse."""
     service = catalog_name(home)
-    if committed is None:
-        outcome = "nothing was changed"
-    else:
-        outcome = f"{committed} was committed, what follows it was not finished"
     return ServiceUnavailable(
         service,
         f"{service} is unavailable, {doing} stopped: {outcome}. Start it or check it "

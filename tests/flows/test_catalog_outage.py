@@ -124,7 +124,11 @@ def test_a_catalog_restarted_mid_night_is_waited_for(
     assert len(runs(home)) == 1
 
 
+# Inside the commit's transaction, its rows inserted; and just before its COMMIT, which then
+# meets a broken connection.
+@pytest.mark.parametrize("point", ["load:rows", "load:commit"])
 def test_a_catalog_restarted_mid_commit_commits_the_night_once(
+    point: str,
     catalog: PostgresServer,
     sample_inbox: Path,
     tmp_path: Path,
@@ -132,14 +136,14 @@ def test_a_catalog_restarted_mid_commit_commits_the_night_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     home = tmp_path / "home"
-    # Inside the commit's transaction, its rows inserted: the server dies as in a crash.
-    log = held_at(monkeypatch, tmp_path, "load:rows", 1)
-    with outage(catalog, log, "load:rows", down_seconds=2, mode="immediate") as stopped:
+    log = held_at(monkeypatch, tmp_path, point, 1)
+    # the server dies as in a crash, and is back 2 s later
+    with outage(catalog, log, point, down_seconds=2, mode="immediate") as stopped:
         summary = nightly_ingest(inbox=str(sample_inbox), home=str(home))
     assert stopped.is_set()
     assert summary["status"] == "succeeded" and summary["violations"] == []
     # the commit was tried again: each file registered, each row inserted, once
-    assert log.read_text().split().count("load:rows") == 2
+    assert log.read_text().split().count(point) == 2
     assert snapshot(Home.from_env(home)) == reference
     assert verify(Home.from_env(home)) == []
     assert runs(home) == [("succeeded", 78, 69)]
@@ -160,7 +164,8 @@ def test_a_lasting_outage_fails_the_night_clearly_and_the_next_converges(
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
     monkeypatch.setenv("WIREHOUSE_RETRY_SECONDS", "0.2")
     monkeypatch.setenv("WIREHOUSE_RETRIES", "2")
-    log = held_at(monkeypatch, tmp_path, "load:rows", 0)
+    # held inside the commit's transaction until the server is down: the commit is never sent
+    log = held_at(monkeypatch, tmp_path, "load:rows", 2)
     with outage(catalog, log, "load:rows", down_seconds=None) as stopped:
         code = main(["--home", str(home), "ingest", "--inbox", str(sample_inbox)])
     assert stopped.is_set()
