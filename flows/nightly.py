@@ -108,7 +108,8 @@ def _retried() -> bool:
 def _outage_line(error: BaseException) -> str:
     """What broke, in a line fit for the log (the catalog's driver quotes its connection
     string, password and all: only the kind of error is told)."""
-    return f"the catalog did not answer ({type(error).__name__})"
+    what = "the catalog did not answer" if catalog_down(error) else "a transient failure"
+    return f"{what} ({type(error).__name__})"
 
 
 def _patient(a_task: Task[P, R], settings: Settings) -> Task[P, R]:
