@@ -23,7 +23,7 @@ from expectations.runner import import_gx
 from flows.collector import imports_uncollected
 from flows.output import FORMATS, print_rows
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
-from warehouse.outage import ServiceUnavailable
+from warehouse.outage import ServiceUnavailable, is_maybe_disk, transient
 
 if TYPE_CHECKING:
     from flows.server import TemporaryServer
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet_third_parties()
     try:
         return int(args.command(args))
-    except ServiceUnavailable as error:
+    except ServiceUnavailable as error:  # a service is down: try again once it is back
         err.print(f"[bold red]unavailable:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 1
     except UserError as error:
@@ -243,20 +243,22 @@ def sql(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from warehouse.catalog import connect_as_of
+    from warehouse.catalog import catalog_errors, connect_as_of
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
     statements = _parse_sql(args.query)
     try:
-        lake = connect_as_of(settings.home, args.as_of)
+        with catalog_errors(settings.home, "the query"):
+            lake = connect_as_of(settings.home, args.as_of)
     except LookupError as error:
         raise UserError(str(error)) from None
     with closing(lake) as con:
         try:
-            result = con.execute(statements)
-            columns = [d[0] for d in result.description or []]
-            rows = result.fetchall()
+            with catalog_errors(settings.home, "the query"):
+                result = con.execute(statements)
+                columns = [d[0] for d in result.description or []]
+                rows = result.fetchall()
         except duckdb.Error as error:
             raise UserError(str(error).splitlines()[0]) from None
     print_rows(columns, rows, args.format, console=console)
@@ -269,7 +271,7 @@ def search(args: argparse.Namespace) -> int:
 
     import duckdb
 
-    from warehouse.catalog import connect_as_of
+    from warehouse.catalog import catalog_errors, connect_as_of
     from warehouse.search import (
         ATTENTION_COLUMNS,
         FOUND_COLUMNS,
@@ -284,15 +286,17 @@ def search(args: argparse.Namespace) -> int:
     _require_window(args.since, args.until)
     filters = Filters(args.since, args.until, args.source, args.language)
     try:
-        lake = connect_as_of(settings.home, args.as_of)
+        with catalog_errors(settings.home, "the search"):
+            lake = connect_as_of(settings.home, args.as_of)
     except LookupError as error:
         raise UserError(str(error)) from None
     with closing(lake) as con:
         try:
-            if args.by:
-                columns, rows = ATTENTION_COLUMNS, attention(con, args.query, args.by, filters)
-            else:
-                columns, rows = FOUND_COLUMNS, find(con, args.query, args.limit, filters)
+            with catalog_errors(settings.home, "the search"):
+                if args.by:
+                    columns, rows = ATTENTION_COLUMNS, attention(con, args.query, args.by, filters)
+                else:
+                    columns, rows = FOUND_COLUMNS, find(con, args.query, args.limit, filters)
         except IndexIncomplete as error:
             raise UserError(str(error)) from None
         except duckdb.Error as error:
@@ -511,10 +515,11 @@ class _Untraced(logging.Filter):
         self.kinds = kinds
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from warehouse.outage import is_maybe_disk
-
+        """Drop the traceback of a record of these kinds, or of an outage or a disk's fault
+        (retried, or told in one line at the end)."""
         error = record.exc_info[1] if record.exc_info else None
-        if error is not None and (isinstance(error, self.kinds) or is_maybe_disk(error)):
+        outage = error is not None and (transient(error) or is_maybe_disk(error))
+        if error is not None and (isinstance(error, self.kinds) or outage):
             record.exc_info = record.exc_text = None
         return True
 
@@ -547,11 +552,11 @@ def _use_prefect() -> None:
 def status(args: argparse.Namespace) -> int:
     """Show recent runs, their snapshots, their counts and the nights' anomalies."""
     from flows.oncall import night_anomalies
-    from warehouse.catalog import lake_connection
+    from warehouse.catalog import catalog_errors, lake_connection
 
     settings = Settings.from_env(home=args.home)
     _require_warehouse(settings)
-    with lake_connection(settings.home) as con:
+    with catalog_errors(settings.home, "the status"), lake_connection(settings.home) as con:
         result = con.execute(STATUS_SQL, [args.limit])
         columns = [d[0] for d in result.description or []]
         rows = result.fetchall()

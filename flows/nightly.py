@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import quote
@@ -43,12 +45,18 @@ from flows.worker import WRITTEN_TABLES, Batch, ToRead
 from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
-from warehouse.catalog import cursor, table_folder
+from warehouse.catalog import CommitUncertain, cursor, orphaned_data_files, table_folder
 from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
 from warehouse.maintenance import compact, needs_compaction
-from warehouse.outage import transient, unavailable
+from warehouse.outage import (
+    ServiceUnavailable,
+    catalog_down,
+    catalog_unavailable,
+    unavailable,
+    verdict,
+)
 from warehouse.recovery import failing_cleanly_on_disk_faults, open_recovered
 from warehouse.storage import join, remove_tree
 from warehouse.verify import verify_night
@@ -61,6 +69,17 @@ quiet_third_parties()
 T = TypeVar("T")
 R = TypeVar("R")
 P = ParamSpec("P")
+# Disk hiccups and the like: worth a retry on the I/O tasks; bad input never raises.
+_TRANSIENT = (OSError, TimeoutError)
+# What a night whose commit met a lasting outage of the catalog left: the commit may have gone
+# through just before it (its answer lost), and only the catalog can tell.
+_NOTHING_CHANGED = "nothing was changed"
+_COMMIT_UNKNOWN = (
+    "its commit may or may not have gone through (`wirehouse status` shows it once the catalog "
+    "answers; the next run completes the night either way)"
+)
+# Tries of a task failing with one of those (outages of the catalog get the settings' retries).
+_IO_TRIES = 3
 # Big task arguments are wrapped in prefect's `quote`: otherwise Prefect visits every element
 # of every argument (twice) to track dependencies, which cost more than parsing itself.
 
@@ -73,15 +92,40 @@ class NightFailed(RuntimeError):
         self.summary = summary  # the refused night's summary, when it got that far
 
 
-def _retry_transient(_task: Any, _run: Any, state: Any) -> bool:
-    """Retry only failures that a second try can fix (I/O hiccups, a service's passing
-    trouble: `warehouse.outage`), never logic errors, nor a full or read-only disk; bad input
-    never raises."""
+def _retry_transient(_task: Any, run: Any, state: Any) -> bool:
+    """Retry only failures that a second try can fix (a service's passing trouble, an I/O
+    hiccup), never logic errors, nor a full or read-only disk; bad input never raises."""
     try:
         state.result()
     except Exception as error:
-        return transient(error)
+        found = verdict(error)  # a service's passing trouble, its lasting fault, or neither
+        if found:
+            get_run_logger().warning("%s: trying again", _outage_line(error))
+            return True
+        return found is None and isinstance(error, _TRANSIENT) and run.run_count < _IO_TRIES
     return False
+
+
+def _retried() -> bool:
+    """Whether the running task is a retry of a try that failed."""
+    context = TaskRunContext.get()
+    return context is not None and context.task_run.run_count > 1
+
+
+def _outage_line(error: BaseException) -> str:
+    """What broke, in a line fit for the log (the catalog's driver quotes its connection
+    string, password and all: only the kind of error is told)."""
+    what = "the catalog did not answer" if catalog_down(error) else "a transient failure"
+    return f"{what} ({type(error).__name__})"
+
+
+def _patient(a_task: Task[P, R], settings: Settings) -> Task[P, R]:
+    """The task, its transient failures tried again after the settings' delays."""
+    return a_task.with_options(
+        retries=settings.retries,
+        retry_delay_seconds=settings.retry_delays,
+        retry_condition_fn=_retry_transient,
+    )
 
 
 def retried_task(name: str, run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
@@ -195,16 +239,28 @@ def load(
     run_row: dict[str, Any],
     settings: Settings,
     lake: duckdb.DuckDBPyConnection,
+    uncertain: threading.Event,
 ) -> int:
-    """Commit the night in one DuckLake transaction (all or nothing visible); its snapshot id."""
+    """Commit the night in one DuckLake transaction (all or nothing visible); its snapshot id.
+
+    `uncertain` is set when a try's COMMIT was broken off (it may have gone through)."""
     home, run_id = settings.home, run_row["run_id"]
     night = NightRows(run_row)
     if run_row["status"] == "succeeded":
         night = night_rows(run_row, bundles, ledger, files)
     with cursor(lake) as con:
-        snapshot = commit_night(con, night)
+        try:
+            snapshot = commit_night(con, night)
+        except CommitUncertain:
+            uncertain.set()
+            raise
         if run_row["status"] != "succeeded":
             remove_unindexed(home, con)  # its dumps are read again by the next night
+        if _retried():
+            # A try that failed may have written data files of its own (rows DuckLake wrote
+            # itself) before its transaction was lost; now that the night's files are all
+            # referenced, whatever no snapshot references is that.
+            orphaned_data_files(con, delete=True)
     remove_tree(join(home.staging, run_id), home.s3)
     get_run_logger().info(
         "committed run %s (%s) as snapshot %d", run_id, run_row["status"], snapshot
@@ -324,24 +380,56 @@ def nightly_ingest(
             raise NightFailed(problem)
         where.ensure()
         # The cluster is checked first: one that is unreachable fails the night before any work.
-        with (
-            connected(settings) as client,
-            run_lock(where),
-            night_collection(),
-            closing(open_recovered(where)) as lake,
-            failing_cleanly_on_disk_faults(where, lake, lambda: "load" in timings.done),
-        ):
-            window = Window(since, until)
-            summary = _run_night(settings, window, run_kind(backfill), lake, client, timings)
+        with connected(settings) as client, ExitStack() as held:
+            lake = _opened(held, settings)
+            held.enter_context(
+                failing_cleanly_on_disk_faults(where, lake, lambda: "load" in timings.done)
+            )
+            with night_collection():
+                window = Window(since, until)
+                summary = _run_night(settings, window, run_kind(backfill), lake, client, timings)
     except BaseException as error:  # every night ends in an event, a refused one with its counts
-        # a disk, object storage: one sentence naming the service, not the library's traceback
+        # Still down after every retry, a full disk: one sentence naming the service and what
+        # to do, not the library's traceback (which may quote a connection string).
         outage = unavailable(error, where, [str(settings.inbox)])
         announce_night(getattr(error, "summary", None), outage or error)
-        if outage is not None:
-            raise outage from error
+        if outage is not None and outage is not error:
+            raise outage from None
         raise
     announce_night(summary)
     return summary
+
+
+@contextmanager
+def _outage_told(settings: Settings, outcome: Callable[[], str]) -> Iterator[None]:
+    """Within the block, an outage of the catalog that outlasted the retries is told with what
+    the night had done by then (`outcome()`)."""
+    try:
+        yield
+    except Exception as error:
+        if not catalog_down(error) or isinstance(error, ServiceUnavailable):
+            raise
+        raise catalog_unavailable(settings.home, "the night", outcome()) from None
+
+
+def _opened(held: ExitStack, settings: Settings) -> duckdb.DuckDBPyConnection:
+    """The run lock taken, then the lake opened and recovered, both held by `held`: tried again
+    from the start while the catalog is down (what a failed try took is let go first)."""
+    for delay in [*settings.retry_delays, None]:
+        attempt = ExitStack()
+        try:
+            attempt.enter_context(run_lock(settings.home))
+            lake = attempt.enter_context(closing(open_recovered(settings.home)))
+        except Exception as error:
+            attempt.close()
+            if delay is None or not catalog_down(error):
+                raise
+            get_run_logger().warning("%s: trying again in %g s", _outage_line(error), delay)
+            time.sleep(delay)
+            continue
+        held.enter_context(attempt)
+        return lake
+    raise AssertionError("unreachable: the last try returns or raises")
 
 
 def _run_night(
@@ -355,7 +443,9 @@ def _run_night(
     started = datetime.now(UTC)
     lineage = Lineage(new_run_id(started), started)
     with timings.stage("discover"):
-        plan = discover(settings, window, lineage, _quoted(lake), _quoted(client))
+        plan = _patient(discover, settings)(
+            settings, window, lineage, _quoted(lake), _quoted(client)
+        )
     settle()
     if plan.to_read and settings.build_docs:
         # Great Expectations takes seconds to import: the Data Docs need it once the batches
@@ -366,7 +456,9 @@ def _run_night(
         with timings.stage("parse and validate"):
 
             def work_next(i: int) -> PrefectFuture[Batch]:
-                return work.submit(i, _quoted(batches[i]), settings, lineage, _quoted(engine))
+                return _patient(work, settings).submit(
+                    i, _quoted(batches[i]), settings, lineage, _quoted(engine)
+                )
 
             # As many batches in flight as there are workers, and one more: tasks submitted
             # all at once would each hold a thread and a worker's queue for the whole night.
@@ -378,14 +470,14 @@ def _run_night(
                 if len(working) < len(batches):
                     working.append(work_next(len(working)))
         with timings.stage("dedupe"):
-            deduped = dedupe(_quoted(worked), settings, _quoted(lake))
+            deduped = _patient(dedupe, settings)(_quoted(worked), settings, _quoted(lake))
         ledger = account(plan, worked, deduped, lineage)
         counts = summary_counts(plan, ledger)
         ratio, gate_message = _failure_gate(plan, ledger, settings)
         files: dict[str, list[str]] = {}
         if gate_message is None:
             with timings.stage("write"):
-                files = write(
+                files = _patient(write, settings)(
                     _quoted(worked),
                     _quoted(deduped),
                     settings,
@@ -394,14 +486,21 @@ def _run_night(
                     _quoted(lake),
                 )
     run_row = _run_row(settings, lineage, kind, counts, ratio, gate_message)
-    with timings.stage("load"):
-        snapshot = load(
+    uncertain = threading.Event()
+
+    def told() -> str:
+        """What a lasting outage during the load left of the night."""
+        return _COMMIT_UNKNOWN if uncertain.is_set() else _NOTHING_CHANGED
+
+    with timings.stage("load"), _outage_told(settings, told):
+        snapshot = _patient(load, settings)(
             _quoted(ledger),
             _quoted(plan.archived),
             _quoted(files),
             run_row,
             settings,
             _quoted(lake),
+            _quoted(uncertain),
         )
     summary: dict[str, Any] = {
         "run_id": lineage.run_id,
@@ -418,17 +517,21 @@ def _run_night(
         "data_docs": None,
         "stage_seconds": timings.seconds,
     }
-    if run_row["status"] == "succeeded" and counts["files"]:  # nothing added: nothing to merge
-        with timings.stage("compact"):
-            summary["compacted"] = maintain(settings, _quoted(lake))
-    if kind == "nightly":  # a backfill is no night: nothing to compare it with
-        with timings.stage("health"):
-            summary["health"] = check_health(summary, settings, _quoted(lake))
-    with timings.stage("report"):
-        validations = [b.validation for b in worked if b.validation is not None]
-        summary = report(
-            summary, settings, _quoted(validations), _quoted(ledger.quarantine), _quoted(lake)
-        )
+    committed = f"run {lineage.run_id} was committed (snapshot {snapshot}), its report was not made"
+    with _outage_told(settings, lambda: committed):
+        if run_row["status"] == "succeeded" and counts["files"]:  # nothing added: nothing to merge
+            with timings.stage("compact"):
+                summary["compacted"] = _patient(maintain, settings)(settings, _quoted(lake))
+        if kind == "nightly":  # a backfill is no night: nothing to compare it with
+            with timings.stage("health"):
+                summary["health"] = _patient(check_health, settings)(
+                    summary, settings, _quoted(lake)
+                )
+        with timings.stage("report"):
+            validations = [b.validation for b in worked if b.validation is not None]
+            summary = _patient(report, settings)(
+                summary, settings, _quoted(validations), _quoted(ledger.quarantine), _quoted(lake)
+            )
     if gate_message is not None:
         raise NightFailed(gate_message, summary)
     if summary["violations"]:

@@ -43,6 +43,11 @@ DEFAULT_PARSE_PROCESSES = os.cpu_count() or 1
 DEFAULT_POOL_MIN_BYTES = 16 * 1024 * 1024
 # Time travel and rollback reach this far back; `wirehouse compact` expires older snapshots.
 DEFAULT_SNAPSHOT_RETENTION_DAYS = 30
+# A transient failure (the catalog restarting, a disk or network hiccup) is tried again this
+# many times, after 2, 4, 8, 16 and 32 seconds: about a minute in all, longer than a PostgreSQL
+# restart or a short failover takes. An outage that outlasts it fails the night, changing nothing.
+DEFAULT_RETRIES = 5
+DEFAULT_RETRY_SECONDS = 2.0
 # The nightly schedule: after the crawler's evening drop has landed, before analysts start.
 DEFAULT_SCHEDULE = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"
@@ -124,6 +129,8 @@ class Settings:
     snapshot_retention_days: float = DEFAULT_SNAPSHOT_RETENTION_DAYS
     # A Dask scheduler (`tcp://host:8786`) whose workers parse the batches; None: this machine.
     dask_scheduler: str | None = None
+    retries: int = DEFAULT_RETRIES
+    retry_seconds: float = DEFAULT_RETRY_SECONDS  # the first delay; each next one twice as long
     health: HealthThresholds = field(default_factory=HealthThresholds)
 
     @classmethod
@@ -166,11 +173,18 @@ class Settings:
                 env, "WIREHOUSE_SNAPSHOT_RETENTION_DAYS", DEFAULT_SNAPSHOT_RETENTION_DAYS
             ),
             dask_scheduler=dask_scheduler or env.get("WIREHOUSE_DASK_SCHEDULER") or None,
+            retries=int(env.get("WIREHOUSE_RETRIES", DEFAULT_RETRIES)),
+            retry_seconds=_float(env, "WIREHOUSE_RETRY_SECONDS", DEFAULT_RETRY_SECONDS),
             health=HealthThresholds.from_env(),
         )
         if max_failure_ratio is not None:
             settings = replace(settings, max_failure_ratio=max_failure_ratio)
         return settings
+
+    @property
+    def retry_delays(self) -> list[float]:
+        """The waits before each new try after a transient failure, doubling."""
+        return [self.retry_seconds * 2**i for i in range(self.retries)]
 
     @property
     def bundle_limits(self) -> BundleLimits:

@@ -21,6 +21,7 @@ import pyarrow as pa
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
 from warehouse.home import Home, S3Access, masked, secrets_of
+from warehouse.outage import catalog_down, catalog_unavailable
 from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
 from warehouse.stories import LAKE_VIEWS
@@ -61,6 +62,11 @@ LAKE_SCHEMAS: dict[str, pa.Schema] = {
     "minhash_signatures": MINHASH_SIGNATURES_SCHEMA,
     **SEARCH_SCHEMAS,
 }
+
+
+class CommitUncertain(RuntimeError):
+    """The catalog broke off a COMMIT: whether the server made it is not known until it
+    answers again (the transaction was made whole or not at all)."""
 
 
 class NoWarehouse(LookupError):
@@ -183,10 +189,11 @@ def connect(
     con = duckdb.connect(":memory:")
     try:
         install_extensions(con)
-        for statement in attach_statements(home, read_only=read_only, snapshot=snapshot):
-            con.execute(statement)
-        if has_search_index(con):
-            con.execute(search_macro())
+        with catalog_errors(home, "the query" if read_only else "the run"):
+            for statement in attach_statements(home, read_only=read_only, snapshot=snapshot):
+                con.execute(statement)
+            if has_search_index(con):
+                con.execute(search_macro())
     except duckdb.Error as error:
         con.close()
         # DuckDB names the catalog's whole connection string when it cannot reach it.
@@ -198,6 +205,18 @@ def connect(
         con.close()
         raise
     return con
+
+
+@contextmanager
+def catalog_errors(home: Home, doing: str) -> Iterator[None]:
+    """A catalog that cannot be reached, within the block, is the one clear
+    `ServiceUnavailable` (naming it without its password), not the driver's words."""
+    try:
+        yield
+    except duckdb.Error as error:
+        if not catalog_down(error):
+            raise
+        raise catalog_unavailable(home, doing) from None
 
 
 def has_search_index(con: duckdb.DuckDBPyConnection) -> bool:
@@ -260,10 +279,23 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.execute("BEGIN")
     try:
         yield
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as error:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            # The catalog went away mid-transaction: the server dropped the transaction with
+            # its connection. The error that broke the block is the one to tell.
+            if not catalog_down(error):
+                raise
         raise
-    con.execute("COMMIT")
+    try:
+        con.execute("COMMIT")
+    except duckdb.Error as error:
+        if not catalog_down(error):
+            raise
+        raise CommitUncertain(
+            "the catalog went away during the commit: it may or may not have gone through"
+        ) from error
 
 
 def cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

@@ -49,6 +49,12 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
     `recover` deletes.
     """
     run_id = night.run_row["run_id"]
+    if (done := committed_snapshot(con, run_id)) is not None:
+        # A retry after the catalog broke off the first try's COMMIT: the server had made it
+        # before the connection went (a transaction commits whole or not at all), so it is
+        # not made twice.
+        log.warning("run %s was committed by the try before (snapshot %d)", run_id, done)
+        return done
     with transaction(con):
         if night.run_row["status"] == "succeeded":
             register_files(con, "articles", night.files.get("articles", []))
@@ -70,6 +76,14 @@ def commit_night(con: duckdb.DuckDBPyConnection, night: NightRows) -> int:
         checkpoint("load:commit")
     checkpoint("load:committed")
     return snapshot_of(con, run_id)
+
+
+def committed_snapshot(con: duckdb.DuckDBPyConnection, run_id: str) -> int | None:
+    """The snapshot of a run's commit, or None when the run has committed nothing."""
+    try:
+        return snapshot_of(con, run_id)
+    except LookupError:
+        return None
 
 
 def insert_articles(con: duckdb.DuckDBPyConnection, staged: Sequence[str], kept: pa.Array) -> int:

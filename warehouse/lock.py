@@ -87,7 +87,13 @@ def _advisory_lock(dsn: str, wait_seconds: float) -> Iterator[None]:
         try:
             yield
         finally:
-            con.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+            try:
+                con.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+            except psycopg.OperationalError:
+                # A connection the catalog's restart broke held nothing any more: the server
+                # released the lock when the session ended.
+                if not con.broken:
+                    raise
 
 
 def _busy(holder: str) -> str:

@@ -1,11 +1,11 @@
 """What a night depends on failing: which failures a retry can mend, and what to tell the user.
 
 Each service has a detector: given an error, True (transient: a task's retry seconds later
-may succeed), False (lasting: retrying only repeats it) or None (not this service's error).
-`transient` asks them in turn; an error none of them knows keeps the old rule (an `OSError`
-or a timeout is worth a retry, a logic error is not). `unavailable(error, home, places)` is the
-error as a `ServiceUnavailable` naming the service and what to do, when a service the run
-needs is down, full or refusing (asked of each service's check in `_OUTAGES`), or None.
+may succeed), False (lasting: retrying only repeats it) or None (not this service's error);
+`verdict` asks them in turn (an error none of them knows is the caller's to judge).
+`unavailable(error, home, places)` is the error as a `ServiceUnavailable` naming the service
+and what to do, when a service the run needs is down, full or refusing (asked of each
+service's check in `_OUTAGES`), or None.
 """
 
 from __future__ import annotations
@@ -31,14 +31,20 @@ class ServiceUnavailable(RuntimeError):
         self.service = service
 
 
-def transient(error: BaseException) -> bool:
-    """Whether a second try of the failed task can succeed (the first detector that knows the
-    error decides; otherwise an OSError or a timeout is, anything else is not)."""
+def verdict(error: BaseException) -> bool | None:
+    """True when the error is a service's passing trouble (a retry seconds later may succeed),
+    False when it is a service's lasting fault (a full disk: a retry only repeats it), None
+    when it is no service's: the first detector that knows the error decides."""
     for detector in _DETECTORS:
-        verdict = detector(error)
-        if verdict is not None:
-            return verdict
-    return isinstance(error, OSError | TimeoutError)
+        found = detector(error)
+        if found is not None:
+            return found
+    return None
+
+
+def transient(error: BaseException) -> bool:
+    """Whether the error is a service's passing trouble, worth another try."""
+    return verdict(error) is True
 
 
 def unavailable(
@@ -246,6 +252,84 @@ def _existing(path: Path) -> Path | None:
     return None
 
 
+# --- the catalog (PostgreSQL) ---------------------------------------------------------------
+
+# SQLSTATEs of a server that is gone or not yet back: class 08 (connection exception), an
+# administrator's or a crash's shutdown, a server still starting, too many connections.
+_CATALOG_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+# What DuckDB's postgres extension says when libpq lost its server (it passes libpq's own
+# words on), lower-cased. DuckDB raises these as IOException, InvalidInputException or a plain
+# Error depending on where the connection broke, so the words are what tells them apart.
+_CATALOG_SIGNS = (
+    "unable to connect to postgres",
+    "server closed the connection unexpectedly",
+    "terminating connection due to administrator command",
+    "terminating connection due to unexpected postmaster exit",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "the database system is not yet accepting connections",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    'failed to execute query "rollback"',  # a commit whose connection was gone
+)
+
+
+def catalog_down(error: BaseException) -> bool:
+    """Whether `error` says the PostgreSQL catalog could not be reached or went away."""
+    for link in _chain(error):
+        if isinstance(link, ServiceUnavailable) and link.service.startswith("the catalog"):
+            return True
+        if _is_psycopg_outage(link):
+            return True
+        if type(link).__module__.startswith(("duckdb", "_duckdb")):
+            text = str(link).lower()
+            if any(sign in text for sign in _CATALOG_SIGNS):
+                return True
+    return False
+
+
+def _is_psycopg_outage(error: BaseException) -> bool:
+    """A psycopg error of a lost or refused connection (the run lock's own connection)."""
+    import psycopg
+
+    if not isinstance(error, psycopg.OperationalError):
+        return False
+    state = error.sqlstate
+    # No SQLSTATE: libpq failed before any server answered (refused, reset, closed).
+    return state is None or state.startswith(_CATALOG_SQLSTATES)
+
+
+def catalog_name(home: Home) -> str:
+    """The catalog as a user knows it, host and port only (never the password)."""
+    spec = home.catalog_spec
+    if not spec.startswith("postgres:"):
+        return f"the catalog ({spec})"
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(spec.removeprefix("postgres:"))
+    except Exception:  # a string libpq cannot read: name nothing of it
+        return "the catalog (PostgreSQL)"
+    host = str(parts.get("host") or "localhost")
+    port = str(parts.get("port") or "5432")
+    return f"the catalog (PostgreSQL at {host}:{port})"
+
+
+def catalog_unavailable(
+    home: Home, doing: str, outcome: str = "nothing was changed"
+) -> ServiceUnavailable:
+    """The error for a catalog that stayed down while `doing` (a reader's query, a night);
+    `outcome`: what that left in the warehouse."""
+    service = catalog_name(home)
+    return ServiceUnavailable(
+        service,
+        f"{service} is unavailable, {doing} stopped: {outcome}. Start it or check it "
+        "(the server, the network, its address in WIREHOUSE_CATALOG), then run again.",
+    )
+
+
 # --- object storage (S3) ------------------------------------------------------------------
 
 # What S3 (and S3-compatible servers) answer when they are busy or briefly failing.
@@ -391,6 +475,18 @@ def s3_unreachable(s3: S3Access, bucket: str) -> str | None:
     return None
 
 
+def _catalog(error: BaseException) -> bool | None:
+    """A catalog that went away or does not answer yet is transient."""
+    return True if catalog_down(error) else None
+
+
+def _catalog_outage(
+    error: Exception, home: Home, places: Iterable[str]
+) -> ServiceUnavailable | None:
+    """A catalog still down after every retry: one sentence naming it (host:port)."""
+    return catalog_unavailable(home, "the night") if catalog_down(error) else None
+
+
 def _s3(error: BaseException) -> bool | None:
     """Object storage's passing trouble is transient; other errors are not its to judge."""
     return True if s3_transient(error) else None
@@ -401,8 +497,9 @@ def _disk_outage(error: Exception, home: Home, places: Iterable[str]) -> Service
     return disk_unavailable(error, home)
 
 
-_DETECTORS: tuple[Callable[[BaseException], bool | None], ...] = (_disk, _s3)
+_DETECTORS: tuple[Callable[[BaseException], bool | None], ...] = (_disk, _catalog, _s3)
 _OUTAGES: tuple[Callable[[Exception, Home, Iterable[str]], ServiceUnavailable | None], ...] = (
     _disk_outage,
+    _catalog_outage,
     s3_outage,
 )
