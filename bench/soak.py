@@ -984,6 +984,8 @@ def soak(args: argparse.Namespace) -> Figures:
         run = Soak(args, work, stack)
         for k in range(args.steps):
             run.step(k)
+            # the figures so far, for a long soak stopped before its end
+            (work / "figures.json").write_text(json.dumps(run.figures.as_dict(), indent=2))
             if args.progress:
                 print(
                     f"step {k + 1}/{args.steps}: {sum(run.figures.faults.values())} faults, "
