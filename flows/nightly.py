@@ -46,6 +46,7 @@ from transforms.night import Ledger, Lineage
 from transforms.records import PARSER_VERSION
 from warehouse.archive import ArchiveEntry, remove_unindexed
 from warehouse.catalog import CommitUncertain, cursor, orphaned_data_files, table_folder
+from warehouse.home import errors_masked
 from warehouse.inbox import find_arrivals, inbox_problem
 from warehouse.loader import NightRows, commit_night
 from warehouse.lock import run_lock
@@ -130,15 +131,19 @@ def _patient(a_task: Task[P, R], settings: Settings) -> Task[P, R]:
 
 def retried_task(name: str, run_name: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """A task that touches storage (the inbox, the lake, the workers): a transient failure is
-    tried again, twice."""
-    return task(
-        name=name,
-        task_run_name=run_name,
-        cache_policy=NONE,
-        retries=2,
-        retry_delay_seconds=2,
-        retry_condition_fn=_retry_transient,
-    )
+    tried again, twice; its errors never show a password."""
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return task(
+            name=name,
+            task_run_name=run_name,
+            cache_policy=NONE,
+            retries=2,
+            retry_delay_seconds=2,
+            retry_condition_fn=_retry_transient,
+        )(errors_masked(fn))
+
+    return decorate
 
 
 @dataclass(slots=True)
@@ -215,6 +220,7 @@ def work(
 
 
 @task(name="dedupe", task_run_name="dedupe", cache_policy=NONE)
+@errors_masked
 def dedupe(valid: list[Batch], settings: Settings, lake: duckdb.DuckDBPyConnection) -> Deduped:
     """Match the valid articles against the warehouse's history and each other."""
     if not any(batch.keys.num_rows for batch in valid):
@@ -304,6 +310,7 @@ def write(
 
 
 @task(name="compact", task_run_name="compact", cache_policy=NONE)
+@errors_masked
 def maintain(settings: Settings, lake: duckdb.DuckDBPyConnection) -> dict[str, int] | None:
     """Compact the lake when small files have piled up (most nights: nothing to do)."""
     with cursor(lake) as con:
@@ -315,6 +322,7 @@ def maintain(settings: Settings, lake: duckdb.DuckDBPyConnection) -> dict[str, i
 
 
 @task(name="report", task_run_name="report", cache_policy=NONE)
+@errors_masked
 def report(
     summary: dict[str, Any],
     settings: Settings,

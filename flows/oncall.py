@@ -18,6 +18,7 @@ from flows.operations import flow_run_id
 from flows.settings import Settings
 from warehouse.catalog import cursor
 from warehouse.figures import baseline_nights, recent_nights, with_details
+from warehouse.home import errors_masked
 
 # Nights drawn in the artifact's chart.
 CHART_NIGHTS = 14
@@ -30,6 +31,7 @@ _COUNTS = ("files", "articles", "duplicates", "quarantined", "already_recorded",
 
 
 @task(name="health", task_run_name="health", cache_policy=NONE)
+@errors_masked
 def check_health(
     summary: dict[str, Any], settings: Settings, lake: duckdb.DuckDBPyConnection
 ) -> dict[str, Any]:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 DEFAULT_HOME = "./data"
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The contract's tables, in the order a night writes them.
 TABLES = ("articles", "duplicates", "quarantine", "files", "runs")
@@ -187,6 +191,29 @@ def masked(text: str, *secrets: str) -> str:
         if secret:
             text = text.replace(secret, MASK)
     return text
+
+
+def errors_masked(fn: Callable[P, R]) -> Callable[P, R]:
+    """The function, an error of it that quotes a connection string's password raised again
+    of the same kind with the password masked. For Prefect tasks: Prefect keeps a failed
+    try's error in the task run's state and its log lines, and DuckDB quotes the catalog's
+    whole connection string when it cannot reach it mid-night."""
+
+    @functools.wraps(fn)
+    def masking(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:
+            shown = masked(str(error))
+            if shown == str(error):
+                raise
+            try:
+                hidden = type(error)(shown)
+            except Exception:  # a kind that takes other arguments: its words, in a plain one
+                hidden = RuntimeError(f"{type(error).__name__}: {shown}")
+            raise hidden from None
+
+    return masking
 
 
 def secrets_of(home: Home) -> tuple[str, ...]:

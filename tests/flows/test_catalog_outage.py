@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from bench.pg_local import PostgresServer, StopMode
 from flows.cli import main
 from flows.nightly import nightly_ingest
+from tests.prefect_records import prefect_records
 from tests.servers import own_postgres
 from tests.state import empty_snapshot, snapshot
 from warehouse.catalog import lake_connection
@@ -160,6 +162,7 @@ def test_a_lasting_outage_fails_the_night_clearly_and_the_next_converges(
     from prefect.settings import PREFECT_API_URL
 
     home = tmp_path / "home"
+    started = datetime.now(UTC)
     # the command uses the session's Prefect server rather than start one of its own
     monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
     monkeypatch.setenv("WIREHOUSE_RETRY_SECONDS", "0.2")
@@ -176,6 +179,12 @@ def test_a_lasting_outage_fails_the_night_clearly_and_the_next_converges(
     assert f"the catalog (PostgreSQL at 127.0.0.1:{catalog.port}) is unavailable" in failed[0]
     assert "nothing was changed" in failed[0] and "then run again" in failed[0]
     assert "Traceback" not in told and CANARY not in failed[0]
+    # Nor anywhere Prefect keeps the failed tries: their log lines, the task runs' states
+    # (DuckDB quotes the whole connection string when it cannot reach the catalog).
+    assert CANARY not in told
+    kept = prefect_records(started)
+    assert "load" in kept["Prefect task runs"], "the night's task runs were not found"
+    assert [where for where, text in kept.items() if CANARY in text] == []
     # the server is back (the block ended): nothing of the night is in the warehouse
     assert snapshot(Home.from_env(home)) == empty_snapshot()
     assert runs(home) == []

@@ -5,7 +5,6 @@ files under the home and in the bucket, error messages."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import traceback
 import uuid
@@ -13,19 +12,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from flows.cli import main
 from tests.conftest import SAMPLES
+from tests.prefect_records import prefect_records
 from tests.servers import PostgresServer, S3Server
 from warehouse.catalog import lake_connection
 from warehouse.home import Home
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
-
-PAGE = 200
 
 
 class Canaries:
@@ -156,7 +153,7 @@ def test_canary_secrets_appear_in_no_output(
         outputs["python -m deployments.alerts"] = printed
         places = {
             **{f"output of `{k}`": v for k, v in outputs.items()},
-            **_prefect_records(started),
+            **prefect_records(started),
             **_warehouse_records(Home.from_env()),
             **_files_under(home),
             **_objects_in(s3_server, s3_bucket),
@@ -195,86 +192,6 @@ def _alerts_installed(capfd: pytest.CaptureFixture[str]) -> Iterator[str]:
             for spec in automation_specs(uuid.uuid4()):
                 for automation in client.read_automations_by_name(spec["name"]):
                     client.delete_automation(automation.id)
-
-
-def _prefect_records(since: datetime) -> dict[str, str]:
-    """What the Prefect server holds of runs since then: flow runs (parameters, names, states),
-    task runs, logs, artifacts, events, and the block documents as the API shows them."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        FlowRunFilter,
-        FlowRunFilterStartTime,
-        LogFilter,
-        LogFilterFlowRunId,
-    )
-
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(
-            flow_run_filter=FlowRunFilter(start_time=FlowRunFilterStartTime(after_=since))
-        )
-        ids = [run.id for run in runs]
-        assert ids, "no flow run since the test started: nothing searched"
-        flow_runs = json.dumps([run.model_dump(mode="json") for run in runs])
-        task_runs = json.dumps(
-            [
-                run.model_dump(mode="json")
-                for run in client.read_task_runs(
-                    flow_run_filter=FlowRunFilter(id={"any_": ids})  # type: ignore[arg-type]
-                )
-            ]
-        )
-        logs = _pages(
-            lambda offset: client.read_logs(
-                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=ids)),
-                limit=PAGE,
-                offset=offset,
-            )
-        )
-        artifacts = _pages(
-            lambda offset: client.read_artifacts(
-                artifact_filter=ArtifactFilter(),
-                flow_run_filter=FlowRunFilter(id={"any_": ids}),  # type: ignore[arg-type]
-                limit=PAGE,
-                offset=offset,
-            )
-        )
-        blocks = json.dumps(
-            [b.model_dump(mode="json") for b in client.read_block_documents(include_secrets=False)]
-        )
-        automations = json.dumps([a.model_dump(mode="json") for a in client.read_automations()])
-        events = _events(client, since)
-    return {
-        "Prefect flow runs": flow_runs,
-        "Prefect task runs": task_runs,
-        "Prefect logs": "\n".join(log.message for log in logs),
-        "Prefect artifacts": json.dumps([a.model_dump(mode="json") for a in artifacts]),
-        "Prefect blocks": blocks,
-        "Prefect automations": automations,
-        "Prefect events": events,
-    }
-
-
-def _pages(read: Any) -> list[Any]:
-    """Every record of a paged read."""
-    found: list[Any] = []
-    while page := read(len(found)):
-        found += page
-        if len(page) < PAGE:
-            break
-    return found
-
-
-def _events(client: Any, since: datetime) -> str:
-    """The events the server recorded since then, as JSON."""
-    response = client._client.post(
-        "/events/filter",
-        json={"filter": {"occurred": {"since": since.isoformat()}}, "limit": 50},
-    )
-    pages = [response.json()]
-    while pages[-1].get("next_page"):
-        pages.append(client._client.get(pages[-1]["next_page"]).json())
-    return json.dumps(pages)
 
 
 def _warehouse_records(home: Home) -> dict[str, str]:
