@@ -735,7 +735,11 @@ class RemoteServers(Remote):
     @classmethod
     def started(cls, work: Path, stack: ExitStack) -> RemoteServers:
         """Start PostgreSQL, moto's S3 server and the proxy in front of it."""
+        import logging
+
         from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # a line per request otherwise
 
         from bench.pg_local import postgres_cluster
         from bench.s3proxy import disturbing_proxy
