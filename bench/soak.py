@@ -90,6 +90,9 @@ REMOTE_FAULTS = (
 # Checkpoints where a night writes: where a full disk is met.
 WRITE_POINTS = ("write:batch", "write:file", "load:articles", "load:rows", "load:commit")
 KILLED = -signal.SIGKILL
+# The object store's keys (moto takes any): long, as real ones, since they are masked wherever
+# they appear in a message.
+SOAK_KEY_ID, SOAK_SECRET = "SOAKKEYID4Q7Z2W9X", "soak-secret-3f9c1e7a5b2d4c6e"
 
 
 # --- the inputs ---------------------------------------------------------------------------
@@ -251,6 +254,20 @@ class Forker:
 # --- what the warehouses hold -----------------------------------------------------------
 
 
+def _made(home: Any) -> bool:
+    """Whether a warehouse's catalog has been made (by its first run)."""
+    from warehouse.catalog import exists
+
+    spec = home.catalog_spec
+    if not spec.startswith("postgres:"):
+        return exists(home)
+    import psycopg
+
+    with psycopg.connect(spec.removeprefix("postgres:")) as con:
+        row = con.execute("SELECT to_regclass('ducklake_metadata') IS NOT NULL").fetchone()
+    return bool(row and row[0])
+
+
 def _home(env: dict[str, str]) -> Any:
     """The Home that a child with `env` would use."""
     from warehouse.home import Home
@@ -273,10 +290,10 @@ def _columns(con: Any, table: str) -> str:
 def fingerprints(env: dict[str, str]) -> dict[str, tuple[int, int]]:
     """Per table, its row count and the sum of its rows' hashes (lineage columns aside): equal
     for equal multisets of rows, and cheap enough to take after every step."""
-    from warehouse.catalog import exists, lake_connection
+    from warehouse.catalog import lake_connection
 
     home = _home(env)
-    if not exists(home):
+    if not _made(home):
         return {}
     out = {}
     with lake_connection(home) as con:
@@ -294,10 +311,10 @@ def tables_of(env: dict[str, str], only: set[str]) -> dict[str, Any]:
     """The rows of some tables (Arrow), lineage columns aside; none before the first run."""
     import pyarrow as pa
 
-    from warehouse.catalog import exists, lake_connection
+    from warehouse.catalog import lake_connection
 
     home = _home(env)
-    if not exists(home):
+    if not _made(home):
         return {}
     out = {}
     with lake_connection(home) as con:
@@ -313,10 +330,10 @@ def outcomes_of(env: dict[str, str]) -> Counter[tuple[Any, ...]]:
     A night re-run after a kill that came after its commit finds nothing new: left out. An
     operation run again after such a kill (a rollback, a reprocess) counts once.
     """
-    from warehouse.catalog import exists, lake_connection
+    from warehouse.catalog import lake_connection
 
     home = _home(env)
-    if not exists(home):
+    if not _made(home):
         return Counter()
     with lake_connection(home) as con:
         rows = con.execute(
@@ -359,11 +376,10 @@ def difference(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, tuple[
 
 def violations_of(env: dict[str, str]) -> list[str]:
     """What `wirehouse verify` finds wrong with the warehouse (empty: all holds)."""
-    from warehouse.catalog import exists
     from warehouse.verify import verify
 
     home = _home(env)
-    if not exists(home):
+    if not _made(home):
         return []
     return [f"{v.check}: {v.promise}" for v in verify(home)]
 
@@ -569,10 +585,10 @@ class Soak:
         """Note the nightly run step k made (for rollbacks drawn later)."""
         if kind != "night":
             return
-        from warehouse.catalog import exists, lake_connection
+        from warehouse.catalog import lake_connection
 
         home = _home(place.env)
-        if not exists(home):
+        if not _made(home):
             return
         with lake_connection(home) as con:
             row = con.execute(
@@ -754,8 +770,8 @@ class RemoteServers(Remote):
 
     def _keys(self) -> dict[str, str]:
         return {
-            "AWS_ACCESS_KEY_ID": "soak",
-            "AWS_SECRET_ACCESS_KEY": "soak",
+            "AWS_ACCESS_KEY_ID": SOAK_KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SOAK_SECRET,
             "AWS_REGION": "us-east-1",
             "AWS_ENDPOINT_URL": self.proxy.endpoint_url,
         }
@@ -769,8 +785,8 @@ class RemoteServers(Remote):
             boto3.client(
                 "s3",
                 endpoint_url=self.s3_url,
-                aws_access_key_id="soak",
-                aws_secret_access_key="soak",
+                aws_access_key_id=SOAK_KEY_ID,
+                aws_secret_access_key=SOAK_SECRET,
                 region_name="us-east-1",
             ).create_bucket(Bucket=f"soak-{name}")
             self.made.add(name)
