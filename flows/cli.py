@@ -23,6 +23,7 @@ from expectations.runner import import_gx
 from flows.collector import imports_uncollected
 from flows.output import FORMATS, print_rows
 from flows.settings import DEFAULT_MAX_FAILURE_RATIO, NightSchedule, Settings, quiet_third_parties
+from warehouse.home import NoWarehouse
 from warehouse.outage import ServiceUnavailable, is_maybe_disk, transient
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServiceUnavailable as error:  # a service is down: try again once it is back
         err.print(f"[bold red]unavailable:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 1
-    except UserError as error:
+    except (UserError, NoWarehouse) as error:
         # Escaped: a run id or path may hold `[` or a newline; unwrapped: one line at any width.
         err.print(f"[bold red]error:[/] {escape(_one_line(str(error)))}", soft_wrap=True)
         return 2

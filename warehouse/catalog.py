@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
-from warehouse.home import Home, S3Access, masked, secrets_of
+from warehouse.home import Home, NoWarehouse, S3Access, masked, secrets_of
 from warehouse.outage import catalog_down, catalog_unavailable
 from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
@@ -69,8 +69,8 @@ class CommitUncertain(RuntimeError):
     answers again (the transaction was made whole or not at all)."""
 
 
-class NoWarehouse(LookupError):
-    """There is no catalog at the configured place yet."""
+# What DuckLake says when a read-only attach finds no lake in its catalog database.
+_NO_LAKE = "creating a new DuckLake is explicitly disabled"
 
 
 def extension_dir() -> Path:
@@ -179,11 +179,12 @@ def connect(
     home: Home, *, read_only: bool = True, snapshot: int | None = None
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with the lake attached as `wh` and in use (read-only by default)."""
+    missing = NoWarehouse(
+        f"no warehouse at {home.catalog_shown}: run `wirehouse ingest` first "
+        "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
+    )
     if read_only and not exists(home):
-        raise NoWarehouse(
-            f"no warehouse at {home.catalog_shown}: run `wirehouse ingest` first "
-            "(or set WIREHOUSE_HOME / WIREHOUSE_CATALOG)"
-        )
+        raise missing
     if not read_only:
         _make_folders(home)
     con = duckdb.connect(":memory:")
@@ -196,6 +197,8 @@ def connect(
                 con.execute(search_macro())
     except duckdb.Error as error:
         con.close()
+        if read_only and _NO_LAKE in str(error):  # a PostgreSQL database no night made a lake in
+            raise missing from None
         # DuckDB names the catalog's whole connection string when it cannot reach it.
         shown = masked(str(error), *secrets_of(home))
         if shown == str(error):

@@ -19,6 +19,10 @@ R = TypeVar("R")
 TABLES = ("articles", "duplicates", "quarantine", "files", "runs")
 
 
+class NoWarehouse(LookupError):
+    """There is no catalog at the configured place yet."""
+
+
 @dataclass(frozen=True, slots=True)
 class S3Access:
     """How DuckDB reaches an S3-compatible data path (the standard AWS_* settings).

@@ -110,6 +110,18 @@ def test_without_a_warehouse_every_command_says_so(
     refused(capfd, [*home, "sql", "SELECT 1"], "no warehouse at")
 
 
+def test_a_postgres_catalog_no_night_made_a_warehouse_in_says_so(
+    postgres_dsn: str,
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WIREHOUSE_CATALOG", f"postgres:{postgres_dsn}")
+    home = ["--home", str(tmp_path / "empty")]
+    for argv in (["status"], ["sql", "SELECT 1"], ["search", "china"]):
+        refused(capfd, [*home, *argv], "no warehouse at postgres:")
+
+
 def test_a_home_that_is_a_file_or_is_locked(
     lake: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
