@@ -40,9 +40,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -241,14 +242,31 @@ class Forker:
         argv: list[str],
         env: dict[str, str],
         kill_after: float | None = None,
-        during: Callable[[float], None] | None = None,
+        during: Sequence[Callable[[float], None]] = (),
     ) -> Ended:
-        """Run a command to its end; `during(started)` is called while it runs."""
+        """Run a command to its end; each of `during(started)` runs in a thread meanwhile."""
         started = time.monotonic()
         pid, log = self.start(argv, env)
-        if during is not None:
-            during(started)
-        return self.wait(pid, log, started, kill_after)
+        threads = [threading.Thread(target=hook, args=(started,)) for hook in during]
+        for thread in threads:
+            thread.start()
+        try:
+            return self.wait(pid, log, started, kill_after)
+        finally:
+            for thread in threads:
+                thread.join()
+
+
+@dataclass
+class Plan:
+    """What the faults of one step do: settings for its process, actions before it starts,
+    while it runs (each given its start time) and after it ended, and when to kill it."""
+
+    env: dict[str, str]
+    before: list[Callable[[], None]] = field(default_factory=list)
+    during: list[Callable[[float], None]] = field(default_factory=list)
+    after: list[Callable[[], None]] = field(default_factory=list)
+    kill_after: float | None = None
 
 
 # --- what the warehouses hold -----------------------------------------------------------
@@ -400,6 +418,7 @@ class Figures:
     tracebacks: list[str] = field(default_factory=list)
     messages: Counter[str] = field(default_factory=Counter)
     readers: dict[str, Any] = field(default_factory=dict)
+    combined: int = 0  # steps with more than one fault
     answers_disturbed: int = 0
     seconds: float = 0.0
 
@@ -409,6 +428,7 @@ class Figures:
             "steps": dict(self.steps),
             "faults_injected": dict(self.faults),
             "faults_total": sum(self.faults.values()),
+            "steps_with_faults_combined": self.combined,
             "s3_answers_disturbed": self.answers_disturbed,
             "how_survived": {f"{k} / {how}": n for (k, how), n in sorted(self.survived.items())},
             "rows_lost": self.rows_lost,
@@ -503,13 +523,15 @@ class Soak:
             raise SystemExit(f"step {k} ({kind}) failed on the reference:\n{ref.stderr[-2000:]}")
         points = points_log.read_text().split() if points_log.exists() else []
         self._remember(self.reference, k, kind)
-        fault = self._draw_fault(kind) if ref.exit == 0 else None
+        faults = self._draw_faults(kind) if ref.exit == 0 else []
         before = fingerprints(self.soaked.env)
-        ended = self._faulted(kind, argv, fault, ref, points)
-        if fault is not None:
-            self.figures.faults[fault] += 1
-            how = self._judge(k, kind, fault, ended, before)
-            self.figures.survived[(fault, how)] += 1
+        ended = self._faulted(argv, faults, ref, points)
+        if faults:
+            self.figures.faults.update(faults)
+            if len(faults) > 1:
+                self.figures.combined += 1
+            how = self._judge(k, kind, "+".join(faults), ended, before)
+            self.figures.survived.update((fault, how) for fault in faults)
         elif ended.exit != ref.exit:
             self._mismatch(k, f"{kind} exited {ended.exit}, the reference {ref.exit}")
         self._remember(self.soaked, k, kind)
@@ -522,19 +544,30 @@ class Soak:
         kinds, weights = zip(*STEP_WEIGHTS.items(), strict=True)
         return self.rng.choices(kinds, weights)[0]
 
-    def _draw_fault(self, kind: str) -> str | None:
-        """The fault of this step on the soaked warehouse, if any: the kinds are taken in a
-        seeded order, round after round, so that a short soak meets each of them."""
+    def _draw_faults(self, kind: str) -> list[str]:
+        """The faults of this step on the soaked warehouse, one up to --faults-per-step that
+        can strike together: the kinds are taken in a seeded order, round after round, so that
+        a short soak meets each of them."""
         if self.rng.random() >= self.args.fault_share:
-            return None
-        fits = [f for f in self.faults if kind in ("night", "backfill") or f in _ANY_STEP]
-        if not fits:
-            return None
-        if not any(f in fits for f in self._due):
-            self._due = self.rng.sample(self.faults, len(self.faults))
-        fault = next(f for f in self._due if f in fits)
-        self._due.remove(fault)
-        return fault
+            return []
+        wanted = self.rng.randint(1, max(1, self.args.faults_per_step))
+        chosen: list[str] = []
+        for _ in range(wanted):
+            fits = [
+                f
+                for f in self.faults
+                if (kind in ("night", "backfill") or f in _ANY_STEP)
+                and f not in chosen
+                and not any(_EXCLUSIVE.get(f, f) == _EXCLUSIVE.get(c, c) for c in chosen)
+            ]
+            if not fits:
+                break
+            if not any(f in fits for f in self._due):
+                self._due = self.rng.sample(self.faults, len(self.faults))
+            fault = next(f for f in self._due if f in fits)
+            self._due.remove(fault)
+            chosen.append(fault)
+        return chosen
 
     def _argv(self, kind: str, k: int) -> list[str] | None:
         """The command of step k (run ids as placeholders); None when it cannot run yet."""
@@ -601,38 +634,42 @@ class Soak:
 
     # -- faults
 
-    def _faulted(
-        self, kind: str, argv: list[str], fault: str | None, ref: Ended, points: list[str]
-    ) -> Ended:
-        """Run the step on the soaked warehouse with `fault` injected."""
-        place = self.soaked
-        command = self._resolve(argv, place)
-        env = dict(place.env)
-        if fault is None:
-            return self.forker.run(command, env)
+    def _faulted(self, argv: list[str], faults: list[str], ref: Ended, points: list[str]) -> Ended:
+        """Run the step on the soaked warehouse with its faults injected."""
+        plan = Plan(dict(self.soaked.env))
         span = max(ref.seconds, 0.5)
-        if fault == "kill":
-            return self.forker.run(command, env, kill_after=self.rng.uniform(0.05, 1.0) * span)
-        if fault == "disk-full":
-            writes = [p for p in points if p in WRITE_POINTS] or ["load:commit"]
-            env["WIREHOUSE_FAIL_AT"] = f"{self.rng.choice(writes)}:1000000"
-            return self.forker.run(command, env)
-        if fault == "disk-hiccup":
-            writes = [p for p in points if p in WRITE_POINTS] or ["load:commit"]
-            env["WIREHOUSE_FAIL_AT"] = f"{self.rng.choice(writes)}:1:EAGAIN"
-            return self.forker.run(command, env)
-        if fault == "scheduler":
-            assert self.cluster is not None
-            restart_cluster(self.cluster)
-            return self.forker.run(command, env)
-        if fault == "worker":
-            assert self.cluster is not None
-            cluster = self.cluster
-            delay = self.rng.uniform(0.1, 0.9) * span
+        for fault in faults:
+            self._plan(fault, plan, span, points)
+        try:
+            for action in plan.before:
+                action()
             return self.forker.run(
-                command, env, during=lambda t0: kill_a_worker(cluster, t0, delay)
+                self._resolve(argv, self.soaked), plan.env, plan.kill_after, plan.during
             )
-        return self.remote.inject(fault, self.forker, command, env, span, self.rng)
+        finally:
+            for action in plan.after:
+                action()
+
+    def _plan(self, fault: str, plan: Plan, span: float, points: list[str]) -> None:
+        """Add what one fault does to the step's plan."""
+        writes = [p for p in points if p in WRITE_POINTS] or ["load:commit"]
+        if fault == "kill":
+            plan.kill_after = self.rng.uniform(0.05, 1.0) * span
+        elif fault == "disk-full":
+            plan.env["WIREHOUSE_FAIL_AT"] = f"{self.rng.choice(writes)}:1000000"
+        elif fault == "disk-hiccup":
+            plan.env["WIREHOUSE_FAIL_AT"] = f"{self.rng.choice(writes)}:1:EAGAIN"
+        elif fault == "scheduler":
+            cluster = self.cluster
+            assert cluster is not None
+            plan.before.append(lambda: restart_cluster(cluster))
+        elif fault == "worker":
+            cluster = self.cluster
+            assert cluster is not None
+            delay = self.rng.uniform(0.1, 0.9) * span
+            plan.during.append(lambda started: kill_a_worker(cluster, started, delay))
+        else:
+            self.remote.plan(fault, plan, span, self.rng)
 
     def _judge(self, k: int, kind: str, fault: str, ended: Ended, before: dict[str, Any]) -> str:
         """How the soaked warehouse survived a fault; reruns the step when it stopped it."""
@@ -689,6 +726,16 @@ class Soak:
 
 
 _ANY_STEP = ("kill", "disk-full", "disk-hiccup", "catalog-restart", "catalog-down", "s3-down")
+# Faults that cannot strike one step together: one way for the disk to fail, one thing done to
+# the catalog's server, one mood of the proxy.
+_EXCLUSIVE = {
+    "disk-full": "disk",
+    "disk-hiccup": "disk",
+    "catalog-restart": "catalog",
+    "catalog-commit": "catalog",
+    "catalog-down": "catalog",
+    **{f"s3-{kind}": "s3" for kind in ("slowdown", "error", "reset", "slow", "down")},
+}
 
 
 def _shape(line: str) -> str:
@@ -725,16 +772,8 @@ class Remote:
     def heal(self) -> None:
         """End every fault still in force."""
 
-    def inject(
-        self,
-        fault: str,
-        forker: Forker,
-        command: list[str],
-        env: dict[str, str],
-        span: float,
-        rng: random.Random,
-    ) -> Ended:
-        """Run a command under a fault of the servers."""
+    def plan(self, fault: str, plan: Plan, span: float, rng: random.Random) -> None:
+        """Add what a fault of the servers does to a step's plan."""
         raise SystemExit(f"the fault {fault!r} needs --lake postgres-s3")
 
 
@@ -808,58 +847,49 @@ class RemoteServers(Remote):
         if not self.postgres.running:
             self.postgres.start()
 
-    def inject(
-        self,
-        fault: str,
-        forker: Forker,
-        command: list[str],
-        env: dict[str, str],
-        span: float,
-        rng: random.Random,
-    ) -> Ended:
-        """Run a command while PostgreSQL or S3 misbehaves."""
+    def plan(self, fault: str, plan: Plan, span: float, rng: random.Random) -> None:
+        """Add what PostgreSQL or the proxy in front of S3 does to a step's plan."""
         if fault.startswith("s3-"):
             kind = fault.removeprefix("s3-")
-            if kind == "down":
-                self.proxy.down()
-            else:
-                self.proxy.disturb(rng.uniform(0.05, 0.3), [kind])
-            before = sum(self.proxy.injected.values())
-            try:
-                return forker.run(command, env)
-            finally:
+            share = rng.uniform(0.05, 0.3)
+            start = sum(self.proxy.injected.values())
+
+            def disturbed() -> None:
                 self.proxy.calm()
-                self.answers_disturbed += sum(self.proxy.injected.values()) - before
-        if fault == "catalog-down":
-            self.postgres.stop()
-            try:
-                return forker.run(command, env)
-            finally:
-                self.postgres.start()
-        if fault == "catalog-commit":
-            log = Path(tempfile.mktemp(prefix="soak-points-"))
-            env = {**env, "WIREHOUSE_CHECKPOINT_LOG": str(log)}
+                self.answers_disturbed += sum(self.proxy.injected.values()) - start
+
+            down = kind == "down"
+            plan.before.append(
+                self.proxy.down if down else lambda: self.proxy.disturb(share, [kind])
+            )
+            plan.after.append(disturbed)
+        elif fault == "catalog-down":
+            plan.before.append(self.postgres.stop)
+            plan.after.append(self.postgres.start)
+        elif fault == "catalog-commit":
+            log = Path(tempfile.mkdtemp(prefix="soak-points-")) / "points.log"
+            plan.env["WIREHOUSE_CHECKPOINT_LOG"] = str(log)
 
             def at_commit(started: float) -> None:
                 deadline = started + 10 * span + 30
                 while time.monotonic() < deadline:
                     if log.exists() and "load:rows" in log.read_text():
-                        break
+                        self._restart(rng)
+                        return
                     time.sleep(0.02)
-                self._restart(rng)
 
-            try:
-                return forker.run(command, env, during=at_commit)
-            finally:
-                log.unlink(missing_ok=True)
-        if fault == "catalog-restart":
+            plan.during.append(at_commit)
+            plan.after.append(lambda: shutil.rmtree(log.parent, ignore_errors=True))
+        elif fault == "catalog-restart":
+            delay = rng.uniform(0.1, 0.8) * span
 
             def mid_step(started: float) -> None:
-                time.sleep(max(0.0, started + rng.uniform(0.1, 0.8) * span - time.monotonic()))
+                time.sleep(max(0.0, started + delay - time.monotonic()))
                 self._restart(rng)
 
-            return forker.run(command, env, during=mid_step)
-        raise SystemExit(f"unknown fault {fault!r}")
+            plan.during.append(mid_step)
+        else:
+            raise SystemExit(f"unknown fault {fault!r}")
 
     def _restart(self, rng: random.Random) -> None:
         """PostgreSQL stopped (sessions cut), then started again a few seconds later."""
@@ -1031,6 +1061,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--night-size", type=int, default=24, help="files delivered a night")
     parser.add_argument("--fault-share", type=float, default=0.8, help="steps with a fault")
     parser.add_argument("--faults", help="comma-separated fault kinds (default: all that apply)")
+    parser.add_argument(
+        "--faults-per-step", type=int, default=1, help="up to this many faults strike a step"
+    )
     parser.add_argument("--lake", choices=("local", "postgres-s3"), default="local")
     parser.add_argument("--no-dask", dest="dask", action="store_false", help="parse here")
     parser.add_argument("--readers", type=int, default=2)
@@ -1068,6 +1101,7 @@ def render(found: dict[str, Any]) -> str:
     lines = [
         f"soak: {sum(found['steps'].values())} steps in {found['seconds']} s: {found['steps']}",
         f"faults injected: {found['faults_total']}: {found['faults_injected']}",
+        f"steps where faults struck together: {found['steps_with_faults_combined']}",
         f"object storage answers disturbed (within the s3 faults): {found['s3_answers_disturbed']}",
         "how each was survived:",
         *(f"  {k}: {n}" for k, n in found["how_survived"].items()),
