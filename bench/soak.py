@@ -27,6 +27,9 @@ paid once), against one Prefect server. Faults, by kind:
   mid-step, `catalog-commit` (the same while the commit runs), `catalog-down` (down for the
   whole step), and `s3-slowdown`, `s3-error`, `s3-reset`, `s3-slow` (a share of the object
   store's answers disturbed by a proxy on loopback), `s3-down` (every answer refused).
+
+With `--faults-per-step N`, up to N faults that can strike together do (a worker killed while
+the catalog restarts and the disk hiccups, say).
 """
 
 from __future__ import annotations
@@ -662,7 +665,7 @@ class Soak:
         elif fault == "scheduler":
             cluster = self.cluster
             assert cluster is not None
-            plan.before.append(lambda: restart_cluster(cluster))
+            plan.before.append(cluster.restart)  # at the same address
         elif fault == "worker":
             cluster = self.cluster
             assert cluster is not None
@@ -685,17 +688,13 @@ class Soak:
                 self.figures.tracebacks.append(f"step {k} ({kind}, {fault}): {ended.last_line}")
             self.figures.messages[_shape(ended.last_line)] += 1
         self.remote.heal()
-        again = self.forker.run(self._resolve(self._argv_again(kind), self.soaked), self.soaked.env)
+        again = self.forker.run(self._resolve(self._last_argv, self.soaked), self.soaked.env)
         if again.exit != 0:
             self._mismatch(k, f"the run after {fault} failed too: {again.last_line}")
             return "not recovered"
         if half and not ended.killed:
             self._mismatch(k, f"{kind} failed under {fault} but changed rows: {half}")
         return how
-
-    def _argv_again(self, kind: str) -> list[str]:
-        """The step to run again after a fault stopped it: the same command."""
-        return self._last_argv
 
     def _mismatch(self, k: int, what: str) -> None:
         """Record a difference from what must hold."""
@@ -899,11 +898,6 @@ class RemoteServers(Remote):
 
 
 # --- the Dask cluster -------------------------------------------------------------------
-
-
-def restart_cluster(cluster: Any) -> None:
-    """The scheduler and its workers stopped and started again, at the same address."""
-    cluster.restart()
 
 
 def kill_a_worker(cluster: Any, started: float, delay: float) -> None:
