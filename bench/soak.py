@@ -1077,6 +1077,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.reader:
         read_until_stopped(Path(args.reader), Path(args.stop))
         return 0
+    # Stopped (kill, Ctrl-C): its servers, cluster and readers are stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for key, value in (("DO_NOT_TRACK", "1"), ("PREFECT_SERVER_ANALYTICS_ENABLED", "false")):
         os.environ.setdefault(key, value)
     figures = soak(args)
