@@ -13,10 +13,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.settings import PREFECT_API_URL
 
+from bench.dask_local import DaskCluster, dask_cluster_of, free_port
 from flows.cluster import ClusterRefused
 from flows.nightly import nightly_ingest
 from flows.reprocess import reprocess_archive
-from tests.servers import DaskCluster, S3Server, dask_cluster_of, free_port
+from tests.servers import S3Server
 from tests.state import snapshot
 from tests.warehouse.test_remote_inbox import listing, upload
 from warehouse.catalog import lake_connection
