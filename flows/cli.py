@@ -161,7 +161,7 @@ def _require_window(since: date | None, until: date | None) -> None:
 def _require_free(settings: Settings) -> None:
     """A clear error, before any flow starts, when the home is no folder or another run holds it."""
     from warehouse.lock import lock_holder
-    from warehouse.outage import disk_unavailable
+    from warehouse.outage import catalog_down, disk_unavailable
 
     root = settings.home.root
     if root.exists() and not root.is_dir():
@@ -172,6 +172,12 @@ def _require_free(settings: Settings) -> None:
         if (unavailable := disk_unavailable(error, settings.home)) is None:
             raise
         raise UserError(str(unavailable)) from None
+    except Exception as error:
+        # A PostgreSQL catalog down (its advisory lock): the night waits for it, and says so
+        # in one line if it does not come back.
+        if not catalog_down(error):
+            raise
+        return
     if held is not None:
         raise UserError(held)
 

@@ -196,8 +196,14 @@ def test_a_lasting_outage_fails_the_night_clearly_and_the_next_converges(
 
 
 def test_a_night_that_cannot_reach_the_catalog_at_all_changes_nothing(
-    catalog: PostgresServer, sample_inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    catalog: PostgresServer,
+    sample_inbox: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
+    from prefect.settings import PREFECT_API_URL
+
     monkeypatch.setenv("WIREHOUSE_RETRY_SECONDS", "0.1")
     monkeypatch.setenv("WIREHOUSE_RETRIES", "1")
     catalog.stop()
@@ -205,6 +211,16 @@ def test_a_night_that_cannot_reach_the_catalog_at_all_changes_nothing(
         nightly_ingest(inbox=str(sample_inbox), home=str(tmp_path / "home"))
     assert failed.value.service == f"the catalog (PostgreSQL at 127.0.0.1:{catalog.port})"
     assert CANARY not in str(failed.value)
+    # The command too, whose check of the run lock before the flow meets the catalog down first
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    capfd.readouterr()
+    code = main(["--home", str(tmp_path / "home"), "ingest", "--inbox", str(sample_inbox)])
+    told = capfd.readouterr().err
+    assert code == 1
+    assert [line for line in told.splitlines() if line.startswith("night failed:")] == [
+        f"night failed: {failed.value}"
+    ], told
+    assert "Traceback" not in told and CANARY not in told
     catalog.start()
     with psycopg.connect(catalog.dsn("catalog")) as con:
         made = con.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'ducklake%'")
