@@ -67,6 +67,8 @@ VOLATILE = {
     "pack",
     "offset",
 }
+# List columns whose order carries no meaning (a posting's positions in its article).
+UNORDERED = {"positions"}
 # The tables compared row for row (the lake's own; `runs` is compared by outcome).
 TABLES = (
     "articles",
@@ -303,9 +305,13 @@ def _home(env: dict[str, str]) -> Any:
 
 
 def _columns(con: Any, table: str) -> str:
-    """A table's compared columns, quoted and comma-separated."""
+    """A table's compared columns, quoted and comma-separated; a posting's positions sorted
+    (the index keeps them in no order: warehouse/search.py)."""
     described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
-    return ", ".join(f'"{row[0]}"' for row in described if row[0] not in VOLATILE)
+    names = [row[0] for row in described if row[0] not in VOLATILE]
+    return ", ".join(
+        f'list_sort("{name}") AS "{name}"' if name in UNORDERED else f'"{name}"' for name in names
+    )
 
 
 def fingerprints(env: dict[str, str]) -> dict[str, tuple[int, int]]:
@@ -1028,6 +1034,7 @@ def soak(args: argparse.Namespace) -> Figures:
         run = Soak(args, work, stack)
         for k in range(args.steps):
             run.step(k)
+            run.figures.answers_disturbed = run.remote.answers_disturbed
             # the figures so far, for a long soak stopped before its end
             (work / "figures.json").write_text(json.dumps(run.figures.as_dict(), indent=2))
             if args.progress:
