@@ -1012,9 +1012,12 @@ def read_until_stopped(out: Path, stop: Path) -> None:
 
 
 def _count_error(error: Exception, counts: Counter[str], errors: list[str]) -> None:
-    """An error a reader met: a clear "unavailable, retry" or anything else (a finding)."""
+    """An error a reader met: the one sentence of an outage (the service is unavailable, run
+    again) or anything else (a finding)."""
+    from warehouse.outage import ServiceUnavailable
+
     text = f"{type(error).__name__}: {error}".splitlines()[0][:300]
-    if "unavailable" in text.lower() and "retry" in text.lower():
+    if isinstance(error, ServiceUnavailable):  # names the service, says to run again
         counts["unavailable"] += 1
     else:
         counts["errors"] += 1
