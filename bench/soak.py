@@ -309,9 +309,7 @@ def _columns(con: Any, table: str) -> str:
     (the index keeps them in no order: warehouse/search.py)."""
     described = con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
     names = [row[0] for row in described if row[0] not in VOLATILE]
-    return ", ".join(
-        f'list_sort("{name}") AS "{name}"' if name in UNORDERED else f'"{name}"' for name in names
-    )
+    return ", ".join(f'list_sort("{n}")' if n in UNORDERED else f'"{n}"' for n in names)
 
 
 def fingerprints(env: dict[str, str]) -> dict[str, tuple[int, int]]:
