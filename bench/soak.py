@@ -332,6 +332,11 @@ def fingerprints(env: dict[str, str]) -> dict[str, tuple[int, int]]:
     return out
 
 
+def _rows(found: dict[str, tuple[int, int]], table: str) -> tuple[int, int]:
+    """A table's fingerprint; a warehouse not made yet holds empty tables."""
+    return found.get(table, (0, 0))
+
+
 def tables_of(env: dict[str, str], only: set[str]) -> dict[str, Any]:
     """The rows of some tables (Arrow), lineage columns aside; none before the first run."""
     import pyarrow as pa
@@ -683,7 +688,7 @@ class Soak:
         if ended.exit == 0:
             return "completed (retried, or the fault not met)"
         after = fingerprints(self.soaked.env)
-        half = sorted(t for t in set(after) | set(before) if after.get(t) != before.get(t))
+        half = sorted(t for t in set(after) | set(before) if _rows(after, t) != _rows(before, t))
         if ended.killed:
             how = "killed, recovered by the next run"
         else:
@@ -715,7 +720,7 @@ class Soak:
     def _compare(self, k: int, kind: str) -> None:
         """The soaked warehouse against the reference, after step k."""
         ours, theirs = fingerprints(self.soaked.env), fingerprints(self.reference.env)
-        differ = {t for t in set(ours) | set(theirs) if ours.get(t) != theirs.get(t)}
+        differ = {t for t in set(ours) | set(theirs) if _rows(ours, t) != _rows(theirs, t)}
         if differ and not (theirs and ours):
             self._mismatch(k, f"one warehouse is empty: {sorted(differ)}")
         elif differ:
