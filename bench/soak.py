@@ -1001,7 +1001,18 @@ def read_until_stopped(out: Path, stop: Path) -> None:
             time.sleep(0.2)
             continue
         try:
+            # As analysts read (the latest snapshot, found by the query itself) ...
             row = con.execute(WHOLE_NIGHTS).fetchone()
+            if row and row[0]:
+                counts["torn"] += 1  # an answer mixing snapshots (seen during compactions)
+            # ... and pinned to the snapshot the connection attached: was it made of whole nights?
+            pinned = con.execute("SELECT max(snapshot_id) FROM wh.snapshots()").fetchone()
+            at = f" AT (VERSION => {int(pinned[0])})" if pinned else ""
+            row = con.execute(
+                WHOLE_NIGHTS.replace("FROM files", f"FROM files{at}").replace(
+                    "FROM runs", f"FROM runs{at}"
+                )
+            ).fetchone()
             counts["inconsistent" if row and row[0] else "whole"] += 1
             for query in ANALYSTS:
                 con.execute(query).fetchall()
@@ -1115,7 +1126,8 @@ def render(found: dict[str, Any]) -> str:
         "how each was survived:",
         *(f"  {k}: {n}" for k, n in found["how_survived"].items()),
         f"rows lost: {found['rows_lost']}, rows duplicated: {found['rows_duplicated']}",
-        f"reader queries: {readers.get('queries')}",
+        f"reader queries: {readers.get('queries')} (torn: an unpinned answer that mixed"
+        " snapshots; inconsistent: a snapshot not made of whole nights)",
         f"reader errors: {readers.get('errors')}",
         f"failures with a traceback: {len(found['failures_with_a_traceback'])}",
         f"mismatches: {len(found['mismatches'])}",
