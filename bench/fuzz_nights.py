@@ -44,7 +44,7 @@ import duckdb
 import pyarrow as pa
 
 from bench.fuzz import ENCODINGS, HOSTILE_NAMES, SAMPLES, damage, splice, tar_of, zip_of
-from bench.render import REPO, render_inbox
+from bench.render import REPO, render_inbox, shared_dir
 from bench.run import (
     IngestFailed,
     Places,
@@ -95,7 +95,10 @@ class NightFigures:
 def hostile_inbox(inbox: Path, dumps: int, seed: int) -> tuple[dict[str, str], Counter[str]]:
     """Render `dumps` dumps into `inbox` and bend them by TREATMENTS: each inbox file's name (as
     the warehouse records it) and the treatment it got, and inputs counted by treatment."""
-    render_inbox(inbox, dumps, seed=seed, rescrape_share=0.05)
+    # The BBC corpus of ../shared when there is one, else the repo's own part of it (a fresh
+    # clone, CI): the stories only seed the dumps the treatments then bend.
+    shared = shared_dir() if (shared_dir() / "dumps" / "bbc").is_dir() else REPO / "tests/cases/bbc"
+    render_inbox(inbox, dumps, seed=seed, rescrape_share=0.05, shared=shared)
     rng = random.Random(f"wirehouse-fuzz-nights:{seed}")
     samples = [path.read_bytes() for path in SAMPLES]
     texts = [data.decode("utf-8") for data in samples]
