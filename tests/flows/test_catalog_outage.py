@@ -107,6 +107,13 @@ def runs(home: Path) -> list[tuple[Any, ...]]:
         return con.execute("SELECT status, files_new, articles FROM runs").fetchall()
 
 
+def assert_clean(summary: dict[str, Any], home: Path, reference: Any) -> None:
+    """The night succeeded, and the warehouse is what a clean night builds, invariants held."""
+    assert summary["status"] == "succeeded" and summary["violations"] == []
+    assert snapshot(Home.from_env(home)) == reference
+    assert verify(Home.from_env(home)) == []
+
+
 def test_a_catalog_restarted_mid_night_is_waited_for(
     catalog: PostgresServer,
     sample_inbox: Path,
@@ -120,9 +127,7 @@ def test_a_catalog_restarted_mid_night_is_waited_for(
     with outage(catalog, log, "parse:batch", down_seconds=4) as stopped:
         summary = nightly_ingest(inbox=str(sample_inbox), home=str(home))
     assert stopped.is_set()
-    assert summary["status"] == "succeeded" and summary["violations"] == []
-    assert snapshot(Home.from_env(home)) == reference
-    assert verify(Home.from_env(home)) == []
+    assert_clean(summary, home, reference)
     assert len(runs(home)) == 1
 
 
@@ -143,11 +148,9 @@ def test_a_catalog_restarted_mid_commit_commits_the_night_once(
     with outage(catalog, log, point, down_seconds=2, mode="immediate") as stopped:
         summary = nightly_ingest(inbox=str(sample_inbox), home=str(home))
     assert stopped.is_set()
-    assert summary["status"] == "succeeded" and summary["violations"] == []
     # the commit was tried again: each file registered, each row inserted, once
     assert log.read_text().split().count(point) == 2
-    assert snapshot(Home.from_env(home)) == reference
-    assert verify(Home.from_env(home)) == []
+    assert_clean(summary, home, reference)
     assert runs(home) == [("succeeded", 78, 69)]
 
 
