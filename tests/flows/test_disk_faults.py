@@ -139,6 +139,17 @@ def converges(home: Path, inbox: Path, reference: Any, staging: Path) -> None:
     assert not staging.exists() or not any(staging.rglob("*"))
 
 
+def filled(disk: SmallDisk | None, left: int, whose: str, point: str) -> dict[str, str]:
+    """The small disk filled to `left` bytes free; without one (no mounting here), the settings
+    that make the night meet ENOSPC at checkpoint `point` instead."""
+    if disk is not None:
+        disk.fill(left)
+        print(f"a real full disk: {whose} tmpfs has {disk.free_bytes():,} bytes free")
+        return {}
+    print(f"simulated: ENOSPC at {point} (no mounting here)")
+    return {"WIREHOUSE_FAIL_AT": f"{point}:99"}
+
+
 def test_a_full_home_fails_the_night_and_the_next_run_converges(
     disk: SmallDisk | None,
     tmp_path: Path,
@@ -150,13 +161,7 @@ def test_a_full_home_fails_the_night_and_the_next_run_converges(
     assert ingest(home, inbox) == 0
     before = snapshot(home)
     second_night(inbox)
-    env = {}
-    if disk is not None:
-        disk.fill(HOME_LEFT)
-        print(f"a real full disk: the home's tmpfs has {disk.free_bytes():,} bytes free")
-    else:
-        print("simulated: ENOSPC writing the night's first data file (no mounting here)")
-        env["WIREHOUSE_FAIL_AT"] = "write:file:99"
+    env = filled(disk, HOME_LEFT, "the home's", "write:file")
     message = failed_night(home, inbox, capfd, env)
     assert message == (
         f"night failed: the disk under {home} (the home) is full: free space under {home}, "
@@ -181,13 +186,7 @@ def test_a_full_staging_folder_fails_the_night_and_the_next_run_converges(
     assert ingest(home, inbox) == 0
     before = snapshot(home)
     second_night(inbox)
-    env = {}
-    if disk is not None:
-        disk.fill(STAGING_LEFT)
-        print(f"a real full disk: the staging's tmpfs has {disk.free_bytes():,} bytes free")
-    else:
-        print("simulated: ENOSPC staging the night's pieces (no mounting here)")
-        env["WIREHOUSE_FAIL_AT"] = "write:batch:99"
+    env = filled(disk, STAGING_LEFT, "the staging's", "write:batch")
     message = failed_night(home, inbox, capfd, env)
     # Named by the first of the night's folders on its disk: simulated, that disk is the home's.
     where, name = (staging, "the staging folder") if disk is not None else (home, "the home")
