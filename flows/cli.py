@@ -394,13 +394,15 @@ def rollback(args: argparse.Namespace) -> int:
     from warehouse.lock import RunLocked
 
     try:
-        with _reported(RollbackRefused, RunLocked):
+        with _reported(RollbackRefused, RunLocked, ServiceUnavailable):
             done = rollback_night(args.run_id, cascade=args.cascade, home=str(settings.home.root))
     except (RollbackRefused, RunLocked) as error:
         raise UserError(str(error)) from None
     for night, removed in done["nights"].items():
         rows = ", ".join(f"{n:,} {table}" for table, n in removed.items() if n)
-        console.print(f"rolled back [bold]{night}[/]: {rows or 'no rows'}")
+        # No counts: the commit went through but the catalog's answer was lost (a restart).
+        said = rows or ("no rows" if removed else "rows not counted")
+        console.print(f"rolled back [bold]{night}[/]: {said}")
     console.print("its files are read again by the next night")
     return 0
 
@@ -432,7 +434,7 @@ def reprocess(args: argparse.Namespace) -> int:
     from warehouse.lock import RunLocked
 
     try:
-        with _reported(RunLocked, ClusterRefused):
+        with _reported(RunLocked, ClusterRefused, ServiceUnavailable):
             done = reprocess_archive(
                 since=args.since,
                 until=args.until,
@@ -507,7 +509,7 @@ def _operation(settings: Settings, name: str) -> dict[str, Any]:
     from warehouse.lock import RunLocked
 
     try:
-        with _reported(RunLocked):
+        with _reported(RunLocked, ServiceUnavailable):
             return dict(getattr(flows.operations, name)(home=str(settings.home.root)))
     except RunLocked as error:
         raise UserError(str(error)) from None

@@ -21,7 +21,7 @@ import duckdb
 from prefect import flow, get_run_logger
 
 from flows.cluster import connected, night_engine
-from flows.operations import operation_row
+from flows.operations import committed, operation_row, patiently
 from flows.settings import Settings
 from flows.stages import Deduped, Plan, account, dedupe_against_history
 from flows.worker import Batch, ToRead
@@ -237,6 +237,22 @@ def reprocess(
     return done
 
 
+def replayed_counts(
+    con: duckdb.DuckDBPyConnection, nights: list[Night]
+) -> dict[str, dict[str, int]]:
+    """Per night, the counts its replay wrote on its `runs` row."""
+    rows = con.execute(
+        "SELECT run_id, articles, duplicates, quarantined FROM runs "
+        "WHERE run_id IN (SELECT unnest($ids))",
+        {"ids": [n.run_id for n in nights]},
+    ).fetchall()
+    found = {
+        str(r[0]): dict(zip(("articles", "duplicates", "quarantined"), r[1:], strict=True))
+        for r in rows
+    }
+    return {n.run_id: found[n.run_id] for n in nights}
+
+
 @flow(name="reprocess", log_prints=False)
 def reprocess_archive(
     since: date | None = None,
@@ -250,17 +266,26 @@ def reprocess_archive(
     `dask_scheduler` (or WIREHOUSE_DASK_SCHEDULER): parse on that Dask cluster's workers.
     """
     settings = Settings.from_env(home=home, dask_scheduler=dask_scheduler)
-    with (
-        connected(settings) as client,
-        run_lock(settings.home),
-        closing(open_recovered(settings.home)) as lake,
-    ):
-        nights = nights_to_replay(lake, since, until, layout)
-        op = operation_row("reprocess", f"parser {PARSER_VERSION}")
-        if not nights:
-            get_run_logger().info("no night matches: nothing to reprocess")
-            return {"run_id": None, "nights": {}}
-        done = reprocess(lake, settings, nights, op, client)
+    op = operation_row("reprocess", f"parser {PARSER_VERSION}")
+
+    def attempt(retried: bool) -> dict[str, dict[str, int]] | None:
+        with (
+            connected(settings) as client,
+            run_lock(settings.home),
+            closing(open_recovered(settings.home)) as lake,
+        ):
+            if retried and committed(lake, op["run_id"]):
+                get_run_logger().info("the reprocess was committed by the try that failed")
+                return replayed_counts(lake, nights_to_replay(lake, since, until, layout))
+            nights = nights_to_replay(lake, since, until, layout)
+            if not nights:
+                return None
+            return reprocess(lake, settings, nights, op, client)
+
+    done = patiently(settings, "the reprocess", attempt)
+    if done is None:
+        get_run_logger().info("no night matches: nothing to reprocess")
+        return {"run_id": None, "nights": {}}
     for run_id, counts in done.items():
         get_run_logger().info("replayed %s: %s", run_id, counts)
     return {"run_id": op["run_id"], "nights": done}

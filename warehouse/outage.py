@@ -48,16 +48,17 @@ def transient(error: BaseException) -> bool:
 
 
 def unavailable(
-    error: BaseException, home: Home, places: Iterable[str] = ()
+    error: BaseException, home: Home, places: Iterable[str] = (), doing: str = "the night"
 ) -> ServiceUnavailable | None:
-    """The failure as an outage of a service the run needs (the home's, and the other
-    `places` it reads, such as an inbox), or None when no such service is down."""
+    """The failure as an outage of a service the run (`doing`: "the night", "the rollback")
+    needs (the home's, and the other `places` it reads, such as an inbox), or None when no such
+    service is down."""
     if isinstance(error, ServiceUnavailable):
         return error
     if not isinstance(error, Exception):  # an interrupt, an exit: not for us to explain
         return None
     for check in _OUTAGES:
-        if (outage := check(error, home, places)) is not None:
+        if (outage := check(error, home, places, doing)) is not None:
             return outage
     return None
 
@@ -290,6 +291,25 @@ def catalog_down(error: BaseException) -> bool:
     return False
 
 
+# What DuckDB says of a query whose catalog connection broke under it (PostgreSQL restarted
+# while the query read the catalog): not the words of a lost connection but of what the loss
+# left behind, seen by the readers of the soak (`bench.soak`).
+_BROKEN_OFF = (
+    "current transaction is aborted",
+    "attempting to fetch from an unsuccessful query result",
+)
+
+
+def catalog_broke_off(error: BaseException, home: Home) -> bool:
+    """Whether a query on a PostgreSQL catalog failed with the words a restart of the catalog
+    under it leaves (or because the catalog is down)."""
+    if catalog_down(error):
+        return True
+    if not home.catalog_spec.startswith("postgres:"):
+        return False
+    return any(sign in str(link).lower() for link in _chain(error) for sign in _BROKEN_OFF)
+
+
 def _is_psycopg_outage(error: BaseException) -> bool:
     """A psycopg error of a lost or refused connection (the run lock's own connection)."""
     import psycopg
@@ -392,7 +412,9 @@ def s3_service(s3: S3Access) -> str:
     return f"object storage (S3, region {s3.region})"
 
 
-def s3_outage(error: Exception, home: Home, places: Iterable[str]) -> ServiceUnavailable | None:
+def s3_outage(
+    error: Exception, home: Home, places: Iterable[str], doing: str = "the night"
+) -> ServiceUnavailable | None:
     """An outage of the run's object storage: the failure came from it (or looks like it)
     and the storage does not answer a plain request now."""
     s3 = home.s3
@@ -408,10 +430,10 @@ def s3_outage(error: Exception, home: Home, places: Iterable[str]) -> ServiceUna
     )
     if not maybe and not s3_transient(error):
         return None
-    return s3_outage_now(s3, buckets[0])
+    return s3_outage_now(s3, buckets[0], doing)
 
 
-def s3_outage_now(s3: S3Access, bucket: str) -> ServiceUnavailable | None:
+def s3_outage_now(s3: S3Access, bucket: str, doing: str = "the night") -> ServiceUnavailable | None:
     """`ServiceUnavailable` naming object storage when it does not answer a request about
     the bucket now; None when it answers."""
     cause = s3_unreachable(s3, bucket)
@@ -420,9 +442,9 @@ def s3_outage_now(s3: S3Access, bucket: str) -> ServiceUnavailable | None:
     service = s3_service(s3)
     return ServiceUnavailable(
         service,
-        f"{service} is unavailable ({cause}); the night changed nothing. Check that the "
-        "service is up and reachable from this machine (and from the workers), then run the "
-        "night again: it starts from the warehouse as it was.",
+        f"{service} is unavailable ({cause}); {doing} changed nothing. Check that the "
+        "service is up and reachable from this machine (and from the workers), then run "
+        "again: it starts from the warehouse as it was.",
     )
 
 
@@ -481,10 +503,10 @@ def _catalog(error: BaseException) -> bool | None:
 
 
 def _catalog_outage(
-    error: Exception, home: Home, places: Iterable[str]
+    error: Exception, home: Home, places: Iterable[str], doing: str
 ) -> ServiceUnavailable | None:
     """A catalog still down after every retry: one sentence naming it (host:port)."""
-    return catalog_unavailable(home, "the night") if catalog_down(error) else None
+    return catalog_unavailable(home, doing) if catalog_down(error) else None
 
 
 def _s3(error: BaseException) -> bool | None:
@@ -492,13 +514,15 @@ def _s3(error: BaseException) -> bool | None:
     return True if s3_transient(error) else None
 
 
-def _disk_outage(error: Exception, home: Home, places: Iterable[str]) -> ServiceUnavailable | None:
+def _disk_outage(
+    error: Exception, home: Home, places: Iterable[str], doing: str
+) -> ServiceUnavailable | None:
     """`disk_unavailable` as one of `_OUTAGES`."""
     return disk_unavailable(error, home)
 
 
 _DETECTORS: tuple[Callable[[BaseException], bool | None], ...] = (_disk, _catalog, _s3)
-_OUTAGES: tuple[Callable[[Exception, Home, Iterable[str]], ServiceUnavailable | None], ...] = (
+_OUTAGES: tuple[Callable[[Exception, Home, Iterable[str], str], ServiceUnavailable | None], ...] = (
     _disk_outage,
     _catalog_outage,
     s3_outage,

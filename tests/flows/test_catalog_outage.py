@@ -257,3 +257,103 @@ def test_a_reader_during_an_outage_is_told_to_retry(
     catalog.start()  # once it is back, the same commands answer
     for command in READERS:
         assert main(["--home", str(home), *command]) == 0, command
+
+
+def night_run_id(home: Path) -> str:
+    """The run id of the home's one night."""
+    with lake_connection(Home.from_env(home)) as con:
+        return str(con.execute("SELECT run_id FROM runs WHERE kind = 'nightly'").fetchone()[0])
+
+
+def operation(name: str, home: Path) -> list[str]:
+    """The command of operation `name` on the home."""
+    return {
+        "rollback": ["rollback", night_run_id(home)],
+        "compact": ["compact"],
+        "reprocess": ["reprocess"],
+    }[name]
+
+
+# What each operation leaves in `runs`: (kind, status) of every row.
+OPERATED = {
+    "rollback": [("nightly", "rolled_back"), ("rollback", "succeeded")],
+    "compact": [("nightly", "succeeded")],
+    "reprocess": [("nightly", "succeeded"), ("reprocess", "succeeded")],
+}
+
+
+DOING = {"rollback": "the rollback", "compact": "the compaction", "reprocess": "the reprocess"}
+
+
+def kinds(home: Path) -> list[tuple[Any, ...]]:
+    with lake_connection(Home.from_env(home)) as con:
+        return con.execute("SELECT kind, status FROM runs ORDER BY started_at").fetchall()
+
+
+@pytest.mark.parametrize("name", sorted(OPERATED))
+def test_an_operation_waits_for_a_restarted_catalog(
+    name: str,
+    catalog: PostgresServer,
+    sample_inbox: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path / "home"
+    nightly_ingest(inbox=str(sample_inbox), home=str(home))
+    before = snapshot(Home.from_env(home))
+    command = operation(name, home)
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    # held once the lake is open: the work then meets the catalog gone, and is tried again
+    log = held_at(monkeypatch, tmp_path, "recovered", 1)
+    with outage(catalog, log, "recovered", down_seconds=2, mode="immediate") as stopped:
+        code = main(["--home", str(home), *command])
+    told = capfd.readouterr().err
+    assert stopped.is_set()
+    assert code == 0, told
+    assert "Traceback" not in told and CANARY not in told
+    assert log.read_text().split().count("recovered") >= 2  # opened again after the outage
+    assert kinds(home) == OPERATED[name]
+    assert verify(Home.from_env(home)) == []
+    if name != "rollback":  # compaction and an unchanged parser's replay change no row
+        assert snapshot(Home.from_env(home)) == before
+
+
+@pytest.mark.parametrize("name", sorted(OPERATED))
+def test_an_operation_in_a_lasting_outage_fails_clearly_and_changes_nothing(
+    name: str,
+    catalog: PostgresServer,
+    sample_inbox: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path / "home"
+    nightly_ingest(inbox=str(sample_inbox), home=str(home))
+    before = snapshot(Home.from_env(home))
+    command = operation(name, home)
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    monkeypatch.setenv("WIREHOUSE_RETRY_SECONDS", "0.2")
+    monkeypatch.setenv("WIREHOUSE_RETRIES", "2")
+    log = held_at(monkeypatch, tmp_path, "recovered", 1)
+    capfd.readouterr()
+    with outage(catalog, log, "recovered", down_seconds=None) as stopped:
+        code = main(["--home", str(home), *command])
+    told = capfd.readouterr().err
+    assert stopped.is_set()
+    assert code == 1, told
+    lines = told.strip().splitlines()
+    said = [line for line in lines if line.startswith("unavailable:")]
+    assert said == [
+        f"unavailable: the catalog (PostgreSQL at 127.0.0.1:{catalog.port}) is unavailable, "
+        f"{DOING[name]} stopped: nothing was changed. Start it or check it (the server, the "
+        "network, its address in WIREHOUSE_CATALOG), then run again."
+    ], told
+    assert "Traceback" not in told and CANARY not in told
+    monkeypatch.delenv("WIREHOUSE_PAUSE_AT")
+    assert snapshot(Home.from_env(home)) == before  # the server is back: nothing changed
+    assert kinds(home) == [("nightly", "succeeded")]
