@@ -51,7 +51,12 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from warehouse.home import Home
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = REPO / "tests" / "cases"
@@ -489,7 +494,7 @@ class Soak:
             self.faults = tuple(args.faults.split(","))
         self._due: list[str] = []
         self.forker = Forker(work)
-        self.readers = Readers(work, self.soaked.env, args.readers, stack)
+        self.readers = Readers(work, self.soaked.env, args.readers, stack, args.reader_nice)
 
     def _prefect(self, stack: ExitStack) -> dict[str, str]:
         """A Prefect server for every step's flow run; the children's environment."""
@@ -942,13 +947,17 @@ ANALYSTS = (
 class Readers:
     """Reader processes querying the soaked warehouse until the soak ends."""
 
-    def __init__(self, work: Path, env: dict[str, str], count: int, stack: ExitStack) -> None:
-        """Start `count` readers; they are stopped, and their figures read, at the end."""
+    def __init__(
+        self, work: Path, env: dict[str, str], count: int, stack: ExitStack, nice: int = 0
+    ) -> None:
+        """Start `count` readers (at niceness `nice`); they are stopped, and their figures
+        read, at the end."""
         self.stop = work / "readers.stop"
         self.outs = [work / f"reader-{i}.json" for i in range(count)]
         self.processes = [
             subprocess.Popen(
                 [
+                    *(["nice", "-n", str(nice)] if nice else []),
                     sys.executable,
                     "-m",
                     "bench.soak",
@@ -987,7 +996,9 @@ def read_until_stopped(out: Path, stop: Path) -> None:
     """A reader's loop: connect, check whole nights, run analysts' queries, again."""
     import warehouse
     from warehouse.catalog import NoWarehouse
+    from warehouse.home import Home
 
+    home = Home.from_env(None)
     counts: Counter[str] = Counter()
     errors: list[str] = []
     while not stop.exists():
@@ -1001,28 +1012,36 @@ def read_until_stopped(out: Path, stop: Path) -> None:
             time.sleep(0.2)
             continue
         try:
-            # As analysts read (the latest snapshot, found by the query itself) ...
-            row = con.execute(WHOLE_NIGHTS).fetchone()
-            if row and row[0]:
-                counts["torn"] += 1  # an answer mixing snapshots (seen during compactions)
-            # ... and pinned to the snapshot the connection attached: was it made of whole nights?
-            pinned = con.execute("SELECT max(snapshot_id) FROM wh.snapshots()").fetchone()
-            at = f" AT (VERSION => {int(pinned[0])})" if pinned else ""
-            row = con.execute(
-                WHOLE_NIGHTS.replace("FROM files", f"FROM files{at}").replace(
-                    "FROM runs", f"FROM runs{at}"
-                )
-            ).fetchone()
-            counts["inconsistent" if row and row[0] else "whole"] += 1
-            for query in ANALYSTS:
-                con.execute(query).fetchall()
-                counts["queries"] += 1
+            read(con, counts, home)
         except Exception as error:
             _count_error(error, counts, errors)
         finally:
             con.close()
         time.sleep(0.5)
     out.write_text(json.dumps({"counts": counts, "errors": errors}))
+
+
+def read(con: duckdb.DuckDBPyConnection, counts: Counter[str], home: Home) -> None:
+    """One round of a reader's queries, their failures told as `wirehouse sql` tells them."""
+    from warehouse.catalog import catalog_errors
+
+    with catalog_errors(home, "the query"):
+        # As analysts read (the latest snapshot, found by the query itself) ...
+        row = con.execute(WHOLE_NIGHTS).fetchone()
+        if row and row[0]:
+            counts["torn"] += 1  # an answer mixing snapshots (seen during compactions)
+        # ... and pinned to the snapshot the connection attached: was it made of whole nights?
+        pinned = con.execute("SELECT max(snapshot_id) FROM wh.snapshots()").fetchone()
+        at = f" AT (VERSION => {int(pinned[0])})" if pinned else ""
+        row = con.execute(
+            WHOLE_NIGHTS.replace("FROM files", f"FROM files{at}").replace(
+                "FROM runs", f"FROM runs{at}"
+            )
+        ).fetchone()
+        counts["inconsistent" if row and row[0] else "whole"] += 1
+        for query in ANALYSTS:
+            con.execute(query).fetchall()
+            counts["queries"] += 1
 
 
 def _count_error(error: Exception, counts: Counter[str], errors: list[str]) -> None:
@@ -1085,6 +1104,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--lake", choices=("local", "postgres-s3"), default="local")
     parser.add_argument("--no-dask", dest="dask", action="store_false", help="parse here")
     parser.add_argument("--readers", type=int, default=2)
+    parser.add_argument(
+        "--reader-nice", type=int, default=0, help="the readers' niceness (0: as the steps')"
+    )
     parser.add_argument("--retry-seconds", type=float, help="WIREHOUSE_RETRY_SECONDS for steps")
     parser.add_argument("--work", help="folder for the soak's files (default: a temporary one)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")

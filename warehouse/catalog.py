@@ -21,7 +21,7 @@ import pyarrow as pa
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
 from warehouse.home import Home, NoWarehouse, S3Access, masked, secrets_of
-from warehouse.outage import catalog_down, catalog_unavailable
+from warehouse.outage import catalog_broke_off, catalog_down, catalog_unavailable
 from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
 from warehouse.stories import LAKE_VIEWS
@@ -217,7 +217,7 @@ def catalog_errors(home: Home, doing: str) -> Iterator[None]:
     try:
         yield
     except duckdb.Error as error:
-        if not catalog_down(error):
+        if not catalog_broke_off(error, home):
             raise
         raise catalog_unavailable(home, doing) from None
 
