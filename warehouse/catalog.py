@@ -122,7 +122,12 @@ def attach_statements(
         options.append("OVERRIDE_DATA_PATH true")
     if read_only:
         options.append("READ_ONLY")
-    elif home.catalog_spec.startswith("sqlite:"):
+    else:
+        # Every insert goes to Parquet, none inlined in the catalog: flushing inlined rows
+        # (compaction) publishes its snapshot before it is whole, and a reader's query that
+        # lands in between counts rows twice or not at all (docs/decisions.md).
+        options.append("DATA_INLINING_ROW_LIMIT 0")
+    if not read_only and home.catalog_spec.startswith("sqlite:"):
         # Kept in the file: in SQLite's default journal a reader's open transaction makes the
         # night's COMMIT fail ("database is locked"); with a write-ahead log it never does.
         options.append("META_JOURNAL_MODE 'WAL'")

@@ -15,7 +15,8 @@ CATALOG_SCHEMA = "public"
 def reader_grants(database: str, reader: str, schema: str = CATALOG_SCHEMA) -> list[sql.Composed]:
     """The statements, run by the role that writes the catalog, that let `reader` read it:
     connect, see the schema, select from its tables, and from the tables DuckLake adds later
-    (a night's small inserts go to new `ducklake_inlined_data_*` tables)."""
+    (small inserts of lakes written with DuckLake's inlining on go to new
+    `ducklake_inlined_data_*` tables)."""
     from psycopg import sql
 
     names = {"db": sql.Identifier(database), "s": sql.Identifier(schema)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -16,7 +17,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from flows.cli import main
 from tests.servers import PostgresServer
-from warehouse.catalog import lake_connection, open_lake
+from warehouse.catalog import attach_statements, install_extensions, lake_connection, open_lake
 from warehouse.home import Home
 from warehouse.readers import grant_reader
 
@@ -72,8 +73,12 @@ def test_a_reader_role_queries_the_lake_and_can_change_nothing(
         )  # into a Parquet file
     grant_reader(postgres_dsn, reader)
     granted = set(catalog_state(postgres_dsn))
-    with lake_connection(writer, read_only=False) as con:
-        # a table made after the grants, its few rows inlined: into catalog tables new too
+    # A table made after the grants, its few rows inlined (as DuckLake does by default, and
+    # did in lakes written before Wirehouse turned it off): into catalog tables new too.
+    with closing(duckdb.connect()) as con:
+        install_extensions(con)
+        for statement in attach_statements(writer):
+            con.execute(statement.replace("INLINING_ROW_LIMIT 0", "INLINING_ROW_LIMIT 10"))
         con.execute("CREATE TABLE extra AS SELECT 'late' AS word")
     assert set(catalog_state(postgres_dsn)) - granted, "no new table: default privileges untested"
     analyst_dsn = as_role(postgres_dsn, reader)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from contextlib import closing
 from pathlib import Path
 
 from tests.warehouse.synthetic import SHAPE, night
@@ -15,6 +17,7 @@ from warehouse.catalog import (
 )
 from warehouse.home import Home
 from warehouse.loader import commit_night
+from warehouse.maintenance import compact
 from warehouse.recovery import recover
 
 COUNTS = (
@@ -105,3 +108,33 @@ def test_a_night_that_never_commits_shows_nothing_and_its_files_are_removed(
         assert orphaned_data_files(next_run) == []
         assert not any(Path(path).exists() for path in stray)
         assert next_run.execute(COUNTS).fetchall()[0] == (30, 20, 1, 1)
+
+
+def test_a_reader_never_sees_part_of_a_night_while_compaction_runs(tmp_path: Path) -> None:
+    """Compaction between nights (as each night ends) changes no answer: a reader querying
+    the whole time sees whole nights only. Flushing rows DuckLake inlined into the catalog
+    published its snapshot before it was whole (a reader counted rows twice or not at all),
+    so no writer inlines rows."""
+    home = Home.at(tmp_path / "home")
+    writer = open_lake(home)
+    nights = 12
+
+    def nights_and_compactions() -> None:
+        for n in range(nights):
+            commit_night(writer, night(writer, home, f"run-{n:03d}"))
+            compact(writer, retention_days=7)  # merges; expires none a reader may be on
+
+    thread = threading.Thread(target=nights_and_compactions)
+    seen: list[tuple[int, ...]] = []
+    thread.start()
+    while thread.is_alive():
+        with lake_connection(home) as analyst:  # a new connection each time, as `sql` makes
+            seen.append(tuple(analyst.execute(COUNTS).fetchall()[0]))
+    thread.join()
+    writer.close()
+    catalog = home.catalog_spec.removeprefix("sqlite:")
+    with closing(sqlite3.connect(catalog)) as con:  # DuckLake's tables of inlined rows
+        inlined = con.execute("SELECT count(*) FROM ducklake_inlined_data_tables").fetchall()
+    assert len(set(seen)) > 3, "the reader should have watched several nights land"
+    assert [counts for counts in seen if not _consistent(counts)] == []
+    assert inlined == [(0,)]
