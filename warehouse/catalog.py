@@ -12,7 +12,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import duckdb
@@ -21,6 +21,7 @@ import pyarrow as pa
 from transforms.records import SCHEMAS
 from warehouse.files import temp_path
 from warehouse.home import Home, NoWarehouse, S3Access, masked, secrets_of
+from warehouse.lock import still_held
 from warehouse.outage import catalog_broke_off, catalog_down, catalog_unavailable
 from warehouse.search import POSTINGS_TABLE, search_macro, word_macros
 from warehouse.search import SCHEMAS as SEARCH_SCHEMAS
@@ -295,6 +296,12 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
             # its connection. The error that broke the block is the one to tell.
             if not catalog_down(error):
                 raise
+        raise
+    try:
+        still_held()  # a catalog restarted since the run began: its lock is taken again
+    except BaseException:
+        with suppress(duckdb.Error):  # another run took the lock: nothing of this one stays
+            con.execute("ROLLBACK")
         raise
     try:
         con.execute("COMMIT")

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from warehouse.home import Home
 
@@ -66,34 +67,97 @@ def _file_lock(path: Path, wait_seconds: float) -> Iterator[None]:
 
 @contextmanager
 def _advisory_lock(dsn: str, wait_seconds: float) -> Iterator[None]:
-    import psycopg
+    lock = _Advisory(dsn)
+    lock.take(wait_seconds)
+    _HELD.append(lock)
+    try:
+        yield
+    finally:
+        _HELD.remove(lock)
+        lock.release()
 
-    with psycopg.connect(dsn, autocommit=True, application_name="wirehouse-run-lock") as con:
+
+def still_held() -> None:
+    """Before a commit: this process's run lock is still its own. A catalog's restart ends the
+    database session that held the advisory lock, and the lock with it: it is taken again here,
+    or `RunLocked` when another run took it meanwhile (and this one must not commit)."""
+    for lock in _HELD:
+        lock.ensure()
+
+
+class _Advisory:
+    """The advisory lock in the catalog's database, on a connection of its own."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self.con = self._connect()
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.dsn, autocommit=True, application_name="wirehouse-run-lock")
+
+    def take(self, wait_seconds: float) -> None:
+        """Take the lock, waiting up to `wait_seconds` for another run to let it go."""
         deadline = time.monotonic() + wait_seconds
-        while True:
-            row = con.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()
-            if row and row[0]:
-                break
-            if time.monotonic() >= deadline:
-                holder = con.execute(
-                    "SELECT string_agg(coalesce(a.client_addr::text, 'local') || ' pid ' "
-                    "|| a.pid, ', ') "
-                    "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-                    "WHERE l.locktype = 'advisory' AND l.granted",
-                ).fetchone()
-                where = holder[0] if holder and holder[0] else "another machine"
-                raise RunLocked(_busy(f"held in the catalog database by {where}"))
-            time.sleep(_POLL_SECONDS)
         try:
-            yield
+            while not self._try():
+                if time.monotonic() >= deadline:
+                    held_by = f"held in the catalog database by {self._holder()}"
+                    # Not from an outage it may meet on a retry: another run holds the lock.
+                    raise RunLocked(_busy(held_by)) from None
+                time.sleep(_POLL_SECONDS)
+        except BaseException:
+            self.con.close()
+            raise
+
+    def _try(self) -> bool:
+        row = self.con.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()
+        return bool(row and row[0])
+
+    def _holder(self) -> str:
+        holder = self.con.execute(
+            "SELECT string_agg(coalesce(a.client_addr::text, 'local') || ' pid ' || a.pid, ', ') "
+            "FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE l.locktype = 'advisory' AND l.granted",
+        ).fetchone()
+        return str(holder[0]) if holder and holder[0] else "another machine"
+
+    def ensure(self) -> None:
+        """The lock still held by this connection, or taken again on a new one."""
+        import psycopg
+
+        try:
+            row = self.con.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND pid = pg_backend_pid()"
+            ).fetchone()
+            if row and row[0]:
+                return
+        except psycopg.OperationalError:
+            if not self.con.broken:
+                raise
+        self.con.close()
+        self.con = self._connect()  # the catalog down still: its error, retried by the caller
+        self.take(0.0)
+
+    def release(self) -> None:
+        import psycopg
+
+        if self.con.closed:  # lost to another run during a restart (`ensure`): nothing held
+            return
+        try:
+            self.con.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
+        except psycopg.OperationalError:
+            # A connection the catalog's restart broke held nothing any more: the server
+            # released the lock when the session ended.
+            if not self.con.broken:
+                raise
         finally:
-            try:
-                con.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_KEY])
-            except psycopg.OperationalError:
-                # A connection the catalog's restart broke held nothing any more: the server
-                # released the lock when the session ended.
-                if not con.broken:
-                    raise
+            self.con.close()
+
+
+_HELD: list[_Advisory] = []  # the advisory locks this process holds (one, during a run)
 
 
 def _busy(holder: str) -> str:

@@ -64,13 +64,15 @@ def unavailable(
 
 
 def _chain(error: BaseException) -> Iterator[BaseException]:
-    """The error and the errors it was raised from or while handling, once each."""
+    """The error and the errors it was raised from or while handling (unless it was raised
+    `from None`, as a traceback shows them), once each."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        handled = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or handled
 
 
 # --- the disk ------------------------------------------------------------------------------

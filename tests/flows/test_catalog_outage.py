@@ -357,3 +357,44 @@ def test_an_operation_in_a_lasting_outage_fails_clearly_and_changes_nothing(
     monkeypatch.delenv("WIREHOUSE_PAUSE_AT")
     assert snapshot(Home.from_env(home)) == before  # the server is back: nothing changed
     assert kinds(home) == [("nightly", "succeeded")]
+
+
+def test_a_run_lock_taken_by_another_run_during_a_restart_stops_the_commit(
+    catalog: PostgresServer,
+    sample_inbox: Path,
+    tmp_path: Path,
+    reference: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart ends the session that held the night's advisory lock: a run on another
+    machine may take it then. The night takes it again before it commits, or stops there."""
+    from warehouse.lock import ADVISORY_KEY, RunLocked
+
+    home = tmp_path / "home"
+    log = held_at(monkeypatch, tmp_path, "load:rows", 4)
+    other = None
+    with outage(catalog, log, "load:rows", down_seconds=1, mode="immediate") as stopped:
+
+        def take_it_when_back() -> None:
+            nonlocal other
+            stopped.wait(60)
+            for _ in range(100):
+                try:
+                    other = psycopg.connect(catalog.dsn("catalog"), autocommit=True)
+                    break
+                except psycopg.OperationalError:
+                    threading.Event().wait(0.1)
+            assert other is not None
+            other.execute("SELECT pg_advisory_lock(%s)", [ADVISORY_KEY])
+
+        intruder = threading.Thread(target=take_it_when_back, daemon=True)
+        intruder.start()
+        with pytest.raises(RunLocked, match="another run is in progress"):
+            nightly_ingest(inbox=str(sample_inbox), home=str(home))
+        intruder.join()
+    assert stopped.is_set() and other is not None
+    assert runs(home) == []  # nothing of the night was committed
+    assert snapshot(Home.from_env(home)) == empty_snapshot()
+    other.close()  # the other run ends: the next night converges
+    monkeypatch.delenv("WIREHOUSE_PAUSE_AT")
+    assert_clean(nightly_ingest(inbox=str(sample_inbox), home=str(home)), home, reference)
