@@ -32,6 +32,7 @@ from flows.settings import Settings
 from flows.worker import Batch, Piece, ToRead, split_batch, work_named, write_file
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
+from warehouse.faults import checkpoint
 from warehouse.home import Home, S3Access
 from warehouse.inbox import Hasher, hash_locations
 
@@ -194,14 +195,26 @@ def _check(client: Client, address: str) -> None:
             f"start some with `dask worker {address}`"
         ) from None
     ours = environment()
-    try:
-        theirs: dict[str, dict[str, str]] = client.run(environment)
-    except ModuleNotFoundError as error:
+    # Each worker's answer, or its error: a worker that went away while asked (killed,
+    # restarted) is left out, as the work it would have had goes to the others.
+    found: dict[str, Any] = client.run(environment, on_error="return")
+    theirs: dict[str, dict[str, str]] = {}
+    for worker, answer in found.items():
+        if isinstance(answer, ModuleNotFoundError):
+            raise ClusterRefused(
+                f"the workers of {address} cannot import this project ({answer}): start them "
+                "from the project's environment (`.venv/bin/dask worker ...` in a checkout of "
+                "the same commit)"
+            ) from answer
+        if isinstance(answer, BaseException) and not isinstance(answer, OSError):
+            raise answer
+        if not isinstance(answer, BaseException):
+            theirs[worker] = answer
+    if not theirs:
         raise ClusterRefused(
-            f"the workers of {address} cannot import this project ({error}): start them "
-            "from the project's environment (`.venv/bin/dask worker ...` in a checkout of "
-            "the same commit)"
-        ) from error
+            f"no worker of the Dask scheduler at {address} answered (they went away while "
+            f"asked): check them (`dask worker {address}`), then run again"
+        )
     names = workers(client)
     differences = [
         f"{names.get(address, address)} ({address}): {name} {found} "
@@ -225,6 +238,8 @@ def environment() -> dict[str, str]:
     package it requires."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
+
+    checkpoint("cluster:check")  # a worker asked, on a worker: the crash tests can kill it here
 
     found = {
         "python": ".".join(map(str, sys.version_info[:3])),

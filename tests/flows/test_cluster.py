@@ -188,3 +188,21 @@ def _tasks_done(cluster: DaskCluster, name: str) -> int:
 
     with Client(cluster.address, set_as_default=False) as client:
         return int(client.run_on_scheduler(count))
+
+
+def test_a_worker_dying_while_the_cluster_is_checked_is_left_out(
+    sample_inbox: Path, tmp_path: Path
+) -> None:
+    """The night asks every worker for its versions first; one killed as it answers (a
+    worker's crash, an operator's restart) is no reason to fail the night: the other works."""
+    with dask_cluster_of(tmp_path / "dask", workers=0) as cluster:
+        cluster.start_worker("doomed", env={"WIREHOUSE_CRASH_AT": "cluster:check"})
+        cluster.start_worker("steady")
+        cluster.wait_for_workers(2)
+        home = tmp_path / "home"
+        summary = nightly_ingest(
+            inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address
+        )
+        assert cluster.processes["doomed"].wait(timeout=30) == -9  # killed as it answered
+    assert summary["status"] == "succeeded" and summary["violations"] == []
+    assert verify(Home.at(home)) == []
