@@ -552,7 +552,7 @@ class Soak:
         elif ended.exit != ref.exit:
             self._mismatch(k, f"{kind} exited {ended.exit}, the reference {ref.exit}")
         self._remember(self.soaked, k, kind)
-        self._compare(k, kind)
+        self._compare(k, f"{kind} under {'+'.join(faults)}" if faults else kind)
 
     def _draw_kind(self, k: int) -> str:
         """The kind of step k: nights first, then a mix."""
@@ -722,8 +722,9 @@ class Soak:
             self.figures.rows_duplicated += extra
             self._mismatch(k, f"{table}: {missing} rows missing, {extra} extra")
 
-    def _compare(self, k: int, kind: str) -> None:
-        """The soaked warehouse against the reference, after step k."""
+    def _compare(self, k: int, step: str) -> None:
+        """The soaked warehouse against the reference, after step k (`step`: its kind and
+        faults, for the record)."""
         ours, theirs = fingerprints(self.soaked.env), fingerprints(self.reference.env)
         differ = {t for t in set(ours) | set(theirs) if _rows(ours, t) != _rows(theirs, t)}
         if differ and not (theirs and ours):
@@ -735,7 +736,7 @@ class Soak:
         if mine != reference:
             self._mismatch(k, f"runs differ: {dict(mine - reference)} / {dict(reference - mine)}")
         if found := violations_of(self.soaked.env):
-            self._mismatch(k, f"verify: {found}")
+            self._mismatch(k, f"verify after {step}: {found}")
 
 
 _ANY_STEP = ("kill", "disk-full", "disk-hiccup", "catalog-restart", "catalog-down", "s3-down")

@@ -17,6 +17,7 @@ import contextvars
 import importlib.metadata
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,7 +33,6 @@ from flows.settings import Settings
 from flows.worker import Batch, Piece, ToRead, split_batch, work_named, write_file
 from transforms.night import Lineage
 from transforms.records import PARSER_VERSION
-from warehouse.faults import checkpoint
 from warehouse.home import Home, S3Access
 from warehouse.inbox import Hasher, hash_locations
 
@@ -46,6 +46,8 @@ Item = TypeVar("Item")
 # How long the flow waits for the scheduler to answer, and for at least one worker to join.
 CONNECT_SECONDS = 10
 WORKERS_SECONDS = 30
+# How long a night waits for the tasks a killed night left running on the workers.
+DRAIN_SECONDS = 60
 # Files or objects of the inbox hashed per task on a worker (each GET of an S3 inbox is a round
 # trip: a worker hashes its chunk several objects at a time).
 HASH_CHUNK = 500
@@ -215,6 +217,7 @@ def _check(client: Client, address: str) -> None:
             f"no worker of the Dask scheduler at {address} answered (they went away while "
             f"asked): check them (`dask worker {address}`), then run again"
         )
+    _drained(client)
     names = workers(client)
     differences = [
         f"{names.get(address, address)} ({address}): {name} {found} "
@@ -232,14 +235,32 @@ def _check(client: Client, address: str) -> None:
         )
 
 
+def _drained(client: Client) -> None:
+    """Wait until no worker runs a task. A night killed mid-way leaves its running tasks behind
+    (a worker cannot stop one): a data file one writes after this night's recovery would stay
+    unreferenced until the next night. After DRAIN_SECONDS, go on (the next recovery clears)."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while busy := sum(
+        n for n in client.run(_running, on_error="return").values() if isinstance(n, int)
+    ):
+        if time.monotonic() >= deadline:
+            _run_log().warning("the workers still run %d tasks of an earlier night", busy)
+            return
+        time.sleep(0.2)
+
+
+def _running(dask_worker: Any) -> int:
+    """How many tasks this worker runs now (a night's that ended without them too)."""
+    state = dask_worker.state
+    return len(state.executing) + len(state.long_running)
+
+
 def environment() -> dict[str, str]:
     """What must be equal on the flow's machine and on every worker for the rows to be equal:
     Python, the parser's version, and the installed versions of this project and of every
     package it requires."""
     from packaging.requirements import Requirement
     from packaging.utils import canonicalize_name
-
-    checkpoint("cluster:check")  # a worker asked, on a worker: the crash tests can kill it here
 
     found = {
         "python": ".".join(map(str, sys.version_info[:3])),

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from flows.reprocess import reprocess_archive
 from tests.servers import S3Server
 from tests.state import snapshot
 from tests.warehouse.test_remote_inbox import listing, upload
-from warehouse.catalog import lake_connection
+from warehouse.catalog import lake_connection, table_folder
 from warehouse.home import Home
 from warehouse.verify import verify
 
@@ -191,12 +193,22 @@ def _tasks_done(cluster: DaskCluster, name: str) -> int:
 
 
 def test_a_worker_dying_while_the_cluster_is_checked_is_left_out(
-    sample_inbox: Path, tmp_path: Path
+    sample_inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The night asks every worker for its versions first; one killed as it answers (a
     worker's crash, an operator's restart) is no reason to fail the night: the other works."""
+    import flows.cluster
+
+    versions = flows.cluster.environment
+
+    def dying_when_asked() -> dict[str, str]:  # sent by value: the workers run this one
+        if os.environ.get("DOOMED"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return versions()
+
+    monkeypatch.setattr(flows.cluster, "environment", dying_when_asked)
     with dask_cluster_of(tmp_path / "dask", workers=0) as cluster:
-        cluster.start_worker("doomed", env={"WIREHOUSE_CRASH_AT": "cluster:check"})
+        cluster.start_worker("doomed", env={"DOOMED": "1"})
         cluster.start_worker("steady")
         cluster.wait_for_workers(2)
         home = tmp_path / "home"
@@ -206,3 +218,38 @@ def test_a_worker_dying_while_the_cluster_is_checked_is_left_out(
         assert cluster.processes["doomed"].wait(timeout=30) == -9  # killed as it answered
     assert summary["status"] == "succeeded" and summary["violations"] == []
     assert verify(Home.at(home)) == []
+
+
+def test_a_night_waits_for_the_tasks_a_killed_night_left_running(
+    sample_inbox: Path, tmp_path: Path
+) -> None:
+    """A night killed during its write stage leaves the data file a worker is writing: the
+    worker finishes it after the client is gone. The next night waits for the workers to
+    finish before its recovery, so that file is cleared, not left unreferenced."""
+    from distributed import Client
+
+    home = tmp_path / "home"
+    with dask_cluster_of(tmp_path / "dask", workers=1) as cluster:
+        nightly_ingest(inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address)
+        with lake_connection(Home.at(home)) as con:
+            folder = table_folder(con, Home.at(home), "articles")
+            stray = f"{folder}ducklake-left-by-a-killed-night.parquet"
+            con.execute(f"COPY (SELECT 1 AS x) TO '{stray}.src' (FORMAT parquet)")
+        # The killed night's client: a write that lands seconds after it went away.
+        killed = Client(cluster.address, set_as_default=False)
+        late = killed.submit(subprocess.run, ["sh", "-c", f"sleep 5; mv '{stray}.src' '{stray}'"])
+        while not cluster_running(killed):
+            time.sleep(0.05)
+        killed.close()
+        del late  # held until its client went: a future let go first cancels a waiting task
+        summary = nightly_ingest(
+            inbox=str(sample_inbox), home=str(home), dask_scheduler=cluster.address
+        )
+    assert summary["status"] == "succeeded"
+    assert Path(stray + ".src").exists() is False  # the late write happened during the night
+    assert verify(Home.at(home)) == []  # and its file was cleared by the night's recovery
+
+
+def cluster_running(client: Any) -> bool:
+    """Whether a worker runs a task now."""
+    return any(client.processing().values())
