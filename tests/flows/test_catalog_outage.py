@@ -285,6 +285,19 @@ OPERATED = {
 DOING = {"rollback": "the rollback", "compact": "the compaction", "reprocess": "the reprocess"}
 
 
+def operated(
+    name: str, inbox: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Path, Any, list[str]]:
+    """A home one night made, its rows, and the command of operation `name` on it (run with
+    `main`, on the session's Prefect server)."""
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path / "home"
+    nightly_ingest(inbox=str(inbox), home=str(home))
+    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    return home, snapshot(Home.from_env(home)), operation(name, home)
+
+
 def kinds(home: Path) -> list[tuple[Any, ...]]:
     with lake_connection(Home.from_env(home)) as con:
         return con.execute("SELECT kind, status FROM runs ORDER BY started_at").fetchall()
@@ -299,13 +312,7 @@ def test_an_operation_waits_for_a_restarted_catalog(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    home = tmp_path / "home"
-    nightly_ingest(inbox=str(sample_inbox), home=str(home))
-    before = snapshot(Home.from_env(home))
-    command = operation(name, home)
-    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    home, before, command = operated(name, sample_inbox, tmp_path, monkeypatch)
     # held once the lake is open: the work then meets the catalog gone, and is tried again
     log = held_at(monkeypatch, tmp_path, "recovered", 1)
     with outage(catalog, log, "recovered", down_seconds=2, mode="immediate") as stopped:
@@ -330,13 +337,7 @@ def test_an_operation_in_a_lasting_outage_fails_clearly_and_changes_nothing(
     monkeypatch: pytest.MonkeyPatch,
     capfd: pytest.CaptureFixture[str],
 ) -> None:
-    from prefect.settings import PREFECT_API_URL
-
-    home = tmp_path / "home"
-    nightly_ingest(inbox=str(sample_inbox), home=str(home))
-    before = snapshot(Home.from_env(home))
-    command = operation(name, home)
-    monkeypatch.setenv("PREFECT_API_URL", str(PREFECT_API_URL.value()))
+    home, before, command = operated(name, sample_inbox, tmp_path, monkeypatch)
     monkeypatch.setenv("WIREHOUSE_RETRY_SECONDS", "0.2")
     monkeypatch.setenv("WIREHOUSE_RETRIES", "2")
     log = held_at(monkeypatch, tmp_path, "recovered", 1)
