@@ -416,7 +416,8 @@ def violations_of(env: dict[str, str]) -> list[str]:
     home = _home(env)
     if not _made(home):
         return []
-    return [f"{v.check}: {v.promise}" for v in verify(home)]
+    # With a sample of what breaks it: a data file's name carries the run that wrote it.
+    return [f"{v.check}: {v.promise} (e.g. {v.sample[:2]})" for v in verify(home)]
 
 
 # --- the soak ---------------------------------------------------------------------------
