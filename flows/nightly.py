@@ -28,7 +28,7 @@ from flows.backfill import Window, flow_run_name, run_kind, within_window
 from flows.cluster import MOST_IN_FLIGHT, Engine, connected, hash_on_cluster, night_engine
 from flows.collector import night_collection, settle
 from flows.oncall import announce_night, check_health
-from flows.operations import flow_run_id, new_run_id
+from flows.operations import flow_run_id, new_run_id, patiently
 from flows.settings import NIGHT_TIMEOUT_SECONDS, Settings, quiet_third_parties
 from flows.stages import (
     Deduped,
@@ -422,22 +422,17 @@ def _outage_told(settings: Settings, outcome: Callable[[], str]) -> Iterator[Non
 
 def _opened(held: ExitStack, settings: Settings) -> duckdb.DuckDBPyConnection:
     """The run lock taken, then the lake opened and recovered, both held by `held`: tried again
-    from the start while the catalog is down (what a failed try took is let go first)."""
-    for delay in [*settings.retry_delays, None]:
-        attempt = ExitStack()
-        try:
-            attempt.enter_context(run_lock(settings.home))
-            lake = attempt.enter_context(closing(open_recovered(settings.home)))
-        except Exception as error:
-            attempt.close()
-            if delay is None or not catalog_down(error):
-                raise
-            get_run_logger().warning("%s: trying again in %g s", _outage_line(error), delay)
-            time.sleep(delay)
-            continue
-        held.enter_context(attempt)
-        return lake
-    raise AssertionError("unreachable: the last try returns or raises")
+    from the start (`patiently`) while a service has passing trouble, what a failed try took
+    let go first."""
+
+    def attempt(_retried: bool) -> duckdb.DuckDBPyConnection:
+        with ExitStack() as taken:
+            taken.enter_context(run_lock(settings.home))
+            lake = taken.enter_context(closing(open_recovered(settings.home)))
+            held.enter_context(taken.pop_all())
+            return lake
+
+    return patiently(settings, "the night", attempt)
 
 
 def _run_night(
