@@ -10,11 +10,12 @@ import pytest
 
 import transforms.batch
 from flows.nightly import nightly_ingest
+from flows.operations import compact_lake, rollback_night
 from flows.reprocess import reprocess_archive
 from tests.state import snapshot
 from transforms.parse import parse_dump
 from transforms.records import Article, ParseResult, Rejection
-from warehouse.catalog import lake_connection
+from warehouse.catalog import ALIAS, lake_connection
 from warehouse.home import Home
 from warehouse.verify import verify
 
@@ -80,4 +81,23 @@ def test_a_parser_fix_reaches_the_nights_loaded_before(
     assert snapshot(home) != snapshot(clean)
     done = reprocess_archive(layout="chinaview-2008", home=str(home))
     assert list(done["nights"]) and snapshot(home) == snapshot(clean)
+    assert verify(Home.at(home)) == []
+
+
+def test_a_reprocess_after_a_compaction_and_a_rollback_leaves_no_stray_file(
+    sample_inbox: Path, home: Path, tmp_path: Path
+) -> None:
+    """The nights' `runs` rows merged into one file, which a rollback changed: the replay
+    writes three nights' counts there, and leaves no delete file unreferenced."""
+    for folder in ("2019", "xinhua-2008", "xinhua-zh"):
+        shutil.copytree(sample_inbox / folder, tmp_path / folder / folder)
+        nightly_ingest(inbox=str(tmp_path / folder), home=str(home))
+    last = nightly_ingest(inbox=str(sample_inbox), home=str(home))
+    compact_lake(home=str(home))
+    with lake_connection(Home.at(home)) as con:
+        files = con.execute(f"SELECT count(*) FROM ducklake_list_files('{ALIAS}', 'runs')")
+        assert files.fetchall() == [(1,)]  # the four nights' rows in one file
+    rollback_night(last["run_id"], home=str(home))  # its row stays, rolled back
+    done = reprocess_archive(home=str(home))
+    assert len(done["nights"]) == 3
     assert verify(Home.at(home)) == []
